@@ -1,0 +1,63 @@
+//go:build linux || darwin
+
+// System calls shared by Linux and Darwin. The calls Grow makes are variables
+// so tests can inject failures and prove a failed growth changes nothing.
+
+package vmem
+
+import (
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// reserve maps size bytes PROT_NONE, private and unaccounted: address space only.
+func reserve(size int) (unsafe.Pointer, error) {
+	return unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+}
+
+func unmap(p unsafe.Pointer, n int) error { return unix.MunmapPtr(p, uintptr(n)) }
+
+var protect = func(p unsafe.Pointer, n int, prot Prot) error {
+	return unix.Mprotect(view(p, n), unixProt(prot))
+}
+
+// mapFile maps n bytes of f at file offset off over the reservation at p.
+var mapFile = func(f *os.File, off int, p unsafe.Pointer, n int, prot Prot) error {
+	_, err := unix.MmapPtr(int(f.Fd()), int64(off), p, uintptr(n), unixProt(prot),
+		unix.MAP_SHARED|unix.MAP_FIXED)
+	return err
+}
+
+// extendFile makes f at least n bytes long, allocating its blocks where the
+// file system can so that a full disk shows here rather than as SIGBUS later.
+var extendFile = func(f *os.File, n int) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() >= int64(n) {
+		return nil
+	}
+	return allocateFile(f, st.Size(), int64(n))
+}
+
+func msync(p unsafe.Pointer, n int, async bool) error {
+	flags := unix.MS_SYNC
+	if async {
+		flags = unix.MS_ASYNC
+	}
+	return unix.Msync(view(p, n), flags)
+}
+
+func unixProt(p Prot) int {
+	switch p {
+	case ProtRead:
+		return unix.PROT_READ
+	case ProtReadWrite:
+		return unix.PROT_READ | unix.PROT_WRITE
+	}
+	return unix.PROT_NONE
+}
