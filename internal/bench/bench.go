@@ -57,6 +57,8 @@ type Task struct {
 	Impl string
 	N    int64
 	Run  func() (Sample, error) // one repetition; the runner calls it Config.Reps times
+	// MaxReps, if positive, caps the repetitions of a slow task below Config.Reps.
+	MaxReps int
 	// Skip, if set, says why this task cannot run here (too big for the
 	// memory allowed, unsupported by the OS); the runner reports it instead.
 	Skip string

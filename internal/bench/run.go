@@ -39,9 +39,9 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 	if err != nil {
 		return out, fmt.Errorf("bench: plan suite %s: %w", s.Name, err)
 	}
-	reps := max(r.Config.Reps, 1)
-	bar := r.bar(s.Name, len(tasks)*reps)
+	bar := r.bar(s.Name, r.totalReps(tasks))
 	for _, t := range tasks {
+		reps := r.reps(t)
 		if t.Skip != "" {
 			out.Skipped = append(out.Skipped, fmt.Sprintf("%s/%s n=%d: %s", t.Case, t.Impl, t.N, t.Skip))
 			_ = bar.Add(reps)
@@ -69,6 +69,23 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 	}
 	_ = bar.Finish()
 	return out, nil
+}
+
+// reps is how many times t runs: Config.Reps, capped by t.MaxReps.
+func (r *Runner) reps(t Task) int {
+	n := max(r.Config.Reps, 1)
+	if t.MaxReps > 0 {
+		n = min(n, t.MaxReps)
+	}
+	return n
+}
+
+func (r *Runner) totalReps(tasks []Task) int {
+	total := 0
+	for _, t := range tasks {
+		total += r.reps(t)
+	}
+	return total
 }
 
 func (r *Runner) bar(name string, total int) *progressbar.ProgressBar {
