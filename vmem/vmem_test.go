@@ -450,3 +450,48 @@ func TestStaleViewAfterRelease(t *testing.T) {
 		t.Fatalf("normal build: stale read should see zero (err %v):\n%s", err, out)
 	}
 }
+
+// TestConcurrentGrowAndRead grows a region from one goroutine while others
+// write and read the prefix they already hold; run it with -race.
+func TestConcurrentGrowAndRead(t *testing.T) {
+	const pages = 256
+	r := reserveT(t, pages*PageSize())
+	if err := r.Grow(PageSize()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for g := range 3 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				b := r.Bytes()
+				off := g * 8
+				b[off] = byte(g)
+				if b[off] != byte(g) {
+					errs <- errors.New("lost a write")
+					return
+				}
+			}
+		}()
+	}
+	for n := 2; n <= pages; n++ {
+		if err := r.Grow(n * PageSize()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Len() != pages*PageSize() {
+		t.Fatalf("Len %d", r.Len())
+	}
+}
