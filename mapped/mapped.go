@@ -20,6 +20,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/vmem"
@@ -107,7 +108,8 @@ func optionsOf(opts *Options) (Options, error) {
 //
 // # Invariants
 //
-//   - base is the region's fixed base address from creation to Close, then nil.
+//   - base is nil until the region first has ready bytes, then its fixed
+//     base address until Close, then nil again.
 //   - 0 <= len <= avail <= ready; avail == ready unless read-only or closed (0).
 //   - wshort is 0 when writable and readOnlyShort when read-only or closed,
 //     so puts, which must lie in [0, len-wshort), all fail on such memory.
@@ -126,11 +128,11 @@ func optionsOf(opts *Options) (Options, error) {
 // grows it; like a slice, it may be read from many goroutines at once.
 type Memory struct {
 	base   pointer // fixed start of the region; nil after Close
-	len    int            // append offset: the length of the written prefix
-	wshort int            // 0, or readOnlyShort when read-only or closed
-	avail  int            // end of the ready prefix appends may use; 0 when read-only or closed
-	hwm    int            // bytes in [len, hwm) may hold stale data from before a Jump back
-	extend int            // growth step, a page multiple
+	len    int     // append offset: the length of the written prefix
+	wshort int     // 0, or readOnlyShort when read-only or closed
+	avail  int     // end of the ready prefix appends may use; 0 when read-only or closed
+	hwm    int     // bytes in [len, hwm) may hold stale data from before a Jump back
+	extend int     // growth step, a page multiple
 	region *vmem.Region
 	file   *os.File // nil for anonymous memory
 	ro     bool
@@ -290,7 +292,6 @@ func (m *Memory) PutNull(off int) { m.PutInt32(off, -1) }
 
 // AppendNull appends a null string or binary value: the length -1.
 func (m *Memory) AppendNull() error { return m.AppendInt32(-1) }
-
 
 // addSlow appends v after growing the memory; on error nothing changes.
 func addSlow[T Number](m *Memory, v T) error {
@@ -455,7 +456,6 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-
 // checkInvariants verifies the documented invariants in the checked build.
 func (m *Memory) checkInvariants() {
 	if !check.On || m.region == nil {
@@ -477,12 +477,17 @@ func (m *Memory) watch() {
 }
 
 // leakReport is where the checked build reports leaks; tests replace it.
-var leakReport = func(what string, bytes int) {
-	fmt.Fprintf(os.Stderr, "offheap: mapped: %s garbage collected without Close: %d bytes leaked\n", what, bytes)
+var leakReport atomic.Pointer[func(what string, bytes int)]
+
+func init() {
+	f := func(what string, bytes int) {
+		fmt.Fprintf(os.Stderr, "offheap: mapped: %s garbage collected without Close: %d bytes leaked\n", what, bytes)
+	}
+	leakReport.Store(&f)
 }
 
 func reportLeak(r *vmem.Region) {
 	if n := r.Len(); n > 0 {
-		leakReport(fmt.Sprintf("memory %q", r.Name()), n)
+		(*leakReport.Load())(fmt.Sprintf("memory %q", r.Name()), n)
 	}
 }

@@ -86,7 +86,7 @@ func NewPaged(opts *Options) (*Paged, error) {
 
 func reportPagesLeak(t *pageTable) {
 	if !t.closed && len(t.regions) > 0 {
-		leakReport("paged memory", len(t.regions)*t.regions[0].Len())
+		(*leakReport.Load())("paged memory", len(t.regions)*t.regions[0].Len())
 	}
 }
 
@@ -182,13 +182,11 @@ func (p *Paged) zero(off, n int) {
 	}
 }
 
-// inRange panics like a slice index when [off, off+n) is not written.
+// inRange panics with a RangeError, like a slice index, when [off, off+n) is
+// not written.
 func (p *Paged) inRange(op string, off, n int) {
 	if n < 0 || off < 0 || off > p.len-n {
-		if p.pages.closed {
-			panic(fmt.Sprintf("mapped: %s of %d bytes at offset %d of paged %q: memory closed", op, n, off, p.name))
-		}
-		panic(fmt.Sprintf("mapped: %s of %d bytes at offset %d out of range [0:%d] of paged %q", op, n, off, p.len, p.name))
+		panic(RangeError{op, off, n, p.len})
 	}
 }
 
@@ -364,7 +362,7 @@ func (p *Paged) StrLen(off int) int { return max(int(int32(p.u32(off))), -1) }
 // PutStr writes s at off as an int32 length and its bytes.
 func (p *Paged) PutStr(off int, s string) {
 	if len(s) > math.MaxInt32 {
-		p.inRange("write", off, math.MaxInt)
+		panic(RangeError{"write", off, len(s), p.len})
 	}
 	p.inRange("write", off, 4+len(s))
 	p.PutInt32(off, int32(len(s)))

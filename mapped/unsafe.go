@@ -322,7 +322,6 @@ func (p *Paged) slow8(off int) uint8 { return pgetSlow[uint8](p, off) }
 // putSlow8 writes v at off outside the hot page.
 func (p *Paged) putSlow8(off int, v uint8) { pputSlow(p, off, v) }
 
-
 // u16 reads the uint16 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
 func (m *Memory) u16(off int) uint16 {
@@ -383,7 +382,6 @@ func (p *Paged) slow16(off int) uint16 { return pgetSlow[uint16](p, off) }
 
 // putSlow16 writes v at off outside the hot page.
 func (p *Paged) putSlow16(off int, v uint16) { pputSlow(p, off, v) }
-
 
 // u32 reads the uint32 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
@@ -446,7 +444,6 @@ func (p *Paged) slow32(off int) uint32 { return pgetSlow[uint32](p, off) }
 // putSlow32 writes v at off outside the hot page.
 func (p *Paged) putSlow32(off int, v uint32) { pputSlow(p, off, v) }
 
-
 // u64 reads the uint64 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
 func (m *Memory) u64(off int) uint64 {
@@ -507,4 +504,3 @@ func (p *Paged) slow64(off int) uint64 { return pgetSlow[uint64](p, off) }
 
 // putSlow64 writes v at off outside the hot page.
 func (p *Paged) putSlow64(off int, v uint64) { pputSlow(p, off, v) }
-
