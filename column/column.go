@@ -36,7 +36,7 @@ import (
 // errors.Is. Errors of the memory underneath (mapped.ErrClosed,
 // vmem.ErrExhausted, a full disk's errno) come back wrapped as they are.
 var (
-	ErrCorrupt  = errors.New("column: file corrupt")                  // no valid header, or a header counting more than the file holds
+	ErrCorrupt  = errors.New("column: file corrupt")                   // no valid header, or a header counting more than the file holds
 	ErrMismatch = errors.New("column: file holds another column type") // reopened as another kind or element type
 )
 
@@ -97,9 +97,8 @@ type header struct {
 	data            uint64
 }
 
-// encode lays h out as a slot, checksum included.
-func (h header) encode() []byte {
-	b := make([]byte, slotSize)
+// encode lays h out as a slot in b, checksum included.
+func (h header) encode(b *[slotSize]byte) {
 	le := binary.LittleEndian
 	le.PutUint32(b[offMagic:], magic)
 	le.PutUint16(b[offVer:], version)
@@ -108,7 +107,6 @@ func (h header) encode() []byte {
 	le.PutUint64(b[offRows:], h.rows)
 	le.PutUint64(b[offData:], h.data)
 	le.PutUint32(b[offCRC:], crc32.Checksum(b[:crcCover], castagnoli))
-	return b
 }
 
 // decodeSlot returns the slot in b and whether it is valid; zero reports
@@ -211,7 +209,9 @@ func (h *headerFile) commit(rows, data int) error {
 	next := h.last
 	next.seq++
 	next.rows, next.data = uint64(rows), uint64(data)
-	h.m.PutBytes(slotAt(next.seq), next.encode())
+	var slot [slotSize]byte
+	next.encode(&slot)
+	h.m.PutBytes(slotAt(next.seq), slot[:])
 	if err := h.m.SyncRange(0, HeaderSize); err != nil {
 		return fmt.Errorf("column: commit %q: %w", h.name, err)
 	}

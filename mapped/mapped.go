@@ -398,8 +398,12 @@ func (m *Memory) grow(n int) error {
 	if err := m.region.Grow(target); err != nil {
 		return fmt.Errorf("mapped: grow %q to %d bytes: %w", m.name, target, err)
 	}
+	old := m.avail
 	m.avail = m.region.Len()
 	m.base = regionBase(m.region)
+	if m.file != nil {
+		populate(bytesAt(at(m.base, old), m.avail-old))
+	}
 	m.checkInvariants()
 	return nil
 }

@@ -86,6 +86,9 @@ func Slice[T Number](m *Memory, off, n int) []T {
 	return unsafe.Slice((*T)(unsafe.Add(m.base, off)), n)
 }
 
+// at returns p+n.
+func at(p pointer, n int) pointer { return unsafe.Add(p, n) }
+
 // bytesAt returns n bytes at p as a slice whose capacity is n.
 func bytesAt(p pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }
 
