@@ -54,7 +54,9 @@ type Options struct {
 	// obtaining pages there. 0 means DefaultReserve.
 	Reserve int
 	// ExtendSize is how much a Memory grows at a time, rounded up to a
-	// page; 0 means DefaultExtendSize. A file grows by this step too.
+	// page; 0 means DefaultExtendSize. A file grows by this step too, and
+	// on Linux its new pages are prefaulted in one call
+	// (MADV_POPULATE_WRITE) rather than faulted one by one on first write.
 	ExtendSize int
 	// PageSize is the page size of a Paged, a power of two of at least 8;
 	// 0 means DefaultPageSize. Memory ignores it.
@@ -124,8 +126,9 @@ func optionsOf(opts *Options) (Options, error) {
 //
 // # Concurrency
 //
-// A Memory is not safe for concurrent use when one of the goroutines writes or
-// grows it; like a slice, it may be read from many goroutines at once.
+// A Memory is not safe for concurrent use when one of the goroutines writes,
+// grows or refreshes it; like a slice, it may be read from many goroutines
+// at once.
 type Memory struct {
 	base   pointer // fixed start of the region; nil after Close
 	len    int     // append offset: the length of the written prefix

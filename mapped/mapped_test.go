@@ -506,3 +506,31 @@ func TestAccessorsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentReaders: many goroutines may read one Memory at once (run
+// with -race).
+func TestConcurrentReaders(t *testing.T) {
+	m, err := mapped.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i := range 1000 {
+		_ = m.AppendInt64(int64(i))
+	}
+	done := make(chan int64)
+	for range 4 {
+		go func() {
+			var sum int64
+			for i := range 1000 {
+				sum += m.Int64(8 * i)
+			}
+			done <- sum
+		}()
+	}
+	for range 4 {
+		if s := <-done; s != 999*1000/2 {
+			t.Fatalf("sum %d", s)
+		}
+	}
+}

@@ -39,8 +39,8 @@ import (
 //     end, or is empty (appHi == 0) and the next append takes the slow path.
 //   - bytes in [len, max(hwm, len)) may be stale; bytes past that are zero.
 //
-// A Paged is not safe for concurrent use when one of the goroutines writes
-// or grows it.
+// A Paged is not safe for concurrent use at all: even a read may move the
+// cached hot page (so it was in QuestDB).
 type Paged struct {
 	hot          pointer // base of the cached page for reads and puts
 	hotLo, hotHi int     // offsets the hot page covers, clipped to len
@@ -146,9 +146,11 @@ func (p *Paged) cacheApp() {
 	i := p.len >> p.shift
 	if i >= len(p.pages.bases) {
 		p.app, p.appLo, p.appHi = nil, 0, 0
+		p.checkInvariants()
 		return
 	}
 	p.app, p.appLo, p.appHi = p.pages.bases[i], i<<p.shift, (i+1)<<p.shift
+	p.checkInvariants()
 }
 
 // gather copies the bytes at off into dst, page by page.
@@ -440,6 +442,21 @@ func (p *Paged) Jump(off int) error {
 	}
 	p.cacheApp()
 	return nil
+}
+
+// checkInvariants verifies the documented invariants in the checked build.
+func (p *Paged) checkInvariants() {
+	if !check.On || p.pages.closed {
+		return
+	}
+	n := len(p.pages.bases)
+	check.Invariant(n == len(p.pages.regions) && p.len <= n<<p.shift && p.len <= p.limit,
+		"paged %q: %d pages, len %d, limit %d", p.name, n, p.len, p.limit)
+	check.Invariant(p.hot == nil && p.hotLo == 0 && p.hotHi == 0 ||
+		p.hotLo>>p.shift < n && p.hot == p.pages.bases[p.hotLo>>p.shift] && p.hotHi <= min(p.hotLo+p.size, p.len),
+		"paged %q: hot page [%d, %d) of len %d", p.name, p.hotLo, p.hotHi, p.len)
+	check.Invariant(p.appHi == 0 || p.appLo <= p.len && p.len <= p.appHi && p.app == p.pages.bases[p.appLo>>p.shift],
+		"paged %q: append page at %d for len %d", p.name, p.appLo, p.len)
 }
 
 // poison fills [off, off+n) with check.Poison, page by page.
