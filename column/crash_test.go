@@ -97,7 +97,7 @@ func crashChild(dir string, seed uint64) error {
 // at random moments, many times, and checks after each kill that reopening
 // gives at least every row the child had synced, each one exactly as written.
 func TestCrashRecovery(t *testing.T) {
-	cycles, budget := 100, 15*time.Second
+	cycles, budget := 100, 12*time.Second
 	if testing.Short() {
 		cycles, budget = 10, 5*time.Second
 	}

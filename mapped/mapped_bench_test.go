@@ -20,3 +20,12 @@ func BenchmarkQuestDB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSliceNoBoundsChecks is the slice impl of IntRead and LongRead
+// with every bounds check removed by a compiler hint: the absolute limit,
+// for comparison with BenchmarkQuestDB's contiguous and slice impls.
+func BenchmarkSliceNoBoundsChecks(b *testing.B) {
+	for name, f := range mappedbench.NoBCE() {
+		b.Run(name, f)
+	}
+}

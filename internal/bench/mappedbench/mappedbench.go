@@ -119,6 +119,27 @@ func SumInt32Slice(m []byte) (sum int64) {
 	return sum
 }
 
+// SumInt32SliceNoBCE is SumInt32Slice with a hint (reslicing m to its known
+// length) that lets the compiler drop every bounds check in the loop: the
+// absolute limit, which no per-access bounds check can reach. It is not a
+// suite impl; BenchmarkSliceNoBoundsChecks in package mapped reports it.
+func SumInt32SliceNoBCE(m []byte) (sum int64) {
+	m = m[:4*Values]
+	for i := range Values {
+		sum += int64(int32(binary.LittleEndian.Uint32(m[4*i:])))
+	}
+	return sum
+}
+
+// SumInt64SliceNoBCE is SumInt64Slice with the same hint.
+func SumInt64SliceNoBCE(m []byte) (sum int64) {
+	m = m[:8*Values]
+	for i := range Values {
+		sum += int64(binary.LittleEndian.Uint64(m[8*i:]))
+	}
+	return sum
+}
+
 // PutInt32s writes int32 i at offset 4i of m for i < Values.
 func PutInt32s(m *mapped.Memory) {
 	for i := range Values {
@@ -249,6 +270,23 @@ func longWritePaged(b *testing.B) {
 func longWriteSlice(b *testing.B) {
 	m := make([]byte, 8*Values)
 	loop(b, func() int64 { PutInt64sSlice(m); return 0 })
+}
+
+// NoBCE returns the Go benchmarks of IntRead and LongRead done by
+// SumInt32SliceNoBCE and SumInt64SliceNoBCE.
+func NoBCE() map[string]func(b *testing.B) {
+	return map[string]func(b *testing.B){
+		"IntRead": func(b *testing.B) {
+			m := make([]byte, 4*Values)
+			PutInt32sSlice(m)
+			loop(b, func() int64 { return SumInt32SliceNoBCE(m) })
+		},
+		"LongRead": func(b *testing.B) {
+			m := make([]byte, 8*Values)
+			PutInt64sSlice(m)
+			loop(b, func() int64 { return SumInt64SliceNoBCE(m) })
+		},
+	}
 }
 
 // loop times op, one call per iteration, and keeps its results.
