@@ -83,9 +83,6 @@ func optionsOf(opts *Options) (Options, error) {
 	if o.PageSize == 0 {
 		o.PageSize = DefaultPageSize
 	}
-	if o.PageSize < 8 || o.PageSize&(o.PageSize-1) != 0 {
-		return o, fmt.Errorf("mapped: options for %q: page size %d is not a power of two >= 8: %w", o.Name, o.PageSize, ErrOptions)
-	}
 	return o, nil
 }
 

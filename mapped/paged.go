@@ -71,6 +71,9 @@ func NewPaged(opts *Options) (*Paged, error) {
 	if o.ReadOnly {
 		return nil, fmt.Errorf("mapped: new paged %q: read-only anonymous memory: %w", o.Name, ErrOptions)
 	}
+	if o.PageSize < 8 || o.PageSize&(o.PageSize-1) != 0 {
+		return nil, fmt.Errorf("mapped: new paged %q: page size %d is not a power of two >= 8: %w", o.Name, o.PageSize, ErrOptions)
+	}
 	p := &Paged{
 		shift: uint(bits.TrailingZeros(uint(o.PageSize))),
 		size:  o.PageSize,
