@@ -12,8 +12,11 @@ import (
 // OpenFile maps the file at path, creating it if it does not exist (unless
 // opts.ReadOnly). The written prefix is the file's whole contents, so a file
 // closed by Close reads back exactly what was written; appends continue at
-// its end. A read-only Memory rejects every write with ErrReadOnly (Put* panic)
-// and sees what other writers append once Refresh is called.
+// its end. A file whose writer did not Close (a crash) runs past what was
+// written by up to one growth step of zero bytes, and they are part of the
+// written prefix; formats on top record their own length (as column does). A
+// read-only Memory rejects every write with ErrReadOnly (Put* panic) and sees
+// what other writers append once Refresh is called.
 func OpenFile(path string, opts *Options) (*Memory, error) {
 	o, err := optionsOf(opts)
 	if err != nil {
