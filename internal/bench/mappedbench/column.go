@@ -223,7 +223,7 @@ func columnTasks(cfg bench.Config) ([]bench.Task, error) {
 	var ts []bench.Task
 	for _, c := range ColumnCases {
 		for _, impl := range ColumnImpls {
-			t := bench.Task{Case: c, Impl: impl, N: int64(rows), MaxReps: 3}
+			t := bench.Task{Case: c, Impl: impl, N: int64(rows)}
 			if need := int64(rows) * int64(RowBytes(c)); cfg.MaxBytes > 0 && need > cfg.MaxBytes {
 				t.Skip = fmt.Sprintf("needs %d MiB, more than the %d MiB allowed (--max-mem)", need>>20, cfg.MaxBytes>>20)
 			} else {
