@@ -122,7 +122,8 @@ func (m *Memory) AppendBytes(b []byte) error {
 }
 
 // Str returns the string at off and true, or "" and false for a null string.
-// The string shares the memory (zero-copy) and is valid until Close.
+// The string shares the memory (zero-copy) and is valid until Close; a later
+// put over its bytes changes it, so treat it as a view, not a value.
 func (m *Memory) Str(off int) (string, bool) {
 	n := int(int32(m.u32(off)))
 	if n < 0 {
