@@ -5,7 +5,8 @@
 //
 // # Crash safety
 //
-// Every column file starts with a header page holding two commit slots. A slot
+// Every column has a header page (at the start of its file, or of a variable
+// column's index file) holding two commit slots. A slot
 // records a sequence number, the committed row count (and, for a variable
 // column, the committed length of its data file) and a CRC-32C of itself.
 // Sync first flushes the rows appended since the last commit (msync, waiting

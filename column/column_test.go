@@ -230,6 +230,9 @@ func TestBadFilesRejectedAndUnchanged(t *testing.T) {
 		if b, _ := os.ReadFile(path); !bytes.Equal(b, good) {
 			t.Fatalf("%s changed the file", name)
 		}
+		if _, err := os.Stat(path + column.DataSuffix); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s left a data file behind: %v", name, err)
+		}
 	}
 
 	corrupt := func(name string, f func(b []byte) []byte) {

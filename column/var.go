@@ -4,7 +4,10 @@
 package column
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/offheap/offheap/mapped"
 )
@@ -39,14 +42,21 @@ type Var struct {
 // it if it does not exist. A reopened column has the rows of its last commit;
 // rows appended after it are dropped.
 func OpenVar(path string, opts *Options) (*Var, error) {
-	h, err := openHeader(path, header{kind: kindVar, size: 8}, opts)
-	if err != nil {
-		return nil, err
-	}
+	// The data file first: creating the index then syncs the directory,
+	// making both names durable before anything is committed.
+	_, statErr := os.Stat(path + DataSuffix)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	data, err := mapped.OpenFile(path+DataSuffix, opts.mapped(path+DataSuffix))
 	if err != nil {
-		_ = h.m.Close()
 		return nil, fmt.Errorf("column: open %q: %w", path, err)
+	}
+	h, err := openHeader(path, header{kind: kindVar, size: 8}, opts)
+	if err != nil {
+		_ = data.Close()
+		if created { // a failed open leaves no file behind
+			_ = os.Remove(path + DataSuffix)
+		}
+		return nil, err
 	}
 	c := &Var{h: h, data: data, rows: int(h.last.rows), committed: int(h.last.rows), dataSync: int(h.last.data)}
 	if err := c.dropUncommitted(); err != nil {
