@@ -1,0 +1,171 @@
+// Variable-width columns: a data file of length-prefixed values and an index
+// file of each row's offset into it.
+
+package column
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/offheap/offheap/mapped"
+)
+
+// DataSuffix is appended to a variable column's path to name its data file.
+const DataSuffix = ".data"
+
+// Var is a column of strings or binary values (null distinct from empty) in
+// two files: the data file, path+DataSuffix, holds each value as an int32
+// length (-1 for null) and its bytes, as mapped.Memory stores them; the index
+// file, path, holds the header page and then row i's offset into the data
+// file as an int64 at HeaderSize + 8i. Reads are zero-copy.
+//
+// # Invariants
+//
+//   - index Len() == HeaderSize + 8*rows; the data file's Len() is the end
+//     of the last row's value.
+//   - committed <= rows; the header's last slot counts committed rows and
+//     the data length they end at, and both files are durable up to them.
+//
+// A Var is not safe for concurrent use when one goroutine appends; reads
+// from many goroutines at once are fine.
+type Var struct {
+	h         *headerFile
+	data      *mapped.Memory
+	rows      int
+	committed int
+	dataSync  int // data file length at the last commit
+}
+
+// OpenVar opens the variable column at path (and path+DataSuffix), creating
+// it if it does not exist. A reopened column has the rows of its last commit;
+// rows appended after it are dropped.
+func OpenVar(path string, opts *Options) (*Var, error) {
+	// The data file first: creating the index then syncs the directory,
+	// making both names durable before anything is committed.
+	_, statErr := os.Stat(path + DataSuffix)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	data, err := mapped.OpenFile(path+DataSuffix, opts.mapped(path+DataSuffix))
+	if err != nil {
+		return nil, fmt.Errorf("column: open %q: %w", path, err)
+	}
+	h, err := openHeader(path, header{kind: kindVar, size: 8}, opts)
+	if err != nil {
+		_ = data.Close()
+		if created { // a failed open leaves no file behind
+			_ = os.Remove(path + DataSuffix)
+		}
+		return nil, err
+	}
+	c := &Var{h: h, data: data, rows: int(h.last.rows), committed: int(h.last.rows), dataSync: int(h.last.data)}
+	if err := c.dropUncommitted(); err != nil {
+		_ = h.m.Close()
+		_ = data.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dropUncommitted cuts both files back to the committed rows.
+func (c *Var) dropUncommitted() error {
+	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/8 || c.dataSync < 0 || c.dataSync > c.data.Len() {
+		return fmt.Errorf("column: open %q: header counts %d rows of %d data bytes, files hold %d and %d bytes: %w",
+			c.h.name, c.rows, c.dataSync, c.h.m.Len(), c.data.Len(), ErrCorrupt)
+	}
+	if err := c.h.m.Jump(HeaderSize + 8*c.rows); err != nil {
+		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+	}
+	if err := c.data.Jump(c.dataSync); err != nil {
+		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+	}
+	return nil
+}
+
+// Rows returns the number of rows.
+func (c *Var) Rows() int { return c.rows }
+
+// Committed returns the number of rows the last Sync made durable.
+func (c *Var) Committed() int { return c.committed }
+
+// AppendStr appends a string row. On error nothing changes.
+func (c *Var) AppendStr(s string) error {
+	off := c.data.Len()
+	return c.index(off, c.data.AppendStr(s))
+}
+
+// AppendBin appends a binary row; a nil b is null. On error nothing changes.
+func (c *Var) AppendBin(b []byte) error {
+	off := c.data.Len()
+	return c.index(off, c.data.AppendBin(b))
+}
+
+// AppendNull appends a null row. On error nothing changes.
+func (c *Var) AppendNull() error {
+	off := c.data.Len()
+	return c.index(off, c.data.AppendNull())
+}
+
+// index records a row whose value was appended to the data file at off (if
+// err is nil), undoing that append if the index cannot grow.
+func (c *Var) index(off int, err error) error {
+	if err != nil {
+		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+	}
+	if err := c.h.m.AppendInt64(int64(off)); err != nil {
+		_ = c.data.Jump(off) // moving back never fails on writable memory
+		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+	}
+	c.rows++
+	return nil
+}
+
+// offset returns where row i's value starts in the data file, panicking with
+// a RowError when i is not a row.
+func (c *Var) offset(i int) int {
+	if uint(i) >= uint(c.rows) {
+		panic(RowError{i, c.rows})
+	}
+	return int(c.h.m.Int64(HeaderSize + 8*i))
+}
+
+// Str returns row i and true, or "" and false for a null row. The string
+// shares the file's memory (zero-copy) and is valid until Close.
+func (c *Var) Str(i int) (string, bool) { return c.data.Str(c.offset(i)) }
+
+// Bin returns row i as a view of the file's memory, valid until Close: nil
+// for a null row, empty but not nil for an empty one.
+func (c *Var) Bin(i int) []byte { return c.data.Bin(c.offset(i)) }
+
+// Sync makes every row appended so far durable: it flushes the data and
+// index files, waits, and only then commits the row count to the header.
+func (c *Var) Sync() error {
+	if err := c.h.usable("sync"); err != nil {
+		return err
+	}
+	if err := syncTail(c.data, c.dataSync, c.data.Name()); err != nil {
+		return err
+	}
+	if err := syncTail(c.h.m, HeaderSize+8*c.committed, c.h.name); err != nil {
+		return err
+	}
+	if err := c.h.commit(c.rows, c.data.Len()); err != nil {
+		return err
+	}
+	c.committed, c.dataSync = c.rows, c.data.Len()
+	return nil
+}
+
+// Close commits every row (as Sync) and closes both files, truncating them.
+// Views handed out become invalid. If the commit fails the files are closed
+// all the same, holding the rows of the last successful commit.
+func (c *Var) Close() error {
+	if err := c.h.usable("close"); err != nil {
+		return err
+	}
+	err := c.h.close(c.Sync())
+	if derr := c.data.Close(); derr != nil {
+		err = joinErr(err, fmt.Errorf("column: close %q: %w", c.data.Name(), derr))
+	}
+	return err
+}
