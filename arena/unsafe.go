@@ -1,0 +1,37 @@
+// The one place arena turns slices into addresses and addresses into slices.
+
+package arena
+
+import (
+	"unsafe"
+
+	"github.com/offheap/offheap/vmem"
+)
+
+// baseOf returns the start of a region's reservation; its ready prefix must
+// not be empty. The address never changes until the region is closed.
+func baseOf(r *vmem.Region) unsafe.Pointer {
+	return unsafe.Pointer(unsafe.SliceData(r.Bytes()))
+}
+
+// offsetOf returns b's start as an offset from the reservation, and whether
+// that lies inside the carved arenas (where pools are). Only arithmetic is
+// done on the address: a slice of any origin is safe to pass.
+func (a *Allocator) offsetOf(b []byte) (uintptr, bool) {
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(a.base)
+	return off, off < uintptr(a.carved.Load())*ArenaSize
+}
+
+// addrOf returns the address of b's first byte (nil for a nil slice).
+func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// block returns n bytes at offset off of the reservation.
+//
+// Sound because callers pass only offsets inside carved arenas, whose pages
+// stay mapped (ready, or released and readable as zero; in the checked build
+// callers never touch released pages) until Close, and Close happens only
+// when no block is allocated. The memory is outside the Go heap, so the
+// collector neither moves nor frees it.
+func (a *Allocator) block(off uintptr, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(a.base, off)), n)
+}
