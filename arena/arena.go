@@ -108,17 +108,17 @@ type Allocator struct {
 	name   string
 	key    [2]uint64 // random key of the free-block tag
 
-	carved atomic.Int64      // arenas carved from the reservation so far (published after their metadata)
-	closed atomic.Bool       // set by a successful Close
-	arenas []arenaInfo       // one per arena of the reservation; metadata made when carved
-	byFree []int32           // head of the list of active arenas with k free pools, or -1
-	nonEmp []uint64          // bit k set when byFree[k] is not empty
-	spare  int32             // an empty arena kept against thrash, or -1
-	gone   []int32           // released arenas, ready to be reused
-	dirty  []int32           // arenas that may hold dirty free pools
-	ndirty int               // dirty free pools in active arenas
-	used   [nClasses]int32   // head of each class's list of pools with free blocks, or -1
-	keep   [nClasses][]int32 // empty pools each class keeps in use
+	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
+	closed atomic.Bool     // set by a successful Close
+	arenas []arenaInfo     // one per arena of the reservation; metadata made when carved
+	byFree []int32         // head of the list of active arenas with k free pools, or -1
+	nonEmp []uint64        // bit k set when byFree[k] is not empty
+	spare  int32           // an empty arena kept against thrash, or -1
+	gone   []int32         // released arenas, ready to be reused
+	dirty  []int32         // arenas that may hold dirty free pools
+	ndirty int             // dirty free pools in active arenas
+	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
+	nkeep  [nClasses]int   // empty pools each class keeps in use
 	counts [nClasses]classCount
 	large  largeSet
 

@@ -37,6 +37,7 @@ type poolInfo struct {
 	class      atomic.Uint32 // size class in use, 0 when free; read without the lock by caches
 	nalloc     int32         // blocks allocated (to users or caches)
 	next, prev int32         // global pool indexes of the neighbours on the class list, or -1
+	kept       bool          // empty and kept in use against thrash (counted in Allocator.nkeep)
 }
 
 // nBlocks is how many blocks of each class fit in a pool.
@@ -114,8 +115,9 @@ func (a *Allocator) allocBlock(c int) (uintptr, error) {
 	p, m := a.pool(off), a.poolBits(off)
 	idx := m.firstZero()
 	m.set(idx)
-	if p.nalloc == 0 {
-		a.unkeep(c, g)
+	if p.kept {
+		p.kept = false
+		a.nkeep[c]--
 	}
 	p.nalloc++
 	if int(p.nalloc) == nBlocks[c] {
@@ -199,19 +201,28 @@ func (a *Allocator) initPool(g int32, c int) {
 	a.counts[c].pools++
 }
 
-// poolEmpty handles a pool of class c whose last block was freed.
+// poolEmpty handles a pool of class c whose last block was freed: kept in
+// use if the class keeps fewer than KeepEmpty empty pools, freed otherwise.
 func (a *Allocator) poolEmpty(c int, g int32) {
-	if len(a.keep[c]) < a.keepEmpty {
-		a.keep[c] = append(a.keep[c], g)
+	if a.nkeep[c] < a.keepEmpty {
+		a.pool(poolOff(g)).kept = true
+		a.nkeep[c]++
 		return
 	}
 	a.unassign(c, g)
 }
 
-// unkeep forgets g as a kept empty pool of class c, if it was one.
-func (a *Allocator) unkeep(c int, g int32) {
-	if i := slices.Index(a.keep[c], g); i >= 0 {
-		a.keep[c] = slices.Delete(a.keep[c], i, i+1)
+// unkeepAll frees every empty pool class c keeps.
+func (a *Allocator) unkeepAll(c int) {
+	for g := a.used[c]; g >= 0 && a.nkeep[c] > 0; {
+		p := a.pool(poolOff(g))
+		next := p.next
+		if p.kept {
+			p.kept = false
+			a.nkeep[c]--
+			a.unassign(c, g)
+		}
+		g = next
 	}
 }
 

@@ -86,12 +86,7 @@ func (a *Allocator) Purge() {
 	}
 	a.purges++
 	for c := 1; c < nClasses; c++ {
-		kept := a.keep[c]
-		a.keep[c] = nil
-		for _, g := range kept {
-			a.unassign(c, g)
-		}
-		a.keep[c] = kept[:0]
+		a.unkeepAll(c)
 	}
 	a.releaseDirty()
 	if a.spare >= 0 {
