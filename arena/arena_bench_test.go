@@ -19,3 +19,25 @@ func BenchmarkRing(b *testing.B) {
 		b.Run(impl, arenabench.Ring(impl))
 	}
 }
+
+// BenchmarkBurst allocates 4M blocks of 64 bytes (256 MiB), frees all (or all
+// but every 1000th) and reports RSS in MiB, each run in a fresh child process.
+// `offheap bench arena` runs the full 32M-block burst.
+func BenchmarkBurst(b *testing.B) {
+	for _, cs := range arenabench.BurstCases {
+		for _, impl := range arenabench.BurstImpls {
+			b.Run(cs+"/"+impl, func(b *testing.B) {
+				var r arenabench.BurstResult
+				var err error
+				for b.Loop() {
+					if r, err = arenabench.Burst(impl, cs, 4<<20); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for _, f := range r.Figures() {
+					b.ReportMetric(f.Value, f.Metric)
+				}
+			})
+		}
+	}
+}
