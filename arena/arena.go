@@ -284,7 +284,7 @@ func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 	}
 	in := off & uintptr(pageSize-1)
 	idx := blockIndex(in, c)
-	if idx*uintptr(classSize[c]) != in || n > classSize[c] {
+	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
 		return 0, 0, ErrForeign
 	}
 	return c, idx, nil

@@ -568,3 +568,23 @@ func TestCheckedBuildPoisons(t *testing.T) {
 	}
 	_ = a.Free(keep)
 }
+
+// TestFreePastLastBlock frees an address aligned to the class size but past
+// the last whole block of its pool: not a block.
+func TestFreePastLastBlock(t *testing.T) {
+	a := newAlloc(t, nil)
+	b, _ := a.Alloc(48)
+	off := uintptr(addrOf(b) - uintptr(a.base))
+	pool := off &^ uintptr(pageSize-1)
+	tail := pool + uintptr(nBlocks[classOf(48)]*48)
+	before := snapshot(a)
+	for _, free := range []func([]byte) error{a.Free, a.NewCache().Free} {
+		if err := free(a.block(tail, 16)); !errors.Is(err, ErrForeign) {
+			t.Fatalf("free past the last block: %v", err)
+		}
+	}
+	if after := snapshot(a); after != before {
+		t.Fatal("state changed")
+	}
+	_ = a.Free(b)
+}
