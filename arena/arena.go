@@ -103,10 +103,13 @@ type Options struct {
 // These are checked in the offheapcheck build, which also poisons freed blocks.
 type Allocator struct {
 	mu     sync.Mutex
-	region *vmem.Region
-	base   unsafe.Pointer // start of the reservation; fixed until Close
-	name   string
-	key    [2]uint64 // random key of the free-block tag
+	region *vmem.Region   // the arenas
+	base   unsafe.Pointer // start of the arenas' reservation; fixed until Close
+
+	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
+	metaBase   unsafe.Pointer // its start
+	name       string
+	key        [2]uint64 // random key of the free-block tag
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
@@ -191,11 +194,13 @@ func New(opts *Options) (*Allocator, error) {
 	for c := range a.used {
 		a.used[c] = -1
 	}
-	if err := r.Grow(ArenaSize); err != nil {
+	mr, err := vmem.Reserve(nArenas*metaStride, &vmem.Options{Name: "arena metadata " + o.Name})
+	if err != nil {
 		_ = r.Close()
 		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
 	}
-	a.base = baseOf(r)
+	a.metaRegion = mr
+	a.base, a.metaBase = baseOf(r), baseOf(mr)
 	return a, nil
 }
 
@@ -278,6 +283,9 @@ func (a *Allocator) validate(off uintptr, n int) (int, error) {
 // pool offset, or says why there is none. It reads only the atomic class, so
 // a Cache may call it without the lock.
 func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
+	if st := a.arenas[off>>arenaShift].state.Load(); st != arenaActive {
+		return 0, 0, ErrDoubleFree // no pool of this arena is in use
+	}
 	c := int(a.pool(off).class.Load())
 	if c == 0 {
 		return 0, 0, ErrDoubleFree // no block of this page is in use
@@ -364,6 +372,9 @@ func (a *Allocator) Close() error {
 		return err
 	}
 	if err := a.region.Close(); err != nil {
+		return fmt.Errorf("arena: close %q: %w", a.name, err)
+	}
+	if err := a.metaRegion.Close(); err != nil {
 		return fmt.Errorf("arena: close %q: %w", a.name, err)
 	}
 	a.closed.Store(true)

@@ -32,7 +32,7 @@ func FuzzAllocator(f *testing.F) {
 				ops = ops[1:]
 				return v
 			}
-			switch op % 8 {
+			switch op % 9 {
 			case 0:
 				m.alloc(arg()*arg()%5000, op&8 != 0)
 			case 1:
@@ -49,6 +49,8 @@ func FuzzAllocator(f *testing.F) {
 				m.verify()
 			case 7:
 				m.doubleFree(arg(), op&8 != 0)
+			case 8:
+				m.strayFree(arg()<<8|arg(), op&8 != 0)
 			}
 		}
 		m.verify()
@@ -168,6 +170,38 @@ func (m *model) badFree(i int, viaCache bool) {
 		b = m.live[m.pick(i)].b[1:]
 	}
 	m.rejected(b, viaCache, ErrForeign)
+}
+
+// strayFree frees a 16-byte slice at an arbitrary offset of the carved
+// arenas that is not the start of a live block.
+func (m *model) strayFree(at int, viaCache bool) {
+	span := int(m.a.carved.Load()) * ArenaSize
+	if span == 0 {
+		return
+	}
+	off := uintptr(at * 16 % span)
+	if at%3 == 0 {
+		off += uintptr(at % 16)
+	}
+	b := m.a.block(off, 16)
+	for _, x := range m.live {
+		if addrOf(x.b) == addrOf(b) {
+			return
+		}
+	}
+	before := snapshot(m.a)
+	var err error
+	if viaCache {
+		err = m.c.Free(b)
+	} else {
+		err = m.a.Free(b)
+	}
+	if !errors.Is(err, ErrForeign) && !errors.Is(err, ErrDoubleFree) {
+		m.t.Fatalf("free at stray offset %#x: %v", off, err)
+	}
+	if after := snapshot(m.a); after != before {
+		m.t.Fatalf("stray free changed state:\n%s\n%s", before, after)
+	}
 }
 
 // doubleFree frees an already freed slice again, unless its address has

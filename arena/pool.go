@@ -7,34 +7,61 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
 )
 
-// arenaInfo is the metadata of one arena; pools and bits are made when the
-// arena is first carved and kept (the arena may be released and reused).
+// arenaInfo is the part of an arena's metadata kept on the Go heap: small
+// and fixed, so the Go heap does not grow with the memory served.
 type arenaInfo struct {
-	pools      []poolInfo
-	bits       []uint64 // wordsPerPool allocation-bitmap words per pool
-	nfree      int      // pools not in use
-	dirty      []uint16 // free pools whose pages are resident
-	clean      []uint16 // free pools whose pages are released or never touched
-	next, prev int32    // links in the allocator's byFree[nfree] list
-	state      uint8
-	inDirty    bool // listed in Allocator.dirty
+	state      atomic.Uint32 // arenaUnused...; read without the lock by Free's checks
+	nfree      int           // pools not in use
+	next, prev int32         // links in the allocator's byFree[nfree] list
+	inDirty    bool          // listed in Allocator.dirty
 }
 
 // Arena states.
 const (
-	arenaUnused   uint8 = iota // never carved
-	arenaActive                // pools may be in use; on a byFree list when 0 < nfree < poolsPerArena
-	arenaSpare                 // all pools free, kept against thrash
-	arenaReleased              // all pools free, pages given back; in Allocator.gone
+	arenaUnused   uint32 = iota // never carved
+	arenaActive                 // pools may be in use; on a byFree list when 0 < nfree < poolsPerArena
+	arenaSpare                  // all pools free, kept against thrash
+	arenaReleased               // all pools free, pages (and metadata pages) given back; in Allocator.gone
 )
+
+// maxPools bounds the pools of an arena: pages are 4 KiB at least.
+const maxPools = ArenaSize / 4096
+
+// arenaMeta is the part of an arena's metadata that grows with it. It lives
+// outside the Go heap, in the allocator's metadata region at a fixed stride
+// per arena, so it goes back to the OS with the arena (and the Go heap never
+// holds it); it holds no pointers.
+type arenaMeta struct {
+	pools          [maxPools]poolInfo
+	bits           [ArenaSize / 1024]uint64 // wordsPerPool allocation-bitmap words per pool
+	dirty, clean   [maxPools]uint16         // stacks of free pools: resident, and released or never touched
+	ndirty, nclean int32
+}
+
+// metaStride is the bytes of metadata region per arena, whole pages.
+var metaStride = (int(unsafe.Sizeof(arenaMeta{})) + pageSize - 1) &^ (pageSize - 1)
+
+// reset makes every pool of the arena free and clean.
+func (m *arenaMeta) reset() {
+	m.ndirty = 0
+	m.nclean = 0
+	for i := poolsPerArena - 1; i >= 0; i-- {
+		m.pools[i] = poolInfo{next: -1, prev: -1}
+		m.pushClean(uint16(i))
+	}
+}
+
+func (m *arenaMeta) pushClean(pi uint16) { m.clean[m.nclean] = pi; m.nclean++ }
+func (m *arenaMeta) pushDirty(pi uint16) { m.dirty[m.ndirty] = pi; m.ndirty++ }
 
 // poolInfo is the metadata of one pool (one page).
 type poolInfo struct {
-	class      atomic.Uint32 // size class in use, 0 when free; read without the lock by caches
+	class      atomic.Uint32 // size class in use, 0 when free; read without the lock by Free's checks
 	nalloc     int32         // blocks allocated (to users or caches)
 	next, prev int32         // global pool indexes of the neighbours on the class list, or -1
 	kept       bool          // empty and kept in use against thrash (counted in Allocator.nkeep)
@@ -89,15 +116,13 @@ func (m bitmap) count() int {
 
 // pool returns the metadata of the pool holding pool offset off.
 func (a *Allocator) pool(off uintptr) *poolInfo {
-	ar := &a.arenas[off>>arenaShift]
-	return &ar.pools[(off>>pageShift)&uintptr(poolsPerArena-1)]
+	return &a.meta(int(off >> arenaShift)).pools[(off>>pageShift)&uintptr(poolsPerArena-1)]
 }
 
 // poolBits returns the bitmap of the pool holding pool offset off.
 func (a *Allocator) poolBits(off uintptr) bitmap {
-	ar := &a.arenas[off>>arenaShift]
 	i := int((off>>pageShift)&uintptr(poolsPerArena-1)) * wordsPerPool
-	return ar.bits[i : i+wordsPerPool : i+wordsPerPool]
+	return a.meta(int(off >> arenaShift)).bits[i : i+wordsPerPool : i+wordsPerPool]
 }
 
 func poolOff(g int32) uintptr { return uintptr(g) << pageShift }
@@ -165,19 +190,19 @@ func (a *Allocator) assignPool(c int) (int32, error) {
 			return -1, err
 		}
 	}
-	ar := &a.arenas[ai]
+	ar, m := &a.arenas[ai], a.meta(int(ai))
 	var pi uint16
-	if n := len(ar.dirty); n > 0 {
-		pi, ar.dirty = ar.dirty[n-1], ar.dirty[:n-1]
+	if m.ndirty > 0 {
+		m.ndirty--
+		pi = m.dirty[m.ndirty]
 		a.ndirty--
 	} else {
-		n := len(ar.clean)
-		pi = ar.clean[n-1]
+		pi = m.clean[m.nclean-1]
 		off := int(ai)*ArenaSize + int(pi)*pageSize
 		if err := a.region.Reuse(off, pageSize); err != nil {
 			return -1, err
 		}
-		ar.clean = ar.clean[:n-1]
+		m.nclean--
 	}
 	a.setFree(ai, ar.nfree-1)
 	g := ai*int32(poolsPerArena) + int32(pi)
@@ -234,7 +259,7 @@ func (a *Allocator) unassign(c int, g int32) {
 	a.counts[c].pools--
 	ai := int32(off >> arenaShift)
 	ar := &a.arenas[ai]
-	ar.dirty = append(ar.dirty, uint16(g)&uint16(poolsPerArena-1))
+	a.meta(int(ai)).pushDirty(uint16(g) & uint16(poolsPerArena-1))
 	a.ndirty++
 	if !ar.inDirty {
 		ar.inDirty = true
@@ -321,15 +346,20 @@ func (a *Allocator) newArena() (int32, error) {
 	switch {
 	case a.spare >= 0:
 		ai, a.spare = a.spare, -1
-		if ar := &a.arenas[ai]; len(ar.dirty) > 0 {
-			a.ndirty += len(ar.dirty)
+		if ar, m := &a.arenas[ai], a.meta(int(ai)); m.ndirty > 0 {
+			a.ndirty += int(m.ndirty)
 			if !ar.inDirty {
 				ar.inDirty = true
 				a.dirty = append(a.dirty, ai)
 			}
 		}
 	case len(a.gone) > 0:
-		ai, a.gone = a.gone[len(a.gone)-1], a.gone[:len(a.gone)-1]
+		ai = a.gone[len(a.gone)-1]
+		if err := a.metaRegion.Reuse(int(ai)*metaStride, metaStride); err != nil {
+			return -1, err
+		}
+		a.gone = a.gone[:len(a.gone)-1]
+		a.meta(int(ai)).reset()
 	default:
 		var err error
 		if ai, err = a.carve(); err != nil {
@@ -337,7 +367,7 @@ func (a *Allocator) newArena() (int32, error) {
 		}
 	}
 	ar := &a.arenas[ai]
-	ar.state = arenaActive
+	ar.state.Store(arenaActive)
 	ar.nfree = poolsPerArena
 	ar.next, ar.prev = -1, -1
 	return ai, nil
@@ -352,14 +382,10 @@ func (a *Allocator) carve() (int32, error) {
 	if err := a.region.Grow((n + 1) * ArenaSize); err != nil {
 		return -1, err
 	}
-	ar := &a.arenas[n]
-	ar.pools = make([]poolInfo, poolsPerArena)
-	ar.bits = make([]uint64, poolsPerArena*wordsPerPool)
-	ar.clean = make([]uint16, 0, poolsPerArena)
-	for i := poolsPerArena - 1; i >= 0; i-- {
-		ar.clean = append(ar.clean, uint16(i))
-		ar.pools[i].next, ar.pools[i].prev = -1, -1
+	if err := a.metaRegion.Grow((n + 1) * metaStride); err != nil {
+		return -1, err
 	}
+	a.meta(n).reset()
 	a.carved.Store(int64(n + 1))
 	return int32(n), nil
 }
@@ -367,25 +393,24 @@ func (a *Allocator) carve() (int32, error) {
 // arenaEmpty handles an arena whose pools are all free: it becomes the spare
 // if there is none, and is released otherwise.
 func (a *Allocator) arenaEmpty(ai int32) {
-	ar := &a.arenas[ai]
-	a.ndirty -= len(ar.dirty)
+	a.ndirty -= int(a.meta(int(ai)).ndirty)
 	if a.spare < 0 {
-		a.spare, ar.state = ai, arenaSpare
+		a.spare = ai
+		a.arenas[ai].state.Store(arenaSpare)
 		return
 	}
 	a.releaseArena(ai)
 }
 
-// releaseArena gives a whole free arena's pages back to the OS.
+// releaseArena gives a whole free arena's pages, and its metadata's, back
+// to the OS; its metadata is reset when it is reused.
 func (a *Allocator) releaseArena(ai int32) {
-	ar := &a.arenas[ai]
+	a.arenas[ai].state.Store(arenaReleased)
 	a.release(int(ai)*ArenaSize, ArenaSize)
-	ar.dirty = ar.dirty[:0]
-	ar.clean = ar.clean[:0]
-	for i := poolsPerArena - 1; i >= 0; i-- {
-		ar.clean = append(ar.clean, uint16(i))
+	a.releases++
+	if err := a.metaRegion.Release(int(ai)*metaStride, metaStride); err != nil {
+		a.releaseErrs++
 	}
-	ar.state = arenaReleased
 	a.gone = append(a.gone, ai)
 }
 
@@ -395,20 +420,24 @@ func (a *Allocator) releaseDirty() {
 	for _, ai := range a.dirty {
 		ar := &a.arenas[ai]
 		ar.inDirty = false
-		if ar.state != arenaActive || len(ar.dirty) == 0 {
+		if ar.state.Load() != arenaActive {
 			continue
 		}
-		slices.Sort(ar.dirty)
+		m := a.meta(int(ai))
+		dirty := m.dirty[:m.ndirty]
+		slices.Sort(dirty)
 		start := 0
-		for i := 1; i <= len(ar.dirty); i++ {
-			if i == len(ar.dirty) || ar.dirty[i] != ar.dirty[i-1]+1 {
-				off := int(ai)*ArenaSize + int(ar.dirty[start])*pageSize
+		for i := 1; i <= len(dirty); i++ {
+			if i == len(dirty) || dirty[i] != dirty[i-1]+1 {
+				off := int(ai)*ArenaSize + int(dirty[start])*pageSize
 				a.release(off, (i-start)*pageSize)
 				start = i
 			}
 		}
-		ar.clean = append(ar.clean, ar.dirty...)
-		ar.dirty = ar.dirty[:0]
+		for _, pi := range dirty {
+			m.pushClean(pi)
+		}
+		m.ndirty = 0
 	}
 	a.dirty = a.dirty[:0]
 	a.ndirty = 0

@@ -19,8 +19,8 @@ type Stats struct {
 	InUse          int // bytes of blocks allocated to users: block sizes, not requests; large blocks by their mapping
 	InUseBlocks    int // blocks allocated to users
 	Cached         int // bytes of blocks held by caches, as of their last batch exchange (see Cache)
-	Mapped         int // bytes of address space ready: arenas carved and not released, plus large mappings
-	Resident       int // bytes of Mapped resident in memory (mincore; 0 where unsupported)
+	Mapped         int // bytes of address space ready: arenas not released and their metadata, plus large mappings
+	Resident       int // bytes of arenas, their metadata and large mappings resident in memory (mincore; 0 where unsupported)
 	PoolsInUse     int // pools (pages) serving a class
 	PoolsDirty     int // free pools whose pages are still resident, waiting for a batch release
 	LargeBlocks    int // live blocks above MaxSmall, each in its own mapping
@@ -49,21 +49,23 @@ func (a *Allocator) Stats() Stats {
 		s.PoolsInUse += k.pools
 	}
 	for ai := range int(a.carved.Load()) {
-		ar := &a.arenas[ai]
-		switch ar.state {
+		switch a.arenas[ai].state.Load() {
 		case arenaReleased:
 			s.ArenasReleased++
 		case arenaActive, arenaSpare:
 			s.Arenas++
-			s.PoolsDirty += len(ar.dirty)
+			s.PoolsDirty += int(a.meta(ai).ndirty)
 		}
 	}
 	if a.closed.Load() {
 		return s
 	}
-	s.Mapped = s.Arenas*ArenaSize + a.large.bytes
+	s.Mapped = s.Arenas*(ArenaSize+metaStride) + a.large.bytes
 	s.Resident = a.large.bytes
 	if n, err := a.region.Resident(); err == nil {
+		s.Resident += n
+	}
+	if n, err := a.metaRegion.Resident(); err == nil {
 		s.Resident += n
 	}
 	return s

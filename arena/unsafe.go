@@ -8,8 +8,8 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// baseOf returns the start of a region's reservation; its ready prefix must
-// not be empty. The address never changes until the region is closed.
+// baseOf returns the start of a region's reservation (Bytes of an empty ready
+// prefix still starts there). The address never changes until Close.
 func baseOf(r *vmem.Region) unsafe.Pointer {
 	return unsafe.Pointer(unsafe.SliceData(r.Bytes()))
 }
@@ -34,4 +34,14 @@ func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b
 // collector neither moves nor frees it.
 func (a *Allocator) block(off uintptr, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(a.base, off)), n)
+}
+
+// meta returns the metadata of arena ai, in the metadata region.
+//
+// Sound because the metadata region is page aligned, holds metaStride bytes
+// per carved arena (ai is always a carved arena) and lives outside the Go
+// heap until Close; arenaMeta holds no pointers, so the collector need not
+// see it, and its alignment (8) divides metaStride.
+func (a *Allocator) meta(ai int) *arenaMeta {
+	return (*arenaMeta)(unsafe.Add(a.metaBase, ai*metaStride))
 }
