@@ -36,6 +36,9 @@ var (
 // MaxAlloc is the largest request Alloc accepts.
 const MaxAlloc = 1 << 44
 
+// MaxReserve is the most address space Options.Reserve may ask for.
+const MaxReserve = 64 << 30
+
 // ArenaSize is the size of an arena: the unit carved from the reservation and
 // returned to the OS whole when all its pools are free.
 const ArenaSize = 1 << 20
@@ -45,8 +48,8 @@ type Options struct {
 	// Name labels errors and the mapping in /proc/PID/maps.
 	Name string
 	// Reserve is the address space reserved for arenas, which bounds the bytes
-	// of small blocks (up to MaxSmall) live at once; 0 means 32 GiB. It costs
-	// no memory.
+	// of small blocks (up to MaxSmall) live at once; 0 means 32 GiB, the most
+	// is MaxReserve. It costs no memory.
 	Reserve int
 	// ReleaseBatch is how many free pages inside partly used arenas are held
 	// before they go back to the OS together; 0 means 64. Larger batches make
@@ -87,11 +90,25 @@ type Options struct {
 // arenas sit on per-count lists with a bitmap of non-empty counts, which
 // keeps that order in O(1).
 //
-// A block is allocated (to the user or held by a Cache), or free. Every free
-// block of a pool in use carries a 16-byte tag derived from its address and
-// a per-allocator random key; Alloc clears it with the rest of the block.
-// The tag lets a Cache detect double frees without the lock, and lets the
-// shared Free tell a block held by a Cache from a live one.
+// A block is allocated to a user, held by a Cache or the allocator's shared
+// stack of its class, or free in its pool; blocks held by caches and stacks
+// count as allocated in their pool's bitmap. Every block not allocated to a
+// user carries an 8-byte tag over its first bytes, derived from its address
+// and a per-allocator random key (live data matches it by a 2^-64 chance);
+// Alloc clears it with the rest of the block. So Free finds a double free at
+// once, without the lock and whatever the block's state: by the tag (and, in
+// the checked build, which frees under the lock, by the bitmap as well).
+// A double free is missed only if the freed block was written to after its
+// first free (a use after free that destroyed the tag), or if two frees of
+// one block race each other.
+//
+// # Fast paths
+//
+// Alloc and Free first try a lock-free stack of free blocks per class (see
+// sharedStack), refilled from the pools and drained back to them in batches
+// under the lock; the checked build always takes the lock. A Cache goes
+// further: its stacks are its own, so most of its calls are plain loads and
+// stores.
 //
 // # Invariants
 //
@@ -109,7 +126,7 @@ type Allocator struct {
 	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
 	metaBase   unsafe.Pointer // its start
 	name       string
-	key        [2]uint64 // random key of the free-block tag
+	key        uint64 // random key of the free-block tag
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
@@ -123,6 +140,7 @@ type Allocator struct {
 	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
 	nkeep  [nClasses]int   // empty pools each class keeps in use
 	counts [nClasses]classCount
+	shared [nClasses]sharedStack // lock-free stacks of free blocks (unused in the checked build)
 	large  largeSet
 
 	releaseBatch, keepEmpty int
@@ -162,7 +180,7 @@ func New(opts *Options) (*Allocator, error) {
 	if o.Reserve == 0 {
 		o.Reserve = 32 << 30
 	}
-	if o.Reserve < ArenaSize || o.ReleaseBatch < 0 {
+	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 {
 		return nil, fmt.Errorf("arena: new %q: reserve %d bytes, release batch %d: %w", o.Name, o.Reserve, o.ReleaseBatch, ErrInvalidSize)
 	}
 	if o.ReleaseBatch == 0 {
@@ -181,7 +199,7 @@ func New(opts *Options) (*Allocator, error) {
 	}
 	a := &Allocator{
 		region: r, name: o.Name,
-		key:          [2]uint64{rand.Uint64() | 1, rand.Uint64()},
+		key:          rand.Uint64(),
 		arenas:       make([]arenaInfo, nArenas),
 		byFree:       make([]int32, poolsPerArena+1),
 		nonEmp:       make([]uint64, (poolsPerArena+64)/64),
@@ -215,12 +233,26 @@ func (a *Allocator) Alloc(n int) ([]byte, error) {
 		return a.allocLarge(n)
 	}
 	c := classOf(n)
+	if a.closed.Load() {
+		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+	}
+	if !check.On {
+		if off, ok := a.pop(c); ok {
+			return a.handOut(off, c, n), nil
+		}
+	}
 	a.mu.Lock()
 	if a.closed.Load() {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
 	}
-	off, err := a.allocBlock(c)
+	var off uintptr
+	var err error
+	if check.On {
+		off, err = a.allocBlock(c)
+	} else {
+		off, err = a.refillShared(c)
+	}
 	a.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
@@ -251,12 +283,40 @@ func (a *Allocator) Free(b []byte) error {
 	if !inPools {
 		return a.freeLarge(b)
 	}
+	if check.On {
+		return a.freeLocked(off, cap(b))
+	}
+	if a.closed.Load() {
+		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+	}
+	c, _, err := a.locate(off, cap(b))
+	if err == nil && a.tagged(off) {
+		err = ErrDoubleFree
+	}
+	if err != nil {
+		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+	}
+	a.poisonAndTag(off, c)
+	if a.push(c, off) {
+		return nil
+	}
+	a.mu.Lock()
+	a.freeBlock(off, c)
+	a.drainShared(c, sharedMax/2)
+	a.mu.Unlock()
+	return nil
+}
+
+// freeLocked is Free with every check made under the lock (the checked
+// build's way): a block free in its pool is found by its bitmap, one held by
+// a cache by its tag.
+func (a *Allocator) freeLocked(off uintptr, n int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
 		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
 	}
-	c, err := a.validate(off, cap(b))
+	c, err := a.validate(off, n)
 	if err != nil {
 		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
 	}
@@ -368,6 +428,7 @@ func (a *Allocator) Close() error {
 	if a.closed.Load() {
 		return fmt.Errorf("arena: close %q: %w", a.name, ErrClosed)
 	}
+	a.drainAllShared()
 	if err := a.leaks(); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ type ClassStats struct {
 	Size   int // block size in bytes
 	Blocks int // blocks allocated, including those held by caches
 	Cached int // blocks held by caches, as of their last batch exchange
+	Shared int // blocks on the allocator's shared stack
 	Pools  int // pools (pages) in use by the class
 }
 
@@ -18,7 +19,8 @@ type Stats struct {
 	ArenasReleased int // arenas whose pages all went back to the OS (address space kept)
 	InUse          int // bytes of blocks allocated to users: block sizes, not requests; large blocks by their mapping
 	InUseBlocks    int // blocks allocated to users
-	Cached         int // bytes of blocks held by caches, as of their last batch exchange (see Cache)
+	Cached         int // bytes of free blocks held by caches, as of their last batch exchange (see Cache)
+	Shared         int // bytes of free blocks on the allocator's shared stacks (Purge and Close empty them)
 	Mapped         int // bytes of address space ready: arenas not released and their metadata, plus large mappings
 	Resident       int // bytes of arenas, their metadata and large mappings resident in memory (mincore; 0 where unsupported)
 	PoolsInUse     int // pools (pages) serving a class
@@ -41,8 +43,10 @@ func (a *Allocator) Stats() Stats {
 	}
 	for c := 1; c < nClasses; c++ {
 		k := a.counts[c]
-		s.Classes = append(s.Classes, ClassStats{Size: classSize[c], Blocks: k.blocks, Cached: k.cached, Pools: k.pools})
-		user := max(k.blocks-k.cached, 0)
+		sh := a.sharedDepth(c)
+		s.Classes = append(s.Classes, ClassStats{Size: classSize[c], Blocks: k.blocks, Cached: k.cached, Shared: sh, Pools: k.pools})
+		s.Shared += sh * classSize[c]
+		user := max(k.blocks-k.cached-sh, 0)
 		s.InUse += user * classSize[c]
 		s.InUseBlocks += user
 		s.Cached += k.cached * classSize[c]
@@ -73,8 +77,8 @@ func (a *Allocator) Stats() Stats {
 
 // String summarises the stats on one line.
 func (s Stats) String() string {
-	return fmt.Sprintf("arenas %d (+%d released), in use %d B in %d blocks, cached %d B, mapped %d B, resident %d B, pools %d (+%d dirty), large %d",
-		s.Arenas, s.ArenasReleased, s.InUse, s.InUseBlocks, s.Cached, s.Mapped, s.Resident, s.PoolsInUse, s.PoolsDirty, s.LargeBlocks)
+	return fmt.Sprintf("arenas %d (+%d released), in use %d B in %d blocks, cached %d B, shared %d B, mapped %d B, resident %d B, pools %d (+%d dirty), large %d",
+		s.Arenas, s.ArenasReleased, s.InUse, s.InUseBlocks, s.Cached, s.Shared, s.Mapped, s.Resident, s.PoolsInUse, s.PoolsDirty, s.LargeBlocks)
 }
 
 // Purge gives back to the OS every page it can now: the empty pools each
@@ -87,6 +91,7 @@ func (a *Allocator) Purge() {
 		return
 	}
 	a.purges++
+	a.drainAllShared()
 	for c := 1; c < nClasses; c++ {
 		a.unkeepAll(c)
 	}
