@@ -107,6 +107,9 @@ func pairGo(b *testing.B) {
 		p[0] = 1
 		sink = p
 	}
+	if len(sink) > 256 {
+		b.Fatal("arenabench: pair allocated more than asked")
+	}
 	sink = nil
 }
 
