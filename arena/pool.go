@@ -7,7 +7,6 @@ import (
 	"math/bits"
 	"slices"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
 )
@@ -44,7 +43,7 @@ type arenaMeta struct {
 }
 
 // metaStride is the bytes of metadata region per arena, whole pages.
-var metaStride = (int(unsafe.Sizeof(arenaMeta{})) + pageSize - 1) &^ (pageSize - 1)
+var metaStride = (metaSize + pageSize - 1) &^ (pageSize - 1)
 
 // reset makes every pool of the arena free and clean.
 func (m *arenaMeta) reset() {

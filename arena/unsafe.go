@@ -36,6 +36,9 @@ func (a *Allocator) block(off uintptr, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(a.base, off)), n)
 }
 
+// metaSize is the size of an arena's metadata.
+const metaSize = int(unsafe.Sizeof(arenaMeta{}))
+
 // meta returns the metadata of arena ai, in the metadata region.
 //
 // Sound because the metadata region is page aligned, holds metaStride bytes
