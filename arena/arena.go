@@ -289,12 +289,9 @@ func (a *Allocator) Free(b []byte) error {
 	if a.closed.Load() {
 		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
 	}
-	c, _, err := a.locate(off, cap(b))
-	if err == nil && a.tagged(off) {
-		err = ErrDoubleFree
-	}
-	if err != nil {
-		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+	c := a.blockClass(off)
+	if c == 0 || cap(b) > classSize[c] || a.tagged(off) {
+		return a.freeErr(off, cap(b))
 	}
 	a.poisonAndTag(off, c)
 	if a.push(c, off) {
@@ -339,12 +336,39 @@ func (a *Allocator) validate(off uintptr, n int) (int, error) {
 	return c, nil
 }
 
+// blockClass returns the class of the block starting at pool offset off, or
+// 0 if off does not start a block of a pool in use (locate says why). Small
+// enough to inline into the fast paths, which check the slice's capacity.
+func (a *Allocator) blockClass(off uintptr) int {
+	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
+		return 0
+	}
+	// Class 0 (a pool not in use) fails the first test: endOff[0] is 0.
+	c := a.pool(off).class.Load() & (classSlots - 1)
+	in := off & uintptr(pageSize-1)
+	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
+		return 0
+	}
+	return int(c)
+}
+
+// freeErr says why Free rejects the slice at off with capacity n.
+func (a *Allocator) freeErr(off uintptr, n int) error {
+	_, _, err := a.locate(off, n)
+	if err == nil {
+		err = ErrDoubleFree // the block carries the free-block tag
+	}
+	return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+}
+
 // locate finds the class and block index of the block starting at off, a
 // pool offset, or says why there is none. It reads only the atomic class, so
 // a Cache may call it without the lock.
 func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
-	if st := a.arenas[off>>arenaShift].state.Load(); st != arenaActive {
-		return 0, 0, ErrDoubleFree // no pool of this arena is in use
+	// A released arena's metadata reads as zero (class 0) in the normal
+	// build; in the checked build it is inaccessible, so look first.
+	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
+		return 0, 0, ErrDoubleFree
 	}
 	c := int(a.pool(off).class.Load())
 	if c == 0 {

@@ -119,12 +119,9 @@ func (c *Cache) Free(b []byte) error {
 	if !inPools {
 		return a.Free(b)
 	}
-	k, _, err := a.locate(off, cap(b))
-	if err == nil && a.tagged(off) {
-		err = ErrDoubleFree
-	}
-	if err != nil {
-		return fmt.Errorf("arena: cache free block at %#x of %q: %w", off, a.name, err)
+	k := a.blockClass(off)
+	if k == 0 || cap(b) > classSize[k] || a.tagged(off) {
+		return a.freeErr(off, cap(b))
 	}
 	blk := a.block(off, classSize[k])
 	check.Fill(blk)

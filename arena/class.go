@@ -11,10 +11,14 @@ const (
 	smallMax = 512        // the last class of the 16-byte steps
 	MaxSmall = 2048       // largest request served from a pool; larger ones are mapped alone
 	nClasses = 1 + 32 + 4 // class 0 means "no class" (a pool not in use)
+
+	// classSlots sizes the per-class tables: a power of two, so a class
+	// masked with classSlots-1 indexes them with no bounds check.
+	classSlots = 64
 )
 
 // classSize is the block size of each class; classSize[0] is unused.
-var classSize = [nClasses]int{0,
+var classSize = [classSlots]int{0,
 	16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
 	272, 288, 304, 320, 336, 352, 368, 384, 400, 416, 432, 448, 464, 480, 496, 512,
 	640, 768, 1024, 2048,
@@ -23,7 +27,7 @@ var classSize = [nClasses]int{0,
 // divMul[c] turns a division by classSize[c] into a multiply and a shift, as
 // the Go runtime does for span offsets: (off*divMul)>>32 == off/size for every
 // offset inside a pool (checked exhaustively by a test).
-var divMul [nClasses]uint32
+var divMul [classSlots]uint32
 
 func init() {
 	for c := 1; c < nClasses; c++ {

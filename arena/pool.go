@@ -66,12 +66,17 @@ type poolInfo struct {
 	kept       bool          // empty and kept in use against thrash (counted in Allocator.nkeep)
 }
 
-// nBlocks is how many blocks of each class fit in a pool.
-var nBlocks [nClasses]int
+// nBlocks is how many blocks of each class fit in a pool; endOff is where
+// the last one ends (no block starts at or after it).
+var (
+	nBlocks [classSlots]int
+	endOff  [classSlots]uintptr
+)
 
 func init() {
 	for c := 1; c < nClasses; c++ {
 		nBlocks[c] = pageSize / classSize[c]
+		endOff[c] = uintptr(nBlocks[c] * classSize[c])
 	}
 }
 
@@ -115,7 +120,9 @@ func (m bitmap) count() int {
 
 // pool returns the metadata of the pool holding pool offset off.
 func (a *Allocator) pool(off uintptr) *poolInfo {
-	return &a.meta(int(off >> arenaShift)).pools[(off>>pageShift)&uintptr(poolsPerArena-1)]
+	// The index is below poolsPerArena <= maxPools: the mask only tells the
+	// compiler so.
+	return &a.meta(int(off >> arenaShift)).pools[(off&(ArenaSize-1))>>pageShift&(maxPools-1)]
 }
 
 // poolBits returns the bitmap of the pool holding pool offset off.
