@@ -588,3 +588,57 @@ func TestFreePastLastBlock(t *testing.T) {
 	}
 	_ = a.Free(b)
 }
+
+// TestSharedStackContention has 8 goroutines allocate and free blocks of one
+// class through the shared Allocator at once, so its lock-free stack sees
+// every interleaving of push and pop; each goroutine checks its blocks stay
+// its own.
+func TestSharedStackContention(t *testing.T) {
+	a := newAlloc(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var held [3][]byte
+			for i := range 5000 {
+				for k := range held {
+					b, err := a.Alloc(48)
+					if err != nil {
+						errs <- err
+						return
+					}
+					for j := range b {
+						b[j] = byte(g)
+					}
+					held[k] = b
+				}
+				for k, b := range held {
+					for _, x := range b {
+						if x != byte(g) {
+							errs <- fmt.Errorf("goroutine %d round %d: block %d shared with another goroutine", g, i, k)
+							return
+						}
+					}
+					if err := a.Free(b); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if s := a.Stats(); s.InUseBlocks != 0 || s.Shared > sharedMax*48 {
+		t.Fatalf("after the goroutines: %v", s)
+	}
+	a.Purge()
+	if s := a.Stats(); s.Shared != 0 || s.PoolsInUse != 0 {
+		t.Fatalf("after Purge: %v", s)
+	}
+}
