@@ -144,7 +144,8 @@ func BurstHere(impl, cs string, n int) (BurstResult, error) {
 }
 
 // burstOffheap allocates and frees through an arena. Block pointers are kept
-// in a table outside the Go heap, unmapped before RSS is read after the frees.
+// in a table outside the Go heap, released as the frees pass it and unmapped
+// before RSS is read after the frees.
 func burstOffheap(r *BurstResult, cs string, n int) (func() error, error) {
 	a, err := arena.New(&arena.Options{Name: "burst"})
 	if err != nil {
@@ -168,6 +169,11 @@ func burstOffheap(r *BurstResult, cs string, n int) (func() error, error) {
 	keep := make([][]byte, 0, n/1000+1)
 	start = time.Now()
 	for i := range n {
+		if i%(1<<17) == 0 {
+			if err := t.releaseBelow(i); err != nil {
+				return nil, err
+			}
+		}
 		b := t.get(i, BurstBlock)
 		if cs == "burst-survivors" && i%1000 == 0 {
 			keep = append(keep, b)

@@ -12,8 +12,9 @@ import (
 
 // ptrTable holds n pointers to blocks of the arena in a vmem region.
 type ptrTable struct {
-	r     *vmem.Region
-	slots []*byte
+	r        *vmem.Region
+	slots    []*byte
+	released int // bytes of the table given back so far
 }
 
 // newPtrTable maps a table of n pointers.
@@ -40,6 +41,21 @@ func (t *ptrTable) set(i int, b []byte) { t.slots[i] = unsafe.SliceData(b) }
 // get returns the size-byte block whose pointer is in slot i. Sound because
 // the slot holds the start of a live block of that size.
 func (t *ptrTable) get(i, size int) []byte { return unsafe.Slice(t.slots[i], size) }
+
+// releaseBelow gives back the table's whole MiBs below slot i, so the
+// table's own memory falls as the burst is freed and does not hide the
+// allocator's. Slots below i must not be used again.
+func (t *ptrTable) releaseBelow(i int) error {
+	upTo := i * 8 &^ (1<<20 - 1)
+	if upTo <= t.released {
+		return nil
+	}
+	if err := t.r.Release(t.released, upTo-t.released); err != nil {
+		return err
+	}
+	t.released = upTo
+	return nil
+}
 
 func (t *ptrTable) close() error {
 	t.slots = nil
