@@ -24,7 +24,7 @@ import (
 
 // Errors returned by arena, wrapped with context; test for them with errors.Is.
 var (
-	ErrDoubleFree  = errors.New("arena: block already free")                // Free of a block that is free (or held by a Cache)
+	ErrDoubleFree  = errors.New("arena: block already free")                // Free of a block that is free (or held by a cache or stack)
 	ErrForeign     = errors.New("arena: not a block of this allocator")     // Free of a slice the allocator did not hand out
 	ErrLeaked      = errors.New("arena: blocks still allocated")            // Close with live blocks
 	ErrClosed      = errors.New("arena: allocator closed")                  // use after Close
@@ -71,10 +71,13 @@ type Options struct {
 // not at a block start of a pool in use is ErrForeign. Requests above
 // MaxSmall bytes get a vmem region of their own, unmapped when freed.
 //
-// All metadata is out of band, in pointer-free Go slices: per pool its class,
-// its count of allocated blocks and a bitmap of allocated blocks (so a double
-// free is found in O(1)); per arena its count of free pools and stacks of
-// its free pools, dirty (resident) and clean (released or never touched).
+// All metadata is out of band and pointer-free. Per arena, a small fixed
+// record on the Go heap (state, count of free pools, list links) and, in a
+// second vmem region at a fixed stride, the part that grows with the memory
+// served: per pool its class, its count of allocated blocks and a bitmap of
+// allocated blocks, and the arena's stacks of free pools, dirty (resident)
+// and clean (released or never touched). That part goes back to the OS with
+// its arena, so the Go heap does not grow with the memory served.
 //
 // # States
 //
@@ -130,7 +133,7 @@ type Allocator struct {
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
-	arenas []arenaInfo     // one per arena of the reservation; metadata made when carved
+	arenas []arenaInfo     // one per arena of the reservation
 	byFree []int32         // head of the list of active arenas with k free pools, or -1
 	nonEmp []uint64        // bit k set when byFree[k] is not empty
 	spare  int32           // an empty arena kept against thrash, or -1

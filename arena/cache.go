@@ -31,13 +31,16 @@ const (
 //
 // Free checks, without the lock, that the slice starts at a block of a pool
 // in use (else ErrForeign) and that the block does not carry the free-block
-// tag that every free block, in a pool or in a cache, carries (else
-// ErrDoubleFree); the tag is 16 bytes derived from the address and a random
-// per-allocator key, which live data matches only by a 2^-128 chance. So a
-// double free through a Cache is reported at once, like through the
-// Allocator, unless the block was written to after it was freed (a use after
-// free destroying the tag). The allocator's bitmaps stay exact: blocks a
-// Cache holds count as allocated.
+// tag that every block not held by a user carries, in a pool, a cache or a
+// shared stack (else ErrDoubleFree); the tag is 8 bytes derived from the
+// address and a random per-allocator key, which live data matches only by a
+// 2^-64 chance. So a double free through a Cache is reported at once, as
+// through the Allocator, unless the block was written to after it was freed
+// (a use after free destroying the tag). Reading the tag costs one memory
+// access to the freed block: a cache miss when that block is cold, the price
+// of finding double frees without the lock and without per-block metadata.
+// The allocator's bitmaps stay exact: blocks a Cache holds count as
+// allocated.
 //
 // Blocks a Cache holds count as allocated for the allocator's Close: call
 // Flush or Close first. Stats counts them as Cached as of each class's last
@@ -45,7 +48,7 @@ const (
 // the cache is in use.
 type Cache struct {
 	a      *Allocator
-	stacks [nClasses][]uintptr // offsets of free blocks, tagged
+	stacks [nClasses][]uintptr // offsets of the free (tagged) blocks held
 	pub    [nClasses]int       // len(stacks[k]) last told to the allocator
 	closed bool
 }
