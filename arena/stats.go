@@ -81,9 +81,10 @@ func (s Stats) String() string {
 		s.Arenas, s.ArenasReleased, s.InUse, s.InUseBlocks, s.Cached, s.Shared, s.Mapped, s.Resident, s.PoolsInUse, s.PoolsDirty, s.LargeBlocks)
 }
 
-// Purge gives back to the OS every page it can now: the empty pools each
-// class keeps, every dirty free pool and the spare arena. Blocks held by
-// caches stay allocated (Cache.Flush returns them).
+// Purge gives back to the OS every page it can now: it empties the shared
+// stacks into their pools, frees the empty pools each class keeps, and
+// releases every dirty free pool and the spare arena. Blocks held by caches
+// stay allocated (Cache.Flush returns them).
 func (a *Allocator) Purge() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
