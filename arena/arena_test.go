@@ -642,3 +642,46 @@ func TestSharedStackContention(t *testing.T) {
 		t.Fatalf("after Purge: %v", s)
 	}
 }
+
+func TestOptionsRejected(t *testing.T) {
+	for _, o := range []Options{{Reserve: 100}, {Reserve: MaxReserve + ArenaSize}, {ReleaseBatch: -1}} {
+		if _, err := New(&o); !errors.Is(err, ErrInvalidSize) {
+			t.Errorf("New(%+v): %v", o, err)
+		}
+	}
+}
+
+// TestCyclicDoesNotThrash checks that allocating and freeing the same
+// blocks over and over gives no pages back to the OS (and so takes none
+// again): empty pools are kept and dirty ones released only in batches.
+func TestCyclicDoesNotThrash(t *testing.T) {
+	a := newAlloc(t, nil)
+	c := a.NewCache()
+	defer c.Close()
+	live := make([][]byte, 300)
+	for round := range 300 {
+		for i := range live {
+			var err error
+			if round%2 == 0 {
+				live[i], err = a.Alloc(16 + i%256)
+			} else {
+				live[i], err = c.Alloc(16 + i%256)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, b := range live {
+			free := a.Free
+			if i%3 == 0 {
+				free = c.Free
+			}
+			if err := free(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := a.Stats(); s.Releases > 2 {
+		t.Fatalf("cyclic alloc/free released pages %d times: %v", s.Releases, s)
+	}
+}
