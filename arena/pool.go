@@ -212,6 +212,7 @@ func (a *Allocator) assignPool(c int) (int32, error) {
 	}
 	a.setFree(ai, ar.nfree-1)
 	g := ai*int32(poolsPerArena) + int32(pi)
+	check.Invariant(m.pools[pi].class.Load() == 0, "arena %d: free pool %d has class %d", ai, pi, m.pools[pi].class.Load())
 	a.initPool(g, c)
 	return g, nil
 }
@@ -259,8 +260,9 @@ func (a *Allocator) unkeepAll(c int) {
 
 // unassign makes an empty pool of class c free and dirty.
 func (a *Allocator) unassign(c int, g int32) {
-	a.unlinkPool(c, g)
 	off := poolOff(g)
+	check.Invariant(a.pool(off).nalloc == 0 && !a.pool(off).kept, "freeing pool %#x with %d blocks allocated", off, a.pool(off).nalloc)
+	a.unlinkPool(c, g)
 	a.pool(off).class.Store(0)
 	a.counts[c].pools--
 	ai := int32(off >> arenaShift)
@@ -307,6 +309,7 @@ func (a *Allocator) unlinkPool(c int, g int32) {
 // byFree lists; only counts strictly between 0 and poolsPerArena are listed.
 func (a *Allocator) setFree(ai int32, k int) {
 	ar := &a.arenas[ai]
+	check.Invariant(k >= 0 && k <= poolsPerArena && ar.state.Load() == arenaActive, "arena %d (state %d): %d free pools", ai, ar.state.Load(), k)
 	if listed(ar.nfree) {
 		if ar.prev >= 0 {
 			a.arenas[ar.prev].next = ar.next
