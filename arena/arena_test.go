@@ -318,6 +318,13 @@ func TestCloseReportsLeaks(t *testing.T) {
 	if err := a.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("second Close: %v", err)
 	}
+	if s := a.Stats(); s.Mapped != 0 || s.Resident != 0 || s.InUseBlocks != 0 {
+		t.Fatalf("Stats after Close: %v", s)
+	}
+	a.Purge() // does nothing, and does not fail
+	if err := c.Close(); err != nil {
+		t.Fatalf("closing a flushed cache after its allocator: %v", err)
+	}
 }
 
 func contains(s, sub string) bool {

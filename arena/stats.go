@@ -32,7 +32,8 @@ type Stats struct {
 	Classes        []ClassStats
 }
 
-// Stats returns a snapshot of the allocator's state.
+// Stats returns a snapshot of the allocator's state (after Close, only the
+// counters of calls).
 func (a *Allocator) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -40,6 +41,9 @@ func (a *Allocator) Stats() Stats {
 		LargeBlocks: a.large.n, InUse: a.large.bytes, InUseBlocks: a.large.n,
 		Releases: a.releases, ReleaseErrors: a.releaseErrs, Purges: a.purges,
 		Classes: make([]ClassStats, 0, nClasses-1),
+	}
+	if a.closed.Load() {
+		return s // everything is unmapped; nothing was allocated
 	}
 	for c := 1; c < nClasses; c++ {
 		k := a.counts[c]
@@ -60,9 +64,6 @@ func (a *Allocator) Stats() Stats {
 			s.Arenas++
 			s.PoolsDirty += int(a.meta(ai).ndirty)
 		}
-	}
-	if a.closed.Load() {
-		return s
 	}
 	s.Mapped = s.Arenas*(ArenaSize+metaStride) + a.large.bytes
 	s.Resident = a.large.bytes
