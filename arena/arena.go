@@ -280,7 +280,10 @@ func (a *Allocator) sizeErr(op string, n int) error {
 // Free gives a block back. A block already free (or held by a Cache) is
 // ErrDoubleFree; a slice that does not start at a block this allocator handed
 // out, or that reaches past its block, is ErrForeign. Either way nothing
-// changes. Free of a large block unmaps it at once.
+// changes. Free of a large block (above MaxSmall) unmaps it at once; its
+// address is remembered among the last 1024 large blocks freed, so a second
+// Free of it is ErrDoubleFree until then (ErrForeign after, since the
+// address may be mapped again by anyone).
 func (a *Allocator) Free(b []byte) error {
 	off, inPools := a.offsetOf(b)
 	if !inPools {
