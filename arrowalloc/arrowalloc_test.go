@@ -247,3 +247,39 @@ func FuzzAllocator(f *testing.F) {
 		closeArena(t, a)
 	})
 }
+
+// TestConcurrentBuilders builds arrays from 4 goroutines on one allocator,
+// as Arrow programs do.
+func TestConcurrentBuilders(t *testing.T) {
+	a := newArena(t)
+	mem := memory.NewCheckedAllocator(New(a))
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for round := range 20 {
+				b := array.NewInt64Builder(mem)
+				for i := range 1000 + round*100 {
+					b.Append(int64(g*1_000_000 + i))
+				}
+				arr := b.NewInt64Array()
+				b.Release()
+				for i := range arr.Len() {
+					if arr.Value(i) != int64(g*1_000_000+i) {
+						errs <- fmt.Errorf("goroutine %d: value %d is %d", g, i, arr.Value(i))
+						arr.Release()
+						return
+					}
+				}
+				arr.Release()
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.AssertSize(t, 0)
+	closeArena(t, a)
+}
