@@ -78,7 +78,7 @@ func runChild(spec string) int {
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "arenabench:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
