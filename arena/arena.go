@@ -1,0 +1,488 @@
+// Package arena is a small-object allocator in the style of CPython's
+// pymalloc, built on vmem, that gives free memory back to the operating system
+// at once: empty arenas as soon as they are empty (keeping one spare), and free
+// pages inside partly used arenas in small batches.
+//
+// Alloc returns zeroed memory outside the Go heap; Free takes it back and
+// reports a double free (ErrDoubleFree) or a slice the allocator did not hand
+// out (ErrForeign) without changing anything. Allocator is safe for concurrent
+// use; a Cache is a single-owner handle for hot loops that moves blocks to and
+// from the Allocator in batches.
+package arena
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/vmem"
+)
+
+// Errors returned by arena, wrapped with context; test for them with errors.Is.
+var (
+	ErrDoubleFree  = errors.New("arena: block already free")                // Free of a block that is free (or held by a cache or stack)
+	ErrForeign     = errors.New("arena: not a block of this allocator")     // Free of a slice the allocator did not hand out
+	ErrLeaked      = errors.New("arena: blocks still allocated")            // Close with live blocks
+	ErrClosed      = errors.New("arena: allocator closed")                  // use after Close
+	ErrInvalidSize = errors.New("arena: invalid size")                      // a negative size
+	ErrTooLarge    = errors.New("arena: request too large")                 // more than MaxAlloc bytes
+	ErrExhausted   = errors.New("arena: address space reservation is full") // every arena of the reservation is in use
+)
+
+// MaxAlloc is the largest request Alloc accepts.
+const MaxAlloc = 1 << 44
+
+// MaxReserve is the most address space Options.Reserve may ask for.
+const MaxReserve = 64 << 30
+
+// ArenaSize is the size of an arena: the unit carved from the reservation and
+// returned to the OS whole when all its pools are free.
+const ArenaSize = 1 << 20
+
+// Options tune an Allocator. The zero value (or a nil *Options) is ready to use.
+type Options struct {
+	// Name labels errors and the mapping in /proc/PID/maps.
+	Name string
+	// Reserve is the address space reserved for arenas, which bounds the bytes
+	// of small blocks (up to MaxSmall) live at once; 0 means 32 GiB, the most
+	// is MaxReserve. It costs no memory.
+	Reserve int
+	// ReleaseBatch is how many free pages inside partly used arenas are held
+	// before they go back to the OS together; 0 means 64. Larger batches make
+	// cyclic alloc/free cheaper and hold more memory.
+	ReleaseBatch int
+	// KeepEmpty is how many empty pools each size class keeps for reuse before
+	// freeing them; 0 means 1, negative means none.
+	KeepEmpty int
+}
+
+// Allocator hands out blocks of memory the garbage collector never sees.
+//
+// # Layout
+//
+// At New the allocator reserves one range of address space (Options.Reserve)
+// and carves 1 MiB arenas from it in address order. An arena is split into
+// pools of one OS page; a pool in use serves blocks of one size class. So the
+// arena and pool of any address are found by arithmetic, and a slice that is
+// not at a block start of a pool in use is ErrForeign. Requests above
+// MaxSmall bytes get a vmem region of their own, unmapped when freed.
+//
+// All metadata is out of band and pointer-free. Per arena, a small fixed
+// record on the Go heap (state, count of free pools, list links) and, in a
+// second vmem region at a fixed stride, the part that grows with the memory
+// served: per pool its class, its count of allocated blocks and a bitmap of
+// allocated blocks, and the arena's stacks of free pools, dirty (resident)
+// and clean (released or never touched). That part goes back to the OS with
+// its arena, so the Go heap does not grow with the memory served.
+//
+// # States
+//
+// A pool is free (class 0; dirty or clean) or in use by one class. A pool in
+// use is full, partial or empty; partial and empty pools are on their class's
+// list, from whose head blocks are taken. When a pool's last block is freed,
+// up to KeepEmpty empty pools per class stay in use against thrash; other
+// pools become free and dirty. Once ReleaseBatch dirty pools are held, their
+// pages go back to the OS (MADV_DONTNEED, adjacent pages in one call) and
+// they become clean. An arena whose pools are all free is released at once,
+// except for one spare kept against thrash. New pools come from the arena
+// with the fewest free pools (the fullest), so the others drain and go back:
+// arenas sit on per-count lists with a bitmap of non-empty counts, which
+// keeps that order in O(1).
+//
+// A block is allocated to a user, held by a Cache or the allocator's shared
+// stack of its class, or free in its pool; blocks held by caches and stacks
+// count as allocated in their pool's bitmap. Every block not allocated to a
+// user carries an 8-byte tag over its first bytes, derived from its address
+// and a per-allocator random key (live data matches it by a 2^-64 chance);
+// Alloc clears it with the rest of the block. So Free finds a double free at
+// once, without the lock and whatever the block's state: by the tag (and, in
+// the checked build, which frees under the lock, by the bitmap as well).
+// A double free is missed only if the freed block was written to after its
+// first free (a use after free that destroyed the tag), or if two frees of
+// one block race each other.
+//
+// # Fast paths
+//
+// Alloc and Free first try a lock-free stack of free blocks per class (see
+// sharedStack), refilled from the pools and drained back to them in batches
+// under the lock; the checked build always takes the lock. A Cache goes
+// further: its stacks are its own, so most of its calls are plain loads and
+// stores.
+//
+// # Invariants
+//
+//   - a pool's allocated count equals the bits set in its bitmap for real blocks;
+//   - a pool is on its class list exactly when it is in use and not full;
+//   - an arena is on the count lists exactly when it is active and has 1..poolsPerArena-1 free pools;
+//   - released pages are made ready again (vmem Reuse) before they are touched.
+//
+// These are checked in the offheapcheck build, which also poisons freed blocks.
+type Allocator struct {
+	mu     sync.Mutex
+	region *vmem.Region   // the arenas
+	base   unsafe.Pointer // start of the arenas' reservation; fixed until Close
+
+	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
+	metaBase   unsafe.Pointer // its start
+	name       string
+	key        uint64 // random key of the free-block tag
+
+	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
+	closed atomic.Bool     // set by a successful Close
+	arenas []arenaInfo     // one per arena of the reservation
+	byFree []int32         // head of the list of active arenas with k free pools, or -1
+	nonEmp []uint64        // bit k set when byFree[k] is not empty
+	spare  int32           // an empty arena kept against thrash, or -1
+	gone   []int32         // released arenas, ready to be reused
+	dirty  []int32         // arenas that may hold dirty free pools
+	ndirty int             // dirty free pools in active arenas
+	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
+	nkeep  [nClasses]int   // empty pools each class keeps in use
+	counts [nClasses]classCount
+	shared [nClasses]sharedStack // lock-free stacks of free blocks (unused in the checked build)
+	large  largeSet
+
+	releaseBatch, keepEmpty int
+	releases, releaseErrs   int // calls to vmem Release, and those that failed
+	purges                  int
+}
+
+// classCount is what the allocator knows of one class's blocks.
+type classCount struct {
+	blocks int // allocated, including those held by caches
+	cached int // held by caches
+	pools  int // pools in use
+}
+
+var (
+	pageSize      = vmem.PageSize()
+	poolsPerArena = ArenaSize / pageSize
+	wordsPerPool  = pageSize / minBlock / 64 // bitmap words per pool
+	pageShift     = log2(pageSize)
+	arenaShift    = log2(ArenaSize)
+)
+
+func log2(n int) uint {
+	s := uint(0)
+	for 1<<s < n {
+		s++
+	}
+	return s
+}
+
+// New returns an allocator with its reservation made; opts may be nil.
+func New(opts *Options) (*Allocator, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.Reserve == 0 {
+		o.Reserve = 32 << 30
+	}
+	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 {
+		return nil, fmt.Errorf("arena: new %q: reserve %d bytes, release batch %d: %w", o.Name, o.Reserve, o.ReleaseBatch, ErrInvalidSize)
+	}
+	if o.ReleaseBatch == 0 {
+		o.ReleaseBatch = 64
+	}
+	switch {
+	case o.KeepEmpty == 0:
+		o.KeepEmpty = 1
+	case o.KeepEmpty < 0:
+		o.KeepEmpty = 0
+	}
+	nArenas := o.Reserve / ArenaSize
+	r, err := vmem.Reserve(nArenas*ArenaSize, &vmem.Options{Name: "arena " + o.Name})
+	if err != nil {
+		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+	}
+	a := &Allocator{
+		region: r, name: o.Name,
+		key:          rand.Uint64(),
+		arenas:       make([]arenaInfo, nArenas),
+		byFree:       make([]int32, poolsPerArena+1),
+		nonEmp:       make([]uint64, (poolsPerArena+64)/64),
+		spare:        -1,
+		releaseBatch: o.ReleaseBatch, keepEmpty: o.KeepEmpty,
+	}
+	for i := range a.byFree {
+		a.byFree[i] = -1
+	}
+	for c := range a.used {
+		a.used[c] = -1
+	}
+	mr, err := vmem.Reserve(nArenas*metaStride, &vmem.Options{Name: "arena metadata " + o.Name})
+	if err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+	}
+	a.metaRegion = mr
+	a.base, a.metaBase = baseOf(r), baseOf(mr)
+	return a, nil
+}
+
+// Alloc returns n zeroed bytes (len and cap n) that the garbage collector
+// never sees, valid until they are passed to Free. Alloc(0) returns an empty
+// slice that must be freed like any other.
+func (a *Allocator) Alloc(n int) ([]byte, error) {
+	if n < 0 || n > MaxAlloc {
+		return nil, a.sizeErr("alloc", n)
+	}
+	if n > MaxSmall {
+		return a.allocLarge(n)
+	}
+	c := classOf(n)
+	if a.closed.Load() {
+		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+	}
+	if !check.On {
+		if off, ok := a.pop(c); ok {
+			return a.handOut(off, c, n), nil
+		}
+	}
+	a.mu.Lock()
+	if a.closed.Load() {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+	}
+	var off uintptr
+	var err error
+	if check.On {
+		off, err = a.allocBlock(c)
+	} else {
+		off, err = a.refillShared(c)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
+	}
+	return a.handOut(off, c, n), nil
+}
+
+// handOut clears a block (tag included) and returns its first n bytes.
+func (a *Allocator) handOut(off uintptr, c, n int) []byte {
+	b := a.block(off, classSize[c])
+	clear(b[:max(n, minBlock)])
+	return b[:n:n]
+}
+
+func (a *Allocator) sizeErr(op string, n int) error {
+	if n < 0 {
+		return fmt.Errorf("arena: %s %d bytes from %q: %w", op, n, a.name, ErrInvalidSize)
+	}
+	return fmt.Errorf("arena: %s %d bytes from %q (most is %d): %w", op, n, a.name, MaxAlloc, ErrTooLarge)
+}
+
+// Free gives a block back. A block already free (or held by a Cache) is
+// ErrDoubleFree; a slice that does not start at a block this allocator handed
+// out, or that reaches past its block, is ErrForeign. Either way nothing
+// changes. Free of a large block (above MaxSmall) unmaps it at once; its
+// address is remembered among the last 1024 large blocks freed, so a second
+// Free of it is ErrDoubleFree until then (ErrForeign after, since the
+// address may be mapped again by anyone).
+func (a *Allocator) Free(b []byte) error {
+	off, inPools := a.offsetOf(b)
+	if !inPools {
+		return a.freeLarge(b)
+	}
+	if check.On {
+		return a.freeLocked(off, cap(b))
+	}
+	if a.closed.Load() {
+		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+	}
+	c := a.blockClass(off)
+	if c == 0 || cap(b) > classSize[c] || a.tagged(off) {
+		return a.freeErr(off, cap(b))
+	}
+	a.poisonAndTag(off, c)
+	if a.push(c, off) {
+		return nil
+	}
+	a.mu.Lock()
+	a.freeBlock(off, c)
+	a.drainShared(c, sharedMax/2)
+	a.mu.Unlock()
+	return nil
+}
+
+// freeLocked is Free with every check made under the lock (the checked
+// build's way): a block free in its pool is found by its bitmap, one held by
+// a cache by its tag.
+func (a *Allocator) freeLocked(off uintptr, n int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed.Load() {
+		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+	}
+	c, err := a.validate(off, n)
+	if err != nil {
+		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+	}
+	a.poisonAndTag(off, c)
+	a.freeBlock(off, c)
+	return nil
+}
+
+// validate checks that off is the start of a block allocated to the user,
+// with a slice of capacity n that stays inside it, and returns its class.
+// Callers hold a.mu.
+func (a *Allocator) validate(off uintptr, n int) (int, error) {
+	c, idx, err := a.locate(off, n)
+	if err != nil {
+		return 0, err
+	}
+	if !a.poolBits(off).get(idx) || a.tagged(off) {
+		return 0, ErrDoubleFree
+	}
+	return c, nil
+}
+
+// blockClass returns the class of the block starting at pool offset off, or
+// 0 if off does not start a block of a pool in use (locate says why). Small
+// enough to inline into the fast paths, which check the slice's capacity.
+func (a *Allocator) blockClass(off uintptr) int {
+	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
+		return 0
+	}
+	// Class 0 (a pool not in use) fails the first test: endOff[0] is 0.
+	c := a.pool(off).class.Load() & (classSlots - 1)
+	in := off & uintptr(pageSize-1)
+	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
+		return 0
+	}
+	return int(c)
+}
+
+// freeErr says why Free rejects the slice at off with capacity n.
+func (a *Allocator) freeErr(off uintptr, n int) error {
+	_, _, err := a.locate(off, n)
+	if err == nil {
+		err = ErrDoubleFree // the block carries the free-block tag
+	}
+	return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+}
+
+// locate finds the class and block index of the block starting at off, a
+// pool offset, or says why there is none. It reads only the atomic class, so
+// a Cache may call it without the lock.
+func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
+	// A released arena's metadata reads as zero (class 0) in the normal
+	// build; in the checked build it is inaccessible, so look first.
+	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
+		return 0, 0, ErrDoubleFree
+	}
+	c := int(a.pool(off).class.Load())
+	if c == 0 {
+		return 0, 0, ErrDoubleFree // no block of this page is in use
+	}
+	in := off & uintptr(pageSize-1)
+	idx := blockIndex(in, c)
+	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
+		return 0, 0, ErrForeign
+	}
+	return c, idx, nil
+}
+
+// poisonAndTag marks a block free: poisoned in the checked build, and tagged.
+func (a *Allocator) poisonAndTag(off uintptr, c int) {
+	b := a.block(off, classSize[c])
+	check.Fill(b)
+	a.tag(b, off)
+}
+
+// Realloc returns a block of n bytes holding the first min(len(b), n) bytes
+// of b, the rest zero. It reuses b's block when n fits in it; otherwise it
+// allocates, copies and frees b. A b that Free would reject is rejected the
+// same way, and nothing changes; so does a failed allocation. Realloc of an
+// empty nil slice is Alloc.
+func (a *Allocator) Realloc(b []byte, n int) ([]byte, error) {
+	if b == nil {
+		return a.Alloc(n)
+	}
+	if n < 0 || n > MaxAlloc {
+		return nil, a.sizeErr("realloc", n)
+	}
+	whole, err := a.whole(b)
+	if err != nil {
+		return nil, err
+	}
+	if n <= len(whole) && (n > MaxSmall) == (len(whole) > MaxSmall) {
+		nb := whole[:n:n]
+		if n > len(b) {
+			clear(nb[len(b):])
+		}
+		return nb, nil
+	}
+	nb, err := a.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	copy(nb, b)
+	if err := a.Free(b); err != nil {
+		_ = a.Free(nb)
+		return nil, err
+	}
+	return nb, nil
+}
+
+// whole validates b as Free would and returns its whole block.
+func (a *Allocator) whole(b []byte) ([]byte, error) {
+	off, inPools := a.offsetOf(b)
+	if !inPools {
+		return a.largeWhole(b)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed.Load() {
+		return nil, fmt.Errorf("arena: realloc from %q: %w", a.name, ErrClosed)
+	}
+	c, err := a.validate(off, cap(b))
+	if err != nil {
+		return nil, fmt.Errorf("arena: realloc block at %#x of %q: %w", off, a.name, err)
+	}
+	return a.block(off, classSize[c]), nil
+}
+
+// Close unmaps everything if no block is allocated. With blocks still
+// allocated (by the user or held by an open Cache) it returns an error
+// wrapping ErrLeaked that says how many blocks and bytes, and the allocator
+// stays usable. After a successful Close every method returns ErrClosed.
+func (a *Allocator) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed.Load() {
+		return fmt.Errorf("arena: close %q: %w", a.name, ErrClosed)
+	}
+	a.drainAllShared()
+	if err := a.leaks(); err != nil {
+		return err
+	}
+	if err := a.region.Close(); err != nil {
+		return fmt.Errorf("arena: close %q: %w", a.name, err)
+	}
+	if err := a.metaRegion.Close(); err != nil {
+		return fmt.Errorf("arena: close %q: %w", a.name, err)
+	}
+	a.closed.Store(true)
+	return nil
+}
+
+// leaks reports the blocks still allocated, if any. Callers hold a.mu.
+func (a *Allocator) leaks() error {
+	blocks, bytes, cached := a.large.n, a.large.bytes, 0
+	for c := 1; c < nClasses; c++ {
+		blocks += a.counts[c].blocks
+		bytes += a.counts[c].blocks * classSize[c]
+		cached += a.counts[c].cached
+	}
+	if blocks == 0 {
+		return nil
+	}
+	return fmt.Errorf("arena: close %q: %d blocks (%d bytes) still allocated, %d of them held by caches: %w",
+		a.name, blocks, bytes, cached, ErrLeaked)
+}

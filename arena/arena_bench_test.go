@@ -1,0 +1,43 @@
+package arena_test
+
+import (
+	"testing"
+
+	"github.com/offheap/offheap/internal/bench/arenabench"
+)
+
+// BenchmarkPair times allocating and freeing one block of a mixed size (16-256 B).
+func BenchmarkPair(b *testing.B) {
+	for _, impl := range arenabench.Impls {
+		b.Run(impl, arenabench.Pair(impl))
+	}
+}
+
+// BenchmarkRing times replacing a random one of 100k live blocks of mixed sizes.
+func BenchmarkRing(b *testing.B) {
+	for _, impl := range arenabench.Impls {
+		b.Run(impl, arenabench.Ring(impl))
+	}
+}
+
+// BenchmarkBurst allocates 4M blocks of 64 bytes (256 MiB), frees all (or all
+// but every 1000th) and reports RSS in MiB, each run in a fresh child process.
+// `offheap bench arena` runs the full 32M-block burst.
+func BenchmarkBurst(b *testing.B) {
+	for _, cs := range arenabench.BurstCases {
+		for _, impl := range arenabench.BurstImpls {
+			b.Run(cs+"/"+impl, func(b *testing.B) {
+				var r arenabench.BurstResult
+				var err error
+				for b.Loop() {
+					if r, err = arenabench.Burst(impl, cs, 4<<20); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for _, f := range r.Figures() {
+					b.ReportMetric(f.Value, f.Metric)
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,463 @@
+// Pools and arenas: the out-of-band metadata and the state changes behind
+// Alloc and Free, all made with the allocator's lock held.
+
+package arena
+
+import (
+	"math/bits"
+	"slices"
+	"sync/atomic"
+
+	"github.com/offheap/offheap/internal/check"
+)
+
+// arenaInfo is the part of an arena's metadata kept on the Go heap: small
+// and fixed, so the Go heap does not grow with the memory served.
+type arenaInfo struct {
+	state      atomic.Uint32 // arenaUnused...; read without the lock by Free's checks
+	nfree      int           // pools not in use
+	next, prev int32         // links in the allocator's byFree[nfree] list
+	inDirty    bool          // listed in Allocator.dirty
+}
+
+// Arena states.
+const (
+	arenaUnused   uint32 = iota // never carved
+	arenaActive                 // pools may be in use; on a byFree list when 0 < nfree < poolsPerArena
+	arenaSpare                  // all pools free, kept against thrash
+	arenaReleased               // all pools free, pages (and metadata pages) given back; in Allocator.gone
+)
+
+// maxPools bounds the pools of an arena: pages are 4 KiB at least.
+const maxPools = ArenaSize / 4096
+
+// arenaMeta is the part of an arena's metadata that grows with it. It lives
+// outside the Go heap, in the allocator's metadata region at a fixed stride
+// per arena, so it goes back to the OS with the arena (and the Go heap never
+// holds it); it holds no pointers.
+type arenaMeta struct {
+	pools          [maxPools]poolInfo
+	bits           [ArenaSize / 1024]uint64 // wordsPerPool allocation-bitmap words per pool
+	dirty, clean   [maxPools]uint16         // stacks of free pools: resident, and released or never touched
+	ndirty, nclean int32
+}
+
+// metaStride is the bytes of metadata region per arena, whole pages.
+var metaStride = (metaSize + pageSize - 1) &^ (pageSize - 1)
+
+// reset makes every pool of the arena free and clean.
+func (m *arenaMeta) reset() {
+	m.ndirty = 0
+	m.nclean = 0
+	for i := poolsPerArena - 1; i >= 0; i-- {
+		m.pools[i] = poolInfo{next: -1, prev: -1}
+		m.pushClean(uint16(i))
+	}
+}
+
+func (m *arenaMeta) pushClean(pi uint16) { m.clean[m.nclean] = pi; m.nclean++ }
+func (m *arenaMeta) pushDirty(pi uint16) { m.dirty[m.ndirty] = pi; m.ndirty++ }
+
+// poolInfo is the metadata of one pool (one page).
+type poolInfo struct {
+	class      atomic.Uint32 // size class in use, 0 when free; read without the lock by Free's checks
+	nalloc     int32         // blocks allocated (to users or caches)
+	next, prev int32         // global pool indexes of the neighbours on the class list, or -1
+	kept       bool          // empty and kept in use against thrash (counted in Allocator.nkeep)
+}
+
+// nBlocks is how many blocks of each class fit in a pool; endOff is where
+// the last one ends (no block starts at or after it).
+var (
+	nBlocks [classSlots]int
+	endOff  [classSlots]uintptr
+)
+
+func init() {
+	for c := 1; c < nClasses; c++ {
+		nBlocks[c] = pageSize / classSize[c]
+		endOff[c] = uintptr(nBlocks[c] * classSize[c])
+	}
+}
+
+// bitmap is a pool's allocation bitmap: bit i set when block i is allocated.
+// Bits past the last block are set, so they are never handed out.
+type bitmap []uint64
+
+func (m bitmap) get(i uintptr) bool { return m[i/64]&(1<<(i%64)) != 0 }
+func (m bitmap) set(i uintptr)      { m[i/64] |= 1 << (i % 64) }
+func (m bitmap) clr(i uintptr)      { m[i/64] &^= 1 << (i % 64) }
+
+// firstZero returns the index of the first clear bit; the pool is not full.
+func (m bitmap) firstZero() uintptr {
+	for i, w := range m {
+		if w != ^uint64(0) {
+			return uintptr(i*64 + bits.TrailingZeros64(^w))
+		}
+	}
+	panic("arena: firstZero on a full pool")
+}
+
+// reset clears the bitmap for class c: no block allocated, padding set.
+func (m bitmap) reset(c int) {
+	clear(m)
+	nb := nBlocks[c]
+	for w := nb / 64; w < len(m); w++ {
+		m[w] = ^uint64(0)
+		if w == nb/64 {
+			m[w] <<= nb % 64
+		}
+	}
+}
+
+func (m bitmap) count() int {
+	n := 0
+	for _, w := range m {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// pool returns the metadata of the pool holding pool offset off.
+func (a *Allocator) pool(off uintptr) *poolInfo {
+	// The index is below poolsPerArena <= maxPools: the mask only tells the
+	// compiler so.
+	return &a.meta(int(off >> arenaShift)).pools[(off&(ArenaSize-1))>>pageShift&(maxPools-1)]
+}
+
+// poolBits returns the bitmap of the pool holding pool offset off.
+func (a *Allocator) poolBits(off uintptr) bitmap {
+	i := int((off>>pageShift)&uintptr(poolsPerArena-1)) * wordsPerPool
+	return a.meta(int(off >> arenaShift)).bits[i : i+wordsPerPool : i+wordsPerPool]
+}
+
+func poolOff(g int32) uintptr { return uintptr(g) << pageShift }
+
+// allocBlock takes a free block of class c and returns its offset.
+func (a *Allocator) allocBlock(c int) (uintptr, error) {
+	g := a.used[c]
+	if g < 0 {
+		var err error
+		if g, err = a.assignPool(c); err != nil {
+			return 0, err
+		}
+	}
+	off := poolOff(g)
+	p, m := a.pool(off), a.poolBits(off)
+	idx := m.firstZero()
+	m.set(idx)
+	if p.kept {
+		p.kept = false
+		a.nkeep[c]--
+	}
+	p.nalloc++
+	if int(p.nalloc) == nBlocks[c] {
+		a.unlinkPool(c, g)
+	}
+	a.counts[c].blocks++
+	a.checkPool(off, c)
+	return off + idx*uintptr(classSize[c]), nil
+}
+
+// freeBlock marks the allocated block at off, of class c, free.
+func (a *Allocator) freeBlock(off uintptr, c int) {
+	g := int32(off >> pageShift)
+	p, m := a.pool(off), a.poolBits(off)
+	m.clr(blockIndex(off&uintptr(pageSize-1), c))
+	if int(p.nalloc) == nBlocks[c] {
+		a.linkPool(c, g)
+	}
+	p.nalloc--
+	a.counts[c].blocks--
+	a.checkPool(off, c)
+	if p.nalloc == 0 {
+		a.poolEmpty(c, g)
+	}
+}
+
+// checkPool verifies, in the checked build, that a pool's count matches its bitmap.
+func (a *Allocator) checkPool(off uintptr, c int) {
+	if !check.On {
+		return
+	}
+	p, m := a.pool(off), a.poolBits(off)
+	pad := wordsPerPool*64 - nBlocks[c]
+	check.Invariant(m.count()-pad == int(p.nalloc), "pool %#x of class %d: %d allocated, bitmap has %d",
+		off, c, p.nalloc, m.count()-pad)
+	check.Invariant(int(p.class.Load()) == c, "pool %#x: class %d, want %d", off, p.class.Load(), c)
+}
+
+// assignPool puts a free pool of the fullest arena in use for class c.
+func (a *Allocator) assignPool(c int) (int32, error) {
+	ai := a.fullestArena()
+	if ai < 0 {
+		var err error
+		if ai, err = a.newArena(); err != nil {
+			return -1, err
+		}
+	}
+	ar, m := &a.arenas[ai], a.meta(int(ai))
+	var pi uint16
+	if m.ndirty > 0 {
+		m.ndirty--
+		pi = m.dirty[m.ndirty]
+		a.ndirty--
+	} else {
+		pi = m.clean[m.nclean-1]
+		off := int(ai)*ArenaSize + int(pi)*pageSize
+		if err := a.region.Reuse(off, pageSize); err != nil {
+			return -1, err
+		}
+		m.nclean--
+	}
+	a.setFree(ai, ar.nfree-1)
+	g := ai*int32(poolsPerArena) + int32(pi)
+	check.Invariant(m.pools[pi].class.Load() == 0, "arena %d: free pool %d has class %d", ai, pi, m.pools[pi].class.Load())
+	a.initPool(g, c)
+	return g, nil
+}
+
+// initPool readies a free pool for class c: bitmap reset, every block tagged.
+func (a *Allocator) initPool(g int32, c int) {
+	off := poolOff(g)
+	p := a.pool(off)
+	p.class.Store(uint32(c))
+	p.nalloc = 0
+	a.poolBits(off).reset(c)
+	size := classSize[c]
+	page := a.block(off, pageSize)
+	for i := 0; i+size <= pageSize; i += size {
+		a.tag(page[i:i+size], off+uintptr(i))
+	}
+	a.linkPool(c, g)
+	a.counts[c].pools++
+}
+
+// poolEmpty handles a pool of class c whose last block was freed: kept in
+// use if the class keeps fewer than KeepEmpty empty pools, freed otherwise.
+func (a *Allocator) poolEmpty(c int, g int32) {
+	if a.nkeep[c] < a.keepEmpty {
+		a.pool(poolOff(g)).kept = true
+		a.nkeep[c]++
+		return
+	}
+	a.unassign(c, g)
+}
+
+// unkeepAll frees every empty pool class c keeps.
+func (a *Allocator) unkeepAll(c int) {
+	for g := a.used[c]; g >= 0 && a.nkeep[c] > 0; {
+		p := a.pool(poolOff(g))
+		next := p.next
+		if p.kept {
+			p.kept = false
+			a.nkeep[c]--
+			a.unassign(c, g)
+		}
+		g = next
+	}
+}
+
+// unassign makes an empty pool of class c free and dirty.
+func (a *Allocator) unassign(c int, g int32) {
+	off := poolOff(g)
+	check.Invariant(a.pool(off).nalloc == 0 && !a.pool(off).kept, "freeing pool %#x with %d blocks allocated", off, a.pool(off).nalloc)
+	a.unlinkPool(c, g)
+	a.pool(off).class.Store(0)
+	a.counts[c].pools--
+	ai := int32(off >> arenaShift)
+	ar := &a.arenas[ai]
+	a.meta(int(ai)).pushDirty(uint16(g) & uint16(poolsPerArena-1))
+	a.ndirty++
+	if !ar.inDirty {
+		ar.inDirty = true
+		a.dirty = append(a.dirty, ai)
+	}
+	a.setFree(ai, ar.nfree+1)
+	if ar.nfree == poolsPerArena {
+		a.arenaEmpty(ai)
+	} else if a.ndirty >= a.releaseBatch {
+		a.releaseDirty()
+	}
+}
+
+// linkPool puts pool g at the head of class c's list.
+func (a *Allocator) linkPool(c int, g int32) {
+	p := a.pool(poolOff(g))
+	p.prev, p.next = -1, a.used[c]
+	if p.next >= 0 {
+		a.pool(poolOff(p.next)).prev = g
+	}
+	a.used[c] = g
+}
+
+// unlinkPool takes pool g off class c's list.
+func (a *Allocator) unlinkPool(c int, g int32) {
+	p := a.pool(poolOff(g))
+	if p.prev >= 0 {
+		a.pool(poolOff(p.prev)).next = p.next
+	} else {
+		a.used[c] = p.next
+	}
+	if p.next >= 0 {
+		a.pool(poolOff(p.next)).prev = p.prev
+	}
+	p.next, p.prev = -1, -1
+}
+
+// setFree sets an active arena's count of free pools, moving it between the
+// byFree lists; only counts strictly between 0 and poolsPerArena are listed.
+func (a *Allocator) setFree(ai int32, k int) {
+	ar := &a.arenas[ai]
+	check.Invariant(k >= 0 && k <= poolsPerArena && ar.state.Load() == arenaActive, "arena %d (state %d): %d free pools", ai, ar.state.Load(), k)
+	if listed(ar.nfree) {
+		if ar.prev >= 0 {
+			a.arenas[ar.prev].next = ar.next
+		} else {
+			a.byFree[ar.nfree] = ar.next
+			if ar.next < 0 {
+				a.nonEmp[ar.nfree/64] &^= 1 << (ar.nfree % 64)
+			}
+		}
+		if ar.next >= 0 {
+			a.arenas[ar.next].prev = ar.prev
+		}
+	}
+	ar.nfree = k
+	ar.next, ar.prev = -1, -1
+	if listed(k) {
+		ar.next = a.byFree[k]
+		if ar.next >= 0 {
+			a.arenas[ar.next].prev = ai
+		}
+		a.byFree[k] = ai
+		a.nonEmp[k/64] |= 1 << (k % 64)
+	}
+}
+
+func listed(k int) bool { return k > 0 && k < poolsPerArena }
+
+// fullestArena returns the active arena with the fewest free pools (but one
+// at least), or -1.
+func (a *Allocator) fullestArena() int32 {
+	for i, w := range a.nonEmp {
+		if w != 0 {
+			return a.byFree[i*64+bits.TrailingZeros64(w)]
+		}
+	}
+	return -1
+}
+
+// newArena returns an arena with every pool free: the spare, a released one
+// or a newly carved one.
+func (a *Allocator) newArena() (int32, error) {
+	var ai int32
+	switch {
+	case a.spare >= 0:
+		ai, a.spare = a.spare, -1
+		if ar, m := &a.arenas[ai], a.meta(int(ai)); m.ndirty > 0 {
+			a.ndirty += int(m.ndirty)
+			if !ar.inDirty {
+				ar.inDirty = true
+				a.dirty = append(a.dirty, ai)
+			}
+		}
+	case len(a.gone) > 0:
+		ai = a.gone[len(a.gone)-1]
+		if err := a.metaRegion.Reuse(int(ai)*metaStride, metaStride); err != nil {
+			return -1, err
+		}
+		a.gone = a.gone[:len(a.gone)-1]
+		a.meta(int(ai)).reset()
+	default:
+		var err error
+		if ai, err = a.carve(); err != nil {
+			return -1, err
+		}
+	}
+	ar := &a.arenas[ai]
+	ar.state.Store(arenaActive)
+	ar.nfree = poolsPerArena
+	ar.next, ar.prev = -1, -1
+	return ai, nil
+}
+
+// carve makes the next arena of the reservation ready and its metadata.
+func (a *Allocator) carve() (int32, error) {
+	n := int(a.carved.Load())
+	if n == len(a.arenas) {
+		return -1, ErrExhausted
+	}
+	if err := a.region.Grow((n + 1) * ArenaSize); err != nil {
+		return -1, err
+	}
+	if err := a.metaRegion.Grow((n + 1) * metaStride); err != nil {
+		return -1, err
+	}
+	a.meta(n).reset()
+	a.carved.Store(int64(n + 1))
+	return int32(n), nil
+}
+
+// arenaEmpty handles an arena whose pools are all free: it becomes the spare
+// if there is none, and is released otherwise.
+func (a *Allocator) arenaEmpty(ai int32) {
+	a.ndirty -= int(a.meta(int(ai)).ndirty)
+	if a.spare < 0 {
+		a.spare = ai
+		a.arenas[ai].state.Store(arenaSpare)
+		return
+	}
+	a.releaseArena(ai)
+}
+
+// releaseArena gives a whole free arena's pages, and its metadata's, back
+// to the OS; its metadata is reset when it is reused.
+func (a *Allocator) releaseArena(ai int32) {
+	a.arenas[ai].state.Store(arenaReleased)
+	a.release(int(ai)*ArenaSize, ArenaSize)
+	a.releases++
+	if err := a.metaRegion.Release(int(ai)*metaStride, metaStride); err != nil {
+		a.releaseErrs++
+	}
+	a.gone = append(a.gone, ai)
+}
+
+// releaseDirty gives the pages of every dirty free pool of the active arenas
+// back to the OS, adjacent pages in one call.
+func (a *Allocator) releaseDirty() {
+	for _, ai := range a.dirty {
+		ar := &a.arenas[ai]
+		ar.inDirty = false
+		if ar.state.Load() != arenaActive {
+			continue
+		}
+		m := a.meta(int(ai))
+		dirty := m.dirty[:m.ndirty]
+		slices.Sort(dirty)
+		start := 0
+		for i := 1; i <= len(dirty); i++ {
+			if i == len(dirty) || dirty[i] != dirty[i-1]+1 {
+				off := int(ai)*ArenaSize + int(dirty[start])*pageSize
+				a.release(off, (i-start)*pageSize)
+				start = i
+			}
+		}
+		for _, pi := range dirty {
+			m.pushClean(pi)
+		}
+		m.ndirty = 0
+	}
+	a.dirty = a.dirty[:0]
+	a.ndirty = 0
+}
+
+// release hands [off, off+n) of the reservation back to the OS. A failure
+// only costs memory (correctness never relies on released pages reading as
+// zero), so it is counted, not returned.
+func (a *Allocator) release(off, n int) {
+	a.releases++
+	if err := a.region.Release(off, n); err != nil {
+		a.releaseErrs++
+	}
+}

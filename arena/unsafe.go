@@ -1,0 +1,50 @@
+// The one place arena turns slices into addresses and addresses into slices.
+
+package arena
+
+import (
+	"unsafe"
+
+	"github.com/offheap/offheap/vmem"
+)
+
+// baseOf returns the start of a region's reservation (Bytes of an empty ready
+// prefix still starts there). The address never changes until Close.
+func baseOf(r *vmem.Region) unsafe.Pointer {
+	return unsafe.Pointer(unsafe.SliceData(r.Bytes()))
+}
+
+// offsetOf returns b's start as an offset from the reservation, and whether
+// that lies inside the carved arenas (where pools are). Only arithmetic is
+// done on the address: a slice of any origin is safe to pass.
+func (a *Allocator) offsetOf(b []byte) (uintptr, bool) {
+	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(a.base)
+	return off, off < uintptr(a.carved.Load())*ArenaSize
+}
+
+// addrOf returns the address of b's first byte (nil for a nil slice).
+func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// block returns n bytes at offset off of the reservation.
+//
+// Sound because callers pass only offsets inside carved arenas, whose pages
+// stay mapped (ready, or released and readable as zero; in the checked build
+// callers never touch released pages) until Close, and Close happens only
+// when no block is allocated. The memory is outside the Go heap, so the
+// collector neither moves nor frees it.
+func (a *Allocator) block(off uintptr, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(a.base, off)), n)
+}
+
+// metaSize is the size of an arena's metadata.
+const metaSize = int(unsafe.Sizeof(arenaMeta{}))
+
+// meta returns the metadata of arena ai, in the metadata region.
+//
+// Sound because the metadata region is page aligned, holds metaStride bytes
+// per carved arena (ai is always a carved arena) and lives outside the Go
+// heap until Close; arenaMeta holds no pointers, so the collector need not
+// see it, and its alignment (8) divides metaStride.
+func (a *Allocator) meta(ai int) *arenaMeta {
+	return (*arenaMeta)(unsafe.Add(a.metaBase, ai*metaStride))
+}

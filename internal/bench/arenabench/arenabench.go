@@ -1,0 +1,89 @@
+// Package arenabench is the arena suite of `offheap bench`: the burst cases
+// (RSS while a burst of small blocks is allocated and freed, measured in a
+// fresh child process per run) and the pair and ring cases (ns per
+// operation for mixed sizes of 16-256 bytes), offheap's arena against the Go
+// heap. The arena package's Go benchmarks run the same workloads.
+package arenabench
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/offheap/offheap/internal/bench"
+)
+
+var burstN, quickBurstN int
+
+func init() {
+	bench.Register(bench.Suite{
+		Name: "arena",
+		Doc: "Cases burst-free-all and burst-survivors: allocate N 64-byte blocks (32M, 2 GiB; --quick 2M), " +
+			"then free them all, or all but every 1000th; RSS in MiB before (base), at the peak, right after the " +
+			"last free, 1 s and 5 s later, each run in a fresh child process, with RSS plotted over time. offheap: " +
+			"arena.Allocator; goheap: make([]byte, 64), references dropped, runtime.GC(). Cases pair (allocate and " +
+			"free one block) and ring (100k blocks live, free a random one and allocate its replacement), mixed " +
+			"sizes 16-256 B, ns/op: offheap (the shared Allocator), offheap-cache (the single-owner Cache handle), " +
+			"goheap (make, with the garbage collector's cost included).",
+		Flags: func(fs *flag.FlagSet) {
+			fs.IntVar(&burstN, "arena-burst", 32<<20, "arena suite: blocks of the burst cases")
+			fs.IntVar(&quickBurstN, "arena-burst-quick", 2<<20, "arena suite: blocks of the burst cases with --quick")
+		},
+		Tasks: tasks,
+	})
+}
+
+func tasks(cfg bench.Config) ([]bench.Task, error) {
+	n := burstN
+	reps := 3
+	if cfg.Quick {
+		n, reps = quickBurstN, 1
+	}
+	if n < 1000 {
+		return nil, fmt.Errorf("arenabench: burst of %d blocks (1000 at least)", n)
+	}
+	var ts []bench.Task
+	for _, cs := range []string{"pair", "ring"} {
+		for _, impl := range Impls {
+			ts = append(ts, opTask(cfg, cs, impl))
+		}
+	}
+	for _, cs := range BurstCases {
+		for _, impl := range BurstImpls {
+			ts = append(ts, burstTask(cfg, cs, impl, n, reps))
+		}
+	}
+	return ts, nil
+}
+
+// burstNeeds estimates the memory a burst of n blocks takes: the blocks and
+// the table of references, plus a quarter for the Go heap's collector.
+func burstNeeds(impl string, n int) int64 {
+	if impl == "goheap" {
+		return int64(n) * (BurstBlock + 24) * 5 / 4
+	}
+	return int64(n) * (BurstBlock + 8) * 21 / 20
+}
+
+func burstTask(cfg bench.Config, cs, impl string, n, reps int) bench.Task {
+	t := bench.Task{Case: cs, Impl: impl, N: int64(n), MaxReps: reps}
+	if need := burstNeeds(impl, n); cfg.MaxBytes > 0 && need > cfg.MaxBytes {
+		t.Skip = fmt.Sprintf("needs about %d MiB, more than the %d MiB allowed (--max-mem)", need>>20, cfg.MaxBytes>>20)
+		return t
+	}
+	t.Run = func() (bench.Sample, error) {
+		r, err := Burst(impl, cs, n)
+		return bench.Sample{Figures: r.Figures(), SeriesMetric: "rss_mib", Series: r.Series}, err
+	}
+	return t
+}
+
+func opTask(cfg bench.Config, cs, impl string) bench.Task {
+	n := int64(0)
+	f := Pair(impl)
+	if cs == "ring" {
+		n, f = RingLive, Ring(impl)
+	}
+	return bench.Task{Case: cs, Impl: impl, N: n, Run: func() (bench.Sample, error) {
+		return bench.GoBench(cfg.BenchTime, f), nil
+	}}
+}
