@@ -1,0 +1,92 @@
+// The pool's lock: one word that is both a spin lock for writers and the
+// sequence counter lock-free readers validate against.
+
+package pool
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// The seq word: bit 0 is set while a writer holds the lock, bit 63 once the
+// pool is closed, and bits 1-62 count lock releases.
+const (
+	seqLocked = 1
+	seqClosed = 1 << 63
+)
+
+// lock takes the writer lock and returns the word to pass to unlock; ok is
+// false, and the lock not taken, if the pool is closed.
+func (p *Pool) lock() (h uint64, ok bool) {
+	if h, ok = p.tryLock(); !ok {
+		h, ok = p.lockSlow()
+	}
+	return h, ok
+}
+
+// tryLock takes the lock if it is free and the pool open: the fast path,
+// small enough to inline.
+func (p *Pool) tryLock() (uint64, bool) {
+	s := atomic.LoadUint64(&p.seq)
+	return s + 1, s&(seqLocked|seqClosed) == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1)
+}
+
+func (p *Pool) lockSlow() (uint64, bool) {
+	for i := 0; ; i++ {
+		s := atomic.LoadUint64(&p.seq)
+		if s&seqClosed != 0 {
+			return 0, false
+		}
+		if s&seqLocked == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1) {
+			return s + 1, true
+		}
+		backoff(i)
+	}
+}
+
+// unlock releases the lock taken as h, publishing every write made under it
+// to readers that then see the new sequence number.
+func (p *Pool) unlock(h uint64) { storeRelease(&p.seq, h+1) }
+
+// unlockClosed releases the lock and marks the pool closed.
+func (p *Pool) unlockClosed(h uint64) { storeRelease(&p.seq, (h+1)|seqClosed) }
+
+// readBegin waits out a writer and returns the sequence number a lock-free
+// reader validates against; ok is false if the pool is closed.
+func (p *Pool) readBegin() (s uint64, ok bool) {
+	s = atomic.LoadUint64(&p.seq)
+	if s&(seqLocked|seqClosed) == 0 {
+		return s, true
+	}
+	for i := 0; ; i++ {
+		if s&seqClosed != 0 {
+			return 0, false
+		}
+		if s&seqLocked == 0 {
+			return s, true
+		}
+		backoff(i)
+		s = atomic.LoadUint64(&p.seq)
+	}
+}
+
+// readValid reports whether no writer ran since readBegin returned s. The
+// reads it validates must come before it: loadFence orders them where the
+// hardware would not.
+func (p *Pool) readValid(s uint64) bool {
+	loadFence()
+	return atomic.LoadUint64(&p.seq) == s
+}
+
+// backoff waits a little longer on each try: spin, then yield the P, then
+// sleep, so a long compaction does not burn the CPUs of its waiters.
+func backoff(i int) {
+	switch {
+	case i < 64:
+	case i < 256:
+		runtime.Gosched()
+	default:
+		time.Sleep(time.Duration(min(i-255, 100)) * time.Microsecond)
+	}
+}
