@@ -1,0 +1,72 @@
+package pool_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/offheap/offheap/internal/bench/poolbench"
+)
+
+// The pool suite's workloads against every implementation; `offheap bench
+// pool` runs the same functions. Run the parallel case at both sizes with
+// -cpu 1,2.
+
+// BenchmarkCommitLive times one commit of 100 bytes into a store already
+// holding n live segments.
+func BenchmarkCommitLive(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		for _, impl := range poolbench.Impls {
+			b.Run(fmt.Sprintf("n=%d/%s", n, impl), func(b *testing.B) {
+				l, err := poolbench.NewLive(impl, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				l.CommitLive(b)
+			})
+		}
+	}
+}
+
+// BenchmarkCycleCopy times commit, copy read and release of 100 bytes.
+func BenchmarkCycleCopy(b *testing.B) {
+	for _, impl := range poolbench.Impls {
+		b.Run(impl, func(b *testing.B) {
+			s, err := poolbench.Open(impl, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			poolbench.CycleCopy(s)(b)
+		})
+	}
+}
+
+// BenchmarkCycleLatch times commit, latch, unlatch and release of 100 bytes,
+// for the stores that have pinned views.
+func BenchmarkCycleLatch(b *testing.B) {
+	for _, impl := range poolbench.Impls {
+		s, err := poolbench.Open(impl, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if l, ok := s.(poolbench.Latcher); ok {
+			b.Run(impl, poolbench.CycleLatch(l))
+		}
+		_ = s.Close()
+	}
+}
+
+// BenchmarkParallel runs the read-heavy mix from GOMAXPROCS goroutines.
+func BenchmarkParallel(b *testing.B) {
+	for _, impl := range poolbench.Impls {
+		b.Run(impl, func(b *testing.B) {
+			sh, err := poolbench.NewShared(impl)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer sh.Close()
+			sh.Parallel(b)
+		})
+	}
+}
