@@ -30,10 +30,10 @@ func (p *Pool) place(size uint64) (i uint32, ok bool) {
 
 // linkLast puts extent i, of size bytes, at top and advances top.
 func (p *Pool) linkLast(i uint32, size uint64) {
-	s := &p.slots[i]
+	s := p.slot(i)
 	s.off, s.prev, s.next = p.top, p.last, none
 	if p.last != none {
-		p.slots[p.last].next = i
+		p.slot(p.last).next = i
 	} else {
 		p.first = i
 	}
@@ -45,7 +45,7 @@ func (p *Pool) linkLast(i uint32, size uint64) {
 // fit turns the hole's own slot into the segment; otherwise a new slot is
 // linked before the hole, which shrinks.
 func (p *Pool) placeInHole(h uint32, size uint64) (uint32, bool) {
-	hs := &p.slots[h]
+	hs := p.slot(h)
 	p.holeRemove(h, hs.n>>p.alignLog)
 	if hs.n == size {
 		p.holes--
@@ -57,10 +57,10 @@ func (p *Pool) placeInHole(h uint32, size uint64) (uint32, bool) {
 		p.holeInsert(h, hs.n>>p.alignLog)
 		return 0, false
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	s.off, s.prev, s.next = hs.off, hs.prev, h
 	if hs.prev != none {
-		p.slots[hs.prev].next = i
+		p.slot(hs.prev).next = i
 	} else {
 		p.first = i
 	}
@@ -77,24 +77,23 @@ func (p *Pool) placeInHole(h uint32, size uint64) (uint32, bool) {
 // retreats over it (and over a hole before it). The slot ends up free or as
 // a hole, either way with its generation bumped, so its Refs are dead.
 func (p *Pool) freeExtent(i uint32, size uint64) {
-	s := &p.slots[i]
+	s := p.slot(i)
 	if check.On {
 		check.Fill(p.view(s.off, size))
 	}
-	p.used -= size
 	if s.next == none {
 		p.dropLast(i)
 		if p.isHole(p.last) {
 			h := p.last
-			p.holeRemove(h, p.slots[h].n>>p.alignLog)
+			p.holeRemove(h, p.slot(h).n>>p.alignLog)
 			p.holes--
-			p.holeBytes -= p.slots[h].n
+			p.holeBytes -= p.slot(h).n
 			p.dropLast(h)
 		}
 		return
 	}
 	if nx := s.next; p.isHole(nx) {
-		n := &p.slots[nx]
+		n := p.slot(nx)
 		p.holeRemove(nx, n.n>>p.alignLog)
 		p.unlink(nx)
 		size += n.n
@@ -104,7 +103,7 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 	}
 	p.holeBytes += size
 	if pv := s.prev; p.isHole(pv) {
-		ps := &p.slots[pv]
+		ps := p.slot(pv)
 		p.holeRemove(pv, ps.n>>p.alignLog)
 		ps.n += size
 		p.unlink(i)
@@ -120,11 +119,11 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 
 // dropLast removes the last extent i: top retreats to its start.
 func (p *Pool) dropLast(i uint32) {
-	s := &p.slots[i]
+	s := p.slot(i)
 	p.top = s.off
 	p.last = s.prev
 	if s.prev != none {
-		p.slots[s.prev].next = none
+		p.slot(s.prev).next = none
 	} else {
 		p.first = none
 	}
@@ -133,10 +132,10 @@ func (p *Pool) dropLast(i uint32) {
 
 // unlink takes extent i out of the address-ordered list; it is never the last.
 func (p *Pool) unlink(i uint32) {
-	s := &p.slots[i]
-	p.slots[s.next].prev = s.prev
+	s := p.slot(i)
+	p.slot(s.next).prev = s.prev
 	if s.prev != none {
-		p.slots[s.prev].next = s.next
+		p.slot(s.prev).next = s.next
 	} else {
 		p.first = s.next
 	}
@@ -150,12 +149,15 @@ func (p *Pool) unlink(i uint32) {
 // A latcher racing with compaction CASes the word after compact loaded it;
 // it then finds seq moved and waits for the lock before reading the offset
 // (see Latch), so a segment moved after its latch count was checked is
-// never handed out at its old place.
+// never handed out at its old place. Copy readers see the moves word change
+// and copy again.
 func (p *Pool) compact() uint64 {
+	atomic.AddUint64(&p.moves, 1) // odd: copy readers wait, or retry
+	defer atomic.AddUint64(&p.moves, 1)
 	var moved, w uint64 // w: where the next segment goes
 	prev := none
 	for i := p.first; i != none; {
-		s := &p.slots[i]
+		s := p.slot(i)
 		next := s.next
 		switch w0 := s.loadWord(); {
 		case stateOf(w0) == stateHole:
@@ -178,7 +180,7 @@ func (p *Pool) compact() uint64 {
 		i = next
 	}
 	if prev != none {
-		p.slots[prev].next = none
+		p.slot(prev).next = none
 	} else {
 		p.first = none
 	}
@@ -195,9 +197,9 @@ func (p *Pool) compact() uint64 {
 
 // linkAfter links extent i after prev (none: first) and returns i.
 func (p *Pool) linkAfter(prev, i uint32) uint32 {
-	p.slots[i].prev = prev
+	p.slot(i).prev = prev
 	if prev != none {
-		p.slots[prev].next = i
+		p.slot(prev).next = i
 	} else {
 		p.first = i
 	}
@@ -209,7 +211,7 @@ func (p *Pool) linkAfter(prev, i uint32) uint32 {
 // previous latched segment, so the free-slot stack always has a slot for it.
 func (p *Pool) makeHole(off, n uint64) uint32 {
 	i, _ := p.newSlot()
-	s := &p.slots[i]
+	s := p.slot(i)
 	s.word = holeBits | uint64(genOf(s.word))
 	s.off, s.n = off, n
 	p.holes++

@@ -52,14 +52,11 @@ func (p *Pool) unlock(h uint64) { storeRelease(&p.seq, h+1) }
 // unlockClosed releases the lock and marks the pool closed.
 func (p *Pool) unlockClosed(h uint64) { storeRelease(&p.seq, (h+1)|seqClosed) }
 
-// readBegin waits out a writer and returns the sequence number a lock-free
-// reader validates against; ok is false if the pool is closed.
-func (p *Pool) readBegin() (s uint64, ok bool) {
-	s = atomic.LoadUint64(&p.seq)
-	if s&(seqLocked|seqClosed) == 0 {
-		return s, true
-	}
+// lockedBegin waits out a writer and returns the sequence number a
+// lock-free latcher checks after its CAS; ok is false if the pool is closed.
+func (p *Pool) lockedBegin() (s uint64, ok bool) {
 	for i := 0; ; i++ {
+		s = atomic.LoadUint64(&p.seq)
 		if s&seqClosed != 0 {
 			return 0, false
 		}
@@ -67,16 +64,42 @@ func (p *Pool) readBegin() (s uint64, ok bool) {
 			return s, true
 		}
 		backoff(i)
-		s = atomic.LoadUint64(&p.seq)
 	}
 }
 
-// readValid reports whether no writer ran since readBegin returned s. The
-// reads it validates must come before it: loadFence orders them where the
-// hardware would not.
-func (p *Pool) readValid(s uint64) bool {
+// The moves word, which copy readers validate against instead of seq: it
+// changes only when compaction starts and ends (movesActive is set while
+// it runs) and when the pool closes, so its cache line stays shared and
+// readers of different segments never contend.
+const (
+	movesActive = 1
+	movesClosed = 1 << 63
+)
+
+// readBegin waits out a compaction and returns the moves word a copy reader
+// validates against; ok is false if the pool is closed.
+func (p *Pool) readBegin() (m uint64, ok bool) {
+	for i := 0; ; i++ {
+		m = atomic.LoadUint64(&p.moves)
+		if m&movesClosed != 0 {
+			return 0, false
+		}
+		if m&movesActive == 0 {
+			return m, true
+		}
+		backoff(i)
+	}
+}
+
+// readValid reports whether a copy of slot s made after loading its word w
+// and the moves word m is good: the segment was neither released (its
+// generation or state would differ) nor moved (moves would differ) since.
+// Latch counts may change meanwhile; they do not affect the bytes. The
+// loads being validated must come before it: loadFence orders them where
+// the hardware would not.
+func (p *Pool) readValid(s *slot, w, m uint64) bool {
 	loadFence()
-	return atomic.LoadUint64(&p.seq) == s
+	return (s.loadWord()^w)&(genMask|stateMask) == 0 && atomic.LoadUint64(&p.moves) == m
 }
 
 // backoff waits a little longer on each try: spin, then yield the P, then

@@ -55,13 +55,11 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 			}
 		}
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	gen := genOf(s.word)
 	s.word = uint64(gen) | usedBits
 	s.n = n
 	copy(p.view(s.off, n), data)
-	p.used += size
-	p.usedSegs++
 	p.st.commits++
 	if check.On {
 		p.checkAfterMutation()
@@ -82,7 +80,7 @@ func (p *Pool) commitOther(data []byte) (Ref, error) {
 		return 0, err
 	}
 	copy(b, data)
-	s := &p.slots[ref.index()]
+	s := p.slot(ref.index())
 	for w := s.loadWord(); !s.casWord(w, w-latchOne-flagUnpub); w = s.loadWord() {
 	}
 	return ref, nil
@@ -115,7 +113,7 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 		err = ErrTooLarge
 	case n == 0:
 		if i, ok = p.newSlot(); ok {
-			p.slots[i].off, p.slots[i].prev, p.slots[i].next = 0, none, none
+			p.slot(i).off, p.slot(i).prev, p.slot(i).next = 0, none, none
 		} else {
 			err = fmt.Errorf("no slot left for a zero-length segment: %w", ErrFull)
 		}
@@ -129,12 +127,10 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 		p.unlock(h)
 		return 0, nil, fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, err)
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	gen := genOf(s.word)
 	s.word = uint64(gen) | usedBits | flags
 	s.n = uint64(n)
-	p.used += size
-	p.usedSegs++
 	p.st.commits++
 	b := p.view(s.off, uint64(n))
 	if check.On {
@@ -151,7 +147,7 @@ func (p *Pool) placeSlow(size uint64) (uint32, error) {
 		p.st.failedCommits++
 		return 0, ErrTooLarge
 	}
-	if p.holes > 0 && p.capacity-p.used >= size { // without holes, compaction moves nothing
+	if p.holes > 0 && p.capacity-p.usedBytes() >= size { // without holes, compaction moves nothing
 		p.compact()
 		if i, ok := p.place(size); ok {
 			return i, nil
@@ -167,19 +163,21 @@ func (p *Pool) placeSlow(size uint64) (uint32, error) {
 }
 
 // Read appends a copy of the segment's bytes to dst and returns the result.
-// It takes no lock: it copies, then checks that no writer ran meanwhile.
+// It takes no lock and writes no shared memory: it copies, then checks that
+// the segment's state word and the compaction counter did not change (see
+// readBegin), so reads of different segments scale across CPUs.
 func (p *Pool) Read(ref Ref, dst []byte) ([]byte, error) {
 	if !check.On {
 		i := ref.index()
 		if uint64(i) < atomic.LoadUint64(&p.slotsReady) {
-			s := &p.slots[i]
-			sq := atomic.LoadUint64(&p.seq)
-			if sq&(seqLocked|seqClosed) == 0 && s.loadWord()&readMask == uint64(ref.gen())|usedBits {
+			s := p.slot(i)
+			m := atomic.LoadUint64(&p.moves)
+			if w := s.loadWord(); m&(movesActive|movesClosed) == 0 && w&readMask == uint64(ref.gen())|usedBits {
 				off, n := atomic.LoadUint64(&s.off), atomic.LoadUint64(&s.n)
 				if ready := atomic.LoadUint64(&p.dataReady); n <= optimisticReadMax && off <= ready && n <= ready-off {
 					k := len(dst)
 					dst = append(dst, p.view(off, n)...)
-					if p.readValid(sq) {
+					if p.readValid(s, w, m) {
 						if id := procPin(); id < maxProcs { // countRead, inlined
 							p.counters[id].reads++
 						} else {
@@ -196,9 +194,9 @@ func (p *Pool) Read(ref Ref, dst []byte) ([]byte, error) {
 	return p.readSlow(ref, dst)
 }
 
-// readSlow is Read's careful path: it waits out writers, retries a few
-// times, reports errors only from a validated snapshot, and copies long
-// segments (or after repeated interference) under an internal latch.
+// readSlow is Read's careful path: it waits out compactions, retries a few
+// times, and copies long segments (or after repeated interference) under
+// an internal latch.
 func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 	if check.On {
 		return p.readLocked(ref, dst)
@@ -207,18 +205,15 @@ func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
 		return dst, p.lostRef("read", ref)
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	for try := 0; try < optimisticTries; try++ {
-		sq, ok := p.readBegin()
+		m, ok := p.readBegin()
 		if !ok {
 			return dst, p.errorf("read", ref, ErrClosed)
 		}
 		w := s.loadWord()
 		if w&readMask != uint64(ref.gen())|usedBits {
-			if p.readValid(sq) {
-				return dst, p.refError("read", ref, w)
-			}
-			continue
+			return dst, p.refError("read", ref, w) // the word alone is the truth
 		}
 		off, n := atomic.LoadUint64(&s.off), atomic.LoadUint64(&s.n)
 		if n > optimisticReadMax {
@@ -229,7 +224,7 @@ func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 		}
 		k := len(dst)
 		dst = append(dst, p.view(off, n)...)
-		if p.readValid(sq) {
+		if p.readValid(s, w, m) {
 			p.countRead()
 			return dst, nil
 		}
@@ -269,7 +264,7 @@ func (p *Pool) lookup(ref Ref, mask uint64) (*slot, uint64, error) {
 	if ref.index() >= p.nslots {
 		return nil, 0, ErrUnknownRef
 	}
-	s := &p.slots[ref.index()]
+	s := p.slot(ref.index())
 	w := s.loadWord()
 	if w&mask != uint64(ref.gen())|usedBits {
 		return s, w, ErrUnknownRef
@@ -314,19 +309,16 @@ func (p *Pool) latch(ref Ref, op string) ([]byte, error) {
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
 		return nil, p.lostRef(op, ref)
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	want := uint64(ref.gen()) | usedBits
 	for {
-		sq, ok := p.readBegin()
+		sq, ok := p.lockedBegin()
 		if !ok {
 			return nil, p.errorf(op, ref, ErrClosed)
 		}
 		w := s.loadWord()
 		if w&readMask != want {
-			if p.readValid(sq) {
-				return nil, p.refError(op, ref, w)
-			}
-			continue
+			return nil, p.refError(op, ref, w) // the word alone is the truth
 		}
 		if latchesOf(w) == maxLatches {
 			return nil, p.errorf(op, ref, fmt.Errorf("%d latches: %w", maxLatches, ErrBusy))
@@ -397,7 +389,7 @@ func (p *Pool) unlatch(ref Ref, op string) error {
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
 		return p.lostRef(op, ref)
 	}
-	s := &p.slots[i]
+	s := p.slot(i)
 	want := uint64(ref.gen()) | usedBits
 	for {
 		if atomic.LoadUint64(&p.seq)&seqClosed != 0 {
@@ -485,12 +477,9 @@ func (p *Pool) Release(ref Ref) error {
 		p.releaseOther(i, s)
 	case !check.On && s.next == none && !p.isHole(s.prev):
 		// The last extent after a segment (or nothing), inlined: top retreats.
-		p.used -= p.size(s.n)
 		p.dropLast(i)
-		p.usedSegs--
 	default:
 		p.freeExtent(i, p.size(s.n))
-		p.usedSegs--
 	}
 	p.st.releases++
 	if check.On {
@@ -518,13 +507,12 @@ func (p *Pool) releaseOther(i uint32, s *slot) {
 
 // reclaim frees released segment i: its space, then its slot.
 func (p *Pool) reclaim(i uint32) {
-	s := &p.slots[i]
+	s := p.slot(i)
 	if s.n > 0 {
 		p.freeExtent(i, p.size(s.n))
 	} else {
 		p.freeSlotAt(i)
 	}
-	p.usedSegs--
 }
 
 // Info describes the segment: its offset (which changes when compaction

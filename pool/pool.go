@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
@@ -90,13 +91,16 @@ type Segment struct{ Offset, Len, Latches int }
 // # Concurrency
 //
 // One word, seq, is both a spin lock and a sequence counter: mutations
-// (commit, release, compaction, growth) hold it, making it odd, and advance it
-// on unlock. Read, Latch, Unlatch and Info take no lock: a reader snapshots
-// seq, reads the slot (and copies the bytes), and retries if seq moved, as in
-// a seqlock. Latch and Unlatch change a segment's latch count with a CAS on
-// its slot's state word; a writer that must not move or free a latched
-// segment re-reads that word after taking the lock, and a latcher re-checks
-// seq after its CAS, so one of the two always sees the other.
+// (commit, release, compaction, growth) hold it, making it odd, and advance
+// it on unlock. Read takes no lock and writes no shared memory: it loads the
+// segment's state word, copies, and keeps the copy only if neither that word's
+// generation nor a second counter, moves (changed only by compaction), moved
+// meanwhile, as in a seqlock; so copy reads of different segments share no
+// written cache line and scale. Latch and Unlatch take no lock either: they
+// change the latch count with a CAS on the segment's state word. A writer
+// that must not move or free a latched segment loads that word after taking
+// the lock, and a latcher loads seq after its CAS, so one of the two always
+// sees the other: the latcher then settles under the lock.
 //
 // # Invariants
 //
@@ -105,8 +109,8 @@ type Segment struct{ Offset, Len, Latches int }
 //     and the last extent is a segment;
 //   - every hole is in exactly the TLSF list of its size class, and the
 //     bitmaps mark exactly the non-empty lists;
-//   - used + holeBytes + (capacity - top) == capacity, with used the sum of
-//     the rounded lengths of segments that hold space;
+//   - the rounded lengths of the segments in the extent list add up to
+//     top - holeBytes, which Stats reports as Used;
 //   - a segment with latches never moves; its space is freed only when it is
 //     released and its last latch is dropped.
 type Pool struct {
@@ -126,11 +130,12 @@ type Pool struct {
 	data      *vmem.Region
 	meta      *vmem.Region
 
-	// Changed only by growth, read by lock-free readers.
+	// Changed only by growth, compaction and Close; read by lock-free readers.
 	dataReady  uint64 // atomic: bytes of the data region that are mapped
 	slotsReady uint64 // atomic: slots that are mapped
+	moves      uint64 // atomic: see movesActive
 	overflow   overflowCounts
-	_          [32]byte
+	_          [24]byte
 
 	// Everything below is guarded by the lock.
 	capacity    uint64 // bytes usable: [0, capacity)
@@ -138,10 +143,8 @@ type Pool struct {
 	first, last uint32 // ends of the extent list, or none
 	freeSlot    uint32 // top of the free-slot stack, or none
 	nslots      uint32 // slots ever used: [0, nslots)
-	used        uint64 // bytes held by segments (rounded)
 	holeBytes   uint64 // bytes in holes
 	holes       int    // number of holes
-	usedSegs    int    // segments holding a ref or space (zero-length and pending ones too)
 	pending     int    // released segments waiting for their last latch
 	mutations   uint64 // for spacing out invariant checks
 	free        tlsf
@@ -266,10 +269,11 @@ func (p *Pool) Close() error {
 		p.unlock(h)
 		return fmt.Errorf("pool %s: close: %d segments latched: %w", p.label(), n, ErrBusy)
 	}
-	live, bytes := p.usedSegs, p.used
+	live, bytes := p.liveSegments(), p.usedBytes()
 	p.final = p.statsLocked()
 	p.final.Capacity, p.final.Used, p.final.Free, p.final.UsedSegments = 0, 0, 0, 0
 	p.final.FreeSegments, p.final.LargestFree, p.final.Fragmentation, p.final.PendingReleases = 0, 0, 0, 0
+	atomic.OrUint64(&p.moves, movesClosed) // before the memory goes: readers then retry and fail
 	p.unlockClosed(h)
 	p.dropMemory()
 	if check.On && live > 0 {
@@ -282,7 +286,7 @@ func (p *Pool) Close() error {
 func (p *Pool) latchedSegments() int {
 	n := 0
 	for i := range p.nslots {
-		if w := p.slots[i].loadWord(); stateOf(w) == stateUsed && latchesOf(w) > 0 {
+		if w := p.slot(i).loadWord(); stateOf(w) == stateUsed && latchesOf(w) > 0 {
 			n++
 		}
 	}

@@ -67,7 +67,7 @@ func (p *Pool) size(n uint64) uint64 { return (n + p.alignMask) &^ p.alignMask }
 
 // extentSize returns the bytes slot i covers: its rounded length, or its size if a hole.
 func (p *Pool) extentSize(i uint32) uint64 {
-	s := &p.slots[i]
+	s := p.slot(i)
 	if stateOf(s.word) == stateHole {
 		return s.n
 	}
@@ -75,7 +75,7 @@ func (p *Pool) extentSize(i uint32) uint64 {
 }
 
 // isHole reports whether extent i is a hole. Callers hold the lock.
-func (p *Pool) isHole(i uint32) bool { return i != none && stateOf(p.slots[i].word) == stateHole }
+func (p *Pool) isHole(i uint32) bool { return i != none && stateOf(p.slot(i).word) == stateHole }
 
 // newSlot pops a free slot or takes a fresh one, growing the table if needed.
 // Its word still holds the generation the next occupant gets. Callers hold the lock.
@@ -89,7 +89,7 @@ func (p *Pool) newSlot() (uint32, bool) {
 // popSlot is newSlot without growth: small enough to inline.
 func (p *Pool) popSlot() (uint32, bool) {
 	if i := p.freeSlot; i != none {
-		p.freeSlot = p.slots[i].link
+		p.freeSlot = p.slot(i).link
 		return i, true
 	}
 	if uint64(p.nslots) < atomic.LoadUint64(&p.slotsReady) {
@@ -101,7 +101,7 @@ func (p *Pool) popSlot() (uint32, bool) {
 
 // freeSlotAt pushes slot i onto the free stack with its generation bumped. Callers hold the lock.
 func (p *Pool) freeSlotAt(i uint32) {
-	s := &p.slots[i]
+	s := p.slot(i)
 	s.word = nextGen(s.word, stateFree)
 	s.link = p.freeSlot
 	p.freeSlot = i

@@ -32,12 +32,12 @@ func (p *Pool) Stats() Stats {
 // statsLocked builds Stats; callers hold the lock.
 func (p *Pool) statsLocked() Stats {
 	reads, latches := p.sumCounters()
-	free := p.capacity - p.used
+	free := p.capacity - p.usedBytes()
 	st := Stats{
 		Capacity:        int(p.capacity),
-		Used:            int(p.used),
+		Used:            int(p.usedBytes()),
 		Free:            int(free),
-		UsedSegments:    p.usedSegs,
+		UsedSegments:    p.liveSegments(),
 		FreeSegments:    p.holes,
 		LargestFree:     int(max(p.capacity-p.top, p.largestHole())),
 		Commits:         p.st.commits,
@@ -61,6 +61,13 @@ func (p *Pool) statsLocked() Stats {
 	return st
 }
 
+// usedBytes returns the bytes segments hold: below top, all that is not hole.
+func (p *Pool) usedBytes() uint64 { return p.top - p.holeBytes }
+
+// liveSegments counts segments holding a ref or space: every commit, less
+// every release but those waiting for their last Unlatch.
+func (p *Pool) liveSegments() int { return p.st.commits - p.st.releases + p.pending }
+
 // largestHole returns the size of the biggest hole: the largest in the
 // highest non-empty size class.
 func (p *Pool) largestHole() uint64 {
@@ -71,8 +78,8 @@ func (p *Pool) largestHole() uint64 {
 	f := 63 - bits.LeadingZeros64(t.flMap)
 	s := 31 - bits.LeadingZeros32(t.slMap[f])
 	var m uint64
-	for i := t.heads[f][s]; i != none; i = p.slots[i].link {
-		m = max(m, p.slots[i].n)
+	for i := t.heads[f][s]; i != none; i = p.slot(i).link {
+		m = max(m, p.slot(i).n)
 	}
 	return m
 }

@@ -59,10 +59,10 @@ func classUp(u uint64) (f, s int, ok bool) {
 func (p *Pool) holeInsert(i uint32, u uint64) {
 	t := &p.free
 	f, s := class(u)
-	h := &p.slots[i]
+	h := p.slot(i)
 	h.link, h.blink = t.heads[f][s], none
 	if h.link != none {
-		p.slots[h.link].blink = i
+		p.slot(h.link).blink = i
 	}
 	t.heads[f][s] = i
 	t.flMap |= 1 << f
@@ -72,9 +72,9 @@ func (p *Pool) holeInsert(i uint32, u uint64) {
 // holeRemove takes hole i of u units out of its list.
 func (p *Pool) holeRemove(i uint32, u uint64) {
 	t := &p.free
-	h := &p.slots[i]
+	h := p.slot(i)
 	if h.blink != none {
-		p.slots[h.blink].link = h.link
+		p.slot(h.blink).link = h.link
 	} else {
 		f, s := class(u)
 		t.heads[f][s] = h.link
@@ -86,7 +86,7 @@ func (p *Pool) holeRemove(i uint32, u uint64) {
 		}
 	}
 	if h.link != none {
-		p.slots[h.link].blink = h.blink
+		p.slot(h.link).blink = h.blink
 	}
 }
 
@@ -117,8 +117,8 @@ func (p *Pool) holeFind(u uint64) uint32 {
 // would cost far more.
 func (p *Pool) holeScan(u uint64) uint32 {
 	f, s := class(u)
-	for i := p.free.heads[f][s]; i != none; i = p.slots[i].link {
-		if p.slots[i].n>>p.alignLog >= u {
+	for i := p.free.heads[f][s]; i != none; i = p.slot(i).link {
+		if p.slot(i).n>>p.alignLog >= u {
 			return i
 		}
 	}

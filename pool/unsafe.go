@@ -3,7 +3,11 @@
 package pool
 
 import (
+	"fmt"
+	"sync/atomic"
 	"unsafe"
+
+	"github.com/offheap/offheap/internal/check"
 
 	"github.com/offheap/offheap/vmem"
 )
@@ -22,6 +26,19 @@ func regionBase(r *vmem.Region) unsafe.Pointer { return unsafe.Pointer(unsafe.Sl
 // region stays mapped while the Pool is reachable (see dropMemory).
 func (p *Pool) view(off, n uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(p.base, off)), n)
+}
+
+// slot returns slot i, without a bounds check: the slot table is the hot
+// path's main data structure, and its indices come from the pool's own
+// links and free stack, or (from a Ref) were checked against slotsReady.
+//
+// Sound because i < slotsReady <= len(p.slots), which the checked build
+// verifies, and p.slots lies in the meta region, mapped while p is reachable.
+func (p *Pool) slot(i uint32) *slot {
+	if check.On && uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
+		panic(fmt.Sprintf("pool: slot %d of %d", i, p.slotsReady))
+	}
+	return (*slot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(p.slots)), uintptr(i)*slotSize))
 }
 
 // metaTables lays the per-P counters and then maxSlots slots over the meta

@@ -26,8 +26,8 @@ func (p *Pool) verify() error {
 	var used, holeBytes uint64
 	holes, segs := 0, 0
 	prev, end := none, uint64(0)
-	for i := p.first; i != none; i = p.slots[i].next {
-		s := &p.slots[i]
+	for i := p.first; i != none; i = p.slot(i).next {
+		s := p.slot(i)
 		switch {
 		case s.prev != prev:
 			return fmt.Errorf("extent %d: prev %d, want %d", i, s.prev, prev)
@@ -66,12 +66,10 @@ func (p *Pool) verify() error {
 		return fmt.Errorf("top %d beyond capacity %d", p.top, p.capacity)
 	case p.isHole(p.last):
 		return fmt.Errorf("last extent %d is a hole", p.last)
-	case used != p.used:
-		return fmt.Errorf("segments hold %d bytes, used says %d", used, p.used)
+	case used != p.usedBytes():
+		return fmt.Errorf("segments hold %d bytes, top - holes is %d", used, p.usedBytes())
 	case holes != p.holes || holeBytes != p.holeBytes:
 		return fmt.Errorf("%d holes of %d bytes, counted %d of %d", holes, holeBytes, p.holes, p.holeBytes)
-	case p.used+p.holeBytes+(p.capacity-p.top) != p.capacity:
-		return fmt.Errorf("used %d + holes %d + top space %d != capacity %d", p.used, p.holeBytes, p.capacity-p.top, p.capacity)
 	}
 	if err := p.verifyIndex(holes); err != nil {
 		return err
@@ -91,8 +89,8 @@ func (p *Pool) verifyIndex(holes int) error {
 				return fmt.Errorf("class (%d, %d): head %d but bitmap bit %v", f, s, head, t.slMap[f]&(1<<s) != 0)
 			}
 			back := none
-			for i := head; i != none; i = p.slots[i].link {
-				h := &p.slots[i]
+			for i := head; i != none; i = p.slot(i).link {
+				h := p.slot(i)
 				if ff, ss := class(h.n >> p.alignLog); stateOf(h.word) != stateHole || ff != f || ss != s || h.blink != back {
 					return fmt.Errorf("slot %d in class (%d, %d) list: state %d size %d blink %d", i, f, s, stateOf(h.word), h.n, h.blink)
 				}
@@ -115,21 +113,21 @@ func (p *Pool) verifyIndex(holes int) error {
 // verifySlots checks the free-slot stack and the counts of segments and slots.
 func (p *Pool) verifySlots(extentSegs, holes int) error {
 	free, segs, zero, pending := 0, 0, 0, 0
-	for i := p.freeSlot; i != none; i = p.slots[i].link {
-		if stateOf(p.slots[i].word) != stateFree {
-			return fmt.Errorf("slot %d on the free stack has state %d", i, stateOf(p.slots[i].word))
+	for i := p.freeSlot; i != none; i = p.slot(i).link {
+		if stateOf(p.slot(i).word) != stateFree {
+			return fmt.Errorf("slot %d on the free stack has state %d", i, stateOf(p.slot(i).word))
 		}
 		if free++; free > int(p.nslots) {
 			return fmt.Errorf("free-slot stack has a cycle")
 		}
 	}
 	for i := range p.nslots {
-		w := p.slots[i].word
+		w := p.slot(i).word
 		if stateOf(w) != stateUsed {
 			continue
 		}
 		segs++
-		if p.slots[i].n == 0 {
+		if p.slot(i).n == 0 {
 			zero++
 		}
 		if w&flagRelease != 0 {
@@ -140,8 +138,8 @@ func (p *Pool) verifySlots(extentSegs, holes int) error {
 		}
 	}
 	switch {
-	case segs != p.usedSegs:
-		return fmt.Errorf("%d segments in the table, usedSegs %d", segs, p.usedSegs)
+	case segs != p.liveSegments():
+		return fmt.Errorf("%d segments in the table, commits - releases + pending is %d", segs, p.liveSegments())
 	case segs-zero != extentSegs:
 		return fmt.Errorf("%d segments hold space, %d in the extent list", segs-zero, extentSegs)
 	case pending != p.pending:
