@@ -41,7 +41,9 @@ func (p *Pool) lockSlow() (uint64, bool) {
 		if s&seqLocked == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1) {
 			return s + 1, true
 		}
-		backoff(i)
+		if i >= spinTries {
+			backoff(i)
+		}
 	}
 }
 
@@ -63,7 +65,9 @@ func (p *Pool) lockedBegin() (s uint64, ok bool) {
 		if s&seqLocked == 0 {
 			return s, true
 		}
-		backoff(i)
+		if i >= spinTries {
+			backoff(i)
+		}
 	}
 }
 
@@ -87,7 +91,9 @@ func (p *Pool) readBegin() (m uint64, ok bool) {
 		if m&movesActive == 0 {
 			return m, true
 		}
-		backoff(i)
+		if i >= spinTries {
+			backoff(i)
+		}
 	}
 }
 
@@ -102,14 +108,17 @@ func (p *Pool) readValid(s *slot, w, m uint64) bool {
 	return (s.loadWord()^w)&(genMask|stateMask) == 0 && atomic.LoadUint64(&p.moves) == m
 }
 
-// backoff waits a little longer on each try: spin, then yield the P, then
-// sleep, so a long compaction does not burn the CPUs of its waiters.
+// spinTries is how often a waiter re-checks the lock before it backs off:
+// a critical section takes tens of nanoseconds.
+const spinTries = 256
+
+// backoff waits after spinTries: yield the P a few times, then sleep, so a
+// long compaction, or a holder whose thread the OS descheduled, does not
+// burn its waiters' CPUs.
 func backoff(i int) {
-	switch {
-	case i < 64:
-	case i < 256:
+	if i < spinTries+4 {
 		runtime.Gosched()
-	default:
-		time.Sleep(time.Duration(min(i-255, 100)) * time.Microsecond)
+		return
 	}
+	time.Sleep(time.Duration(min(i-spinTries-3, 50)) * time.Microsecond)
 }

@@ -60,7 +60,7 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 	s.word = uint64(gen) | usedBits
 	s.n = n
 	copy(p.view(s.off, n), data)
-	p.st.commits++
+	p.commits++
 	if check.On {
 		p.checkAfterMutation()
 	}
@@ -131,7 +131,7 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 	gen := genOf(s.word)
 	s.word = uint64(gen) | usedBits | flags
 	s.n = uint64(n)
-	p.st.commits++
+	p.commits++
 	b := p.view(s.off, uint64(n))
 	if check.On {
 		p.checkAfterMutation()
@@ -481,7 +481,7 @@ func (p *Pool) Release(ref Ref) error {
 	default:
 		p.freeExtent(i, p.size(s.n))
 	}
-	p.st.releases++
+	p.releases++
 	if check.On {
 		p.checkAfterMutation()
 	}

@@ -114,47 +114,50 @@ type Segment struct{ Offset, Len, Latches int }
 //   - a segment with latches never moves; its space is freed only when it is
 //     released and its last latch is dropped.
 type Pool struct {
-	// seq is the lock and sequence word; alone on its cache line, since
-	// every reader polls it.
+	// seq is the lock and sequence word. Each group of fields is padded
+	// from the next by a cache line, whatever the Pool's alignment, so
+	// that readers' fields share no line with what writers write.
 	seq uint64
-	_   [56]byte
+	_   [64]byte
 
-	// Fixed at New, read by lock-free readers.
-	base      unsafe.Pointer // start of the data reservation
-	slots     []slot         // the whole slot reservation; only [0, slotsReady) is ready
-	counters  []pcounter     // per-P operation counters, in the slot region
-	maxCap    int            // the most bytes the pool can hold
-	alignMask uint64         // alignment - 1
-	alignLog  uint           // log2(alignment)
-	name      string
-	data      *vmem.Region
-	meta      *vmem.Region
-
-	// Changed only by growth, compaction and Close; read by lock-free readers.
+	// Read by lock-free readers: fixed at New, or changed only by growth,
+	// compaction and Close.
+	base       unsafe.Pointer // start of the data reservation
+	slots      []slot         // the whole slot reservation; only [0, slotsReady) is ready
+	counters   []pcounter     // per-P operation counters, in the slot region
+	maxCap     int            // the most bytes the pool can hold
+	alignMask  uint64         // alignment - 1
+	alignLog   uint           // log2(alignment)
+	name       string
+	data       *vmem.Region
+	meta       *vmem.Region
 	dataReady  uint64 // atomic: bytes of the data region that are mapped
 	slotsReady uint64 // atomic: slots that are mapped
 	moves      uint64 // atomic: see movesActive
 	overflow   overflowCounts
-	_          [24]byte
+	_          [64]byte
 
-	// Everything below is guarded by the lock.
+	// Everything below is guarded by the lock; what every commit and
+	// release touches comes first, on as few cache lines as possible.
 	capacity    uint64 // bytes usable: [0, capacity)
 	top         uint64 // end of the last extent
 	first, last uint32 // ends of the extent list, or none
 	freeSlot    uint32 // top of the free-slot stack, or none
 	nslots      uint32 // slots ever used: [0, nslots)
+	commits     int    // Commit and Reserve calls that succeeded
+	releases    int    // Release calls that succeeded
+	free        tlsf   // its first word, the first-level bitmap, is hot
 	holeBytes   uint64 // bytes in holes
 	holes       int    // number of holes
 	pending     int    // released segments waiting for their last latch
-	mutations   uint64 // for spacing out invariant checks
-	free        tlsf
 	st          counts
-	final       Stats // what Stats returns after Close
+	mutations   uint64 // for spacing out invariant checks
+	final       Stats  // what Stats returns after Close
 }
 
-// counts are the operation counters kept under the lock.
+// counts are the colder operation counters kept under the lock.
 type counts struct {
-	commits, failedCommits, releases, compactions, bytesMoved, grows int
+	failedCommits, compactions, bytesMoved, grows int
 }
 
 const (

@@ -109,8 +109,14 @@ func TestLayout(t *testing.T) {
 	if unsafe.Sizeof(pcounter{})*maxProcs != countersSize {
 		t.Fatalf("counters take %d bytes, countersSize says %d", unsafe.Sizeof(pcounter{})*maxProcs, countersSize)
 	}
-	if off := unsafe.Offsetof(Pool{}.base); off < 64 {
-		t.Fatalf("seq shares a cache line with base (offset %d)", off)
+	// No cache line may hold both the lock word and what readers read, or
+	// what readers read and what writers write, however the Pool is aligned.
+	var p Pool
+	if a, b := unsafe.Offsetof(p.seq)+8, unsafe.Offsetof(p.base); b < a+63 {
+		t.Errorf("seq ends at %d, base starts at %d", a, b)
+	}
+	if a, b := unsafe.Offsetof(p.overflow)+unsafe.Sizeof(p.overflow), unsafe.Offsetof(p.capacity); b < a+63 {
+		t.Errorf("readers' fields end at %d, writers' start at %d", a, b)
 	}
 }
 

@@ -40,11 +40,11 @@ func (p *Pool) statsLocked() Stats {
 		UsedSegments:    p.liveSegments(),
 		FreeSegments:    p.holes,
 		LargestFree:     int(max(p.capacity-p.top, p.largestHole())),
-		Commits:         p.st.commits,
+		Commits:         p.commits,
 		FailedCommits:   p.st.failedCommits,
 		Reads:           int(reads),
 		Latches:         int(latches),
-		Releases:        p.st.releases,
+		Releases:        p.releases,
 		Compactions:     p.st.compactions,
 		BytesMoved:      p.st.bytesMoved,
 		Grows:           p.st.grows,
@@ -66,7 +66,7 @@ func (p *Pool) usedBytes() uint64 { return p.top - p.holeBytes }
 
 // liveSegments counts segments holding a ref or space: every commit, less
 // every release but those waiting for their last Unlatch.
-func (p *Pool) liveSegments() int { return p.st.commits - p.st.releases + p.pending }
+func (p *Pool) liveSegments() int { return p.commits - p.releases + p.pending }
 
 // largestHole returns the size of the biggest hole: the largest in the
 // highest non-empty size class.
