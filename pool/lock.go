@@ -1,5 +1,6 @@
-// The pool's lock: one word that is both a spin lock for writers and the
-// sequence counter lock-free readers validate against.
+// The pool's lock, one word that is both a spin lock for writers and the
+// sequence counter lock-free latchers check, and the moves word that copy
+// readers check instead.
 
 package pool
 
@@ -32,6 +33,7 @@ func (p *Pool) tryLock() (uint64, bool) {
 	return s + 1, s&(seqLocked|seqClosed) == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1)
 }
 
+// lockSlow spins, then backs off, until it takes the lock or sees the pool closed.
 func (p *Pool) lockSlow() (uint64, bool) {
 	for i := 0; ; i++ {
 		s := atomic.LoadUint64(&p.seq)
@@ -48,7 +50,7 @@ func (p *Pool) lockSlow() (uint64, bool) {
 }
 
 // unlock releases the lock taken as h, publishing every write made under it
-// to readers that then see the new sequence number.
+// to whoever then sees the new sequence number.
 func (p *Pool) unlock(h uint64) { storeRelease(&p.seq, h+1) }
 
 // unlockClosed releases the lock and marks the pool closed.
