@@ -50,6 +50,7 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 		if i, ok = p.place(size); !ok {
 			var err error
 			if i, err = p.placeSlow(size); err != nil {
+				p.st.failedCommits++
 				p.unlock(h)
 				return 0, fmt.Errorf("pool %s: commit %d bytes: %w", p.label(), n, err)
 			}
@@ -141,10 +142,9 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 }
 
 // placeSlow finds room for size bytes after place failed: it compacts if
-// the free bytes would suffice, then grows; it counts a failure.
+// the free bytes would suffice, then grows.
 func (p *Pool) placeSlow(size uint64) (uint32, error) {
 	if size > uint64(p.maxCap) {
-		p.st.failedCommits++
 		return 0, ErrTooLarge
 	}
 	if p.holes > 0 && p.capacity-p.usedBytes() >= size { // without holes, compaction moves nothing
@@ -158,7 +158,6 @@ func (p *Pool) placeSlow(size uint64) (uint32, error) {
 			return i, nil
 		}
 	}
-	p.st.failedCommits++
 	return 0, ErrFull
 }
 

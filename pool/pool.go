@@ -51,7 +51,7 @@ func (r Ref) String() string { return fmt.Sprintf("%d.%d", r.index(), r.gen()) }
 
 // Options tune a Pool. A nil *Options means the zero value.
 type Options struct {
-	Alignment   int    // start and rounded length of every segment; power of two; 0 means 8
+	Alignment   int    // start offset and rounded length of every segment; power of two; 0 means 8 (addresses are aligned too, up to the page size)
 	MaxCapacity int    // > capacity: the pool may grow in place up to this; 0: fixed size
 	Name        string // labels errors and stats
 }
@@ -75,7 +75,9 @@ type Segment struct{ Offset, Len, Latches int }
 // garbage collector never scans it, and it too grows in place, so lock-free
 // readers can index it at any time. A Ref is a slot index and a generation;
 // releasing a segment bumps its slot's generation, so stale Refs fail.
-// Unused slots form a stack.
+// Unused slots form a stack. The table is reserved for every segment and
+// hole a full pool can have, plus 2^20 zero-length segments; a commit that
+// finds no slot left fails with ErrFull.
 //
 // # Free space
 //

@@ -397,6 +397,11 @@ func TestTooLargeAndFull(t *testing.T) {
 		t.Fatalf("no growth: %+v", st)
 	}
 	unchanged(t, g, ErrFull, func() error { _, err := g.Commit(make([]byte, 8<<10)); return err })
+	unchanged(t, g, ErrFull, func() error { _, _, err := g.Reserve(8 << 10); return err })
+	unchanged(t, g, ErrFull, func() error { _, err := g.Commit(make([]byte, lockedCopyMax+1)); return err })
+	if st := g.Stats(); st.FailedCommits != 4 {
+		t.Fatalf("FailedCommits %d, want 4", st.FailedCommits)
+	}
 	if !bytes.Equal(readT(t, g, r), pattern(60<<10, 1)) {
 		t.Fatal("data changed by growth")
 	}
