@@ -114,13 +114,17 @@ func (p *Pool) readValid(s *slot, w, m uint64) bool {
 // a critical section takes tens of nanoseconds.
 const spinTries = 256
 
-// backoff waits after spinTries: yield the P a few times, then sleep, so a
-// long compaction, or a holder whose thread the OS descheduled, does not
-// burn its waiters' CPUs.
+// backoff waits after spinTries: yield the P twice (the holder may be a
+// goroutine waiting for it), then yield the CPU to other threads (the
+// holder's thread may be descheduled, which spinning only prolongs), and
+// after a thousand of those, sleep: a long compaction is running.
 func backoff(i int) {
-	if i < spinTries+4 {
+	switch {
+	case i < spinTries+2:
 		runtime.Gosched()
-		return
+	case i < spinTries+1000:
+		osYield()
+	default:
+		time.Sleep(100 * time.Microsecond)
 	}
-	time.Sleep(time.Duration(min(i-spinTries-3, 50)) * time.Microsecond)
 }

@@ -14,6 +14,11 @@ import (
 // LiveSizes are commit-live's numbers of live segments.
 var LiveSizes = []int{10_000, 100_000, 1_000_000}
 
+// maxReps caps every task's repetitions, so the default run of the suite
+// (33 figures) takes about a minute; each Go-benchmark figure is itself an
+// average over millions of operations.
+const maxReps = 3
+
 func init() {
 	bench.Register(bench.Suite{
 		Name: "pool",
@@ -36,7 +41,7 @@ func tasks(cfg bench.Config) ([]bench.Task, error) {
 	var ts []bench.Task
 	for _, n := range LiveSizes {
 		for _, impl := range Impls {
-			t := bench.Task{Case: "commit-live", Impl: impl, N: int64(n), MaxReps: 3}
+			t := bench.Task{Case: "commit-live", Impl: impl, N: int64(n), MaxReps: maxReps}
 			if need := MemoryFor(impl, n); cfg.MaxBytes > 0 && need > cfg.MaxBytes {
 				t.Skip = fmt.Sprintf("needs about %d MiB, more than the %d MiB allowed (--max-mem)", need>>20, cfg.MaxBytes>>20)
 			} else {
@@ -46,7 +51,7 @@ func tasks(cfg bench.Config) ([]bench.Task, error) {
 		}
 	}
 	for _, impl := range Impls {
-		ts = append(ts, bench.Task{Case: "cycle-copy", Impl: impl, Run: func() (bench.Sample, error) {
+		ts = append(ts, bench.Task{Case: "cycle-copy", Impl: impl, MaxReps: maxReps, Run: func() (bench.Sample, error) {
 			return runStore(cfg, impl, func(s Store) func(*testing.B) { return CycleCopy(s) })
 		}})
 	}
@@ -54,13 +59,13 @@ func tasks(cfg bench.Config) ([]bench.Task, error) {
 		if impl == "fastcache" || impl == "freecache" {
 			continue
 		}
-		ts = append(ts, bench.Task{Case: "cycle-latch", Impl: impl, Run: func() (bench.Sample, error) {
+		ts = append(ts, bench.Task{Case: "cycle-latch", Impl: impl, MaxReps: maxReps, Run: func() (bench.Sample, error) {
 			return runStore(cfg, impl, func(s Store) func(*testing.B) { return CycleLatch(s.(Latcher)) })
 		}})
 	}
 	for _, procs := range []int{1, 2} {
 		for _, impl := range Impls {
-			ts = append(ts, bench.Task{Case: fmt.Sprintf("parallel-p%d", procs), Impl: impl, Run: func() (bench.Sample, error) {
+			ts = append(ts, bench.Task{Case: fmt.Sprintf("parallel-p%d", procs), Impl: impl, MaxReps: maxReps, Run: func() (bench.Sample, error) {
 				return runParallel(cfg, impl, procs)
 			}})
 		}
