@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // stamped returns a segment whose first 8 bytes name it and whose rest
@@ -73,6 +74,7 @@ func TestConcurrent(t *testing.T) {
 				if st := p.Stats(); st.Used+st.Free != st.Capacity {
 					fail("stats: Used %d + Free %d != Capacity %d", st.Used, st.Free, st.Capacity)
 				}
+				time.Sleep(time.Microsecond) // the lock is not fair: leave the workers room
 			}
 		}
 	}()

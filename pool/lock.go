@@ -114,17 +114,15 @@ func (p *Pool) readValid(s *slot, w, m uint64) bool {
 // a critical section takes tens of nanoseconds.
 const spinTries = 256
 
-// backoff waits after spinTries: yield the P twice (the holder may be a
-// goroutine waiting for it), then yield the CPU to other threads (the
-// holder's thread may be descheduled, which spinning only prolongs), and
-// after a thousand of those, sleep: a long compaction is running.
+// backoff waits after spinTries: it yields the P (the holder may be a
+// goroutine waiting for one) and the CPU (the holder's thread may have been
+// descheduled, which spinning only prolongs), and after a thousand tries
+// sleeps: a long compaction is running.
 func backoff(i int) {
-	switch {
-	case i < spinTries+2:
+	if i < spinTries+1000 {
 		runtime.Gosched()
-	case i < spinTries+1000:
 		osYield()
-	default:
-		time.Sleep(100 * time.Microsecond)
+		return
 	}
+	time.Sleep(100 * time.Microsecond)
 }
