@@ -37,7 +37,8 @@ var (
 // Ref is a handle to a segment; the zero Ref is never valid. It packs the
 // segment's slot index (plus one) in its low 32 bits and the slot's
 // generation in its high 32 bits, so a Ref whose segment was released is
-// recognised even after its slot holds a newer segment.
+// recognised even after its slot holds a newer segment (until the slot has
+// been reused 2^32 times and the generation wraps).
 type Ref uint64
 
 func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) + 1) }
