@@ -27,7 +27,7 @@ func init() {
 			"each released untimed, so n to n+1,000 stay live; Opteryx's pool scans its segments and slows with n). " +
 			"cycle-copy: commit, copy read, release (Opteryx's hot loop). cycle-latch: commit, latch (zero-copy view), " +
 			"unlatch, release; fastcache and freecache have no pinned views and sit it out. " +
-			"parallel-p1/-p2: a read-heavy mix (per 32 ops: 30 copy reads of 10,000 shared segments, 1 commit, " +
+			"parallel-p1/-p2: a read-heavy mix (per 64 ops: 62 copy reads of 10,000 shared segments, 1 commit, " +
 			"1 release) from GOMAXPROCS goroutines at GOMAXPROCS 1 and 2; ns/op is wall time per op, so a store that " +
 			"scales halves it at p2. Impls: offheap (pool.Pool: lock-free reads and latches, O(1) metadata off the heap); " +
 			"gomap-heap (a Go map of heap copies: the design Opteryx left); gomap-meta (Go map metadata over one []byte, " +
