@@ -756,3 +756,41 @@ func TestStatsFields(t *testing.T) {
 		t.Fatalf("Stats fields %v", got)
 	}
 }
+
+// TestVerifyCatchesCorruption breaks each kind of invariant by hand and
+// checks that the checked build's verifier notices.
+func TestVerifyCatchesCorruption(t *testing.T) {
+	p := newT(t, 4096, nil)
+	var refs []Ref
+	for i := range 8 {
+		refs = append(refs, commitT(t, p, pattern(100, i)))
+	}
+	_ = p.Release(refs[2])
+	_ = p.Release(refs[5])
+	commitT(t, p, nil) // a zero-length segment
+	verifyT(t, p)
+	hole := p.slot(refs[2].index())
+	seg := p.slot(refs[3].index())
+	for name, corrupt := range map[string]func() func(){
+		"hole bytes":    func() func() { p.holeBytes += 8; return func() { p.holeBytes -= 8 } },
+		"prev link":     func() func() { old := seg.prev; seg.prev = none; return func() { seg.prev = old } },
+		"offset":        func() func() { seg.off += 8; return func() { seg.off -= 8 } },
+		"top":           func() func() { p.top += 8; return func() { p.top -= 8 } },
+		"hole size":     func() func() { hole.n += 8; return func() { hole.n -= 8 } },
+		"bitmap":        func() func() { old := p.free.flMap; p.free.flMap = 0; return func() { p.free.flMap = old } },
+		"live count":    func() func() { p.commits++; return func() { p.commits-- } },
+		"pending count": func() func() { p.pending++; return func() { p.pending-- } },
+		"free stack": func() func() {
+			old := p.freeSlot
+			p.freeSlot = refs[0].index()
+			return func() { p.freeSlot = old }
+		},
+	} {
+		restore := corrupt()
+		if err := p.verify(); err == nil {
+			t.Errorf("%s: corruption not detected", name)
+		}
+		restore()
+		verifyT(t, p)
+	}
+}
