@@ -82,13 +82,13 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 		check.Fill(p.view(s.off, size))
 	}
 	if s.next == none {
-		p.dropLast(i)
+		p.dropLast(i, s)
 		if p.isHole(p.last) {
 			h := p.last
 			p.holeRemove(h, p.slot(h).n>>p.alignLog)
 			p.holes--
 			p.holeBytes -= p.slot(h).n
-			p.dropLast(h)
+			p.dropLast(h, p.slot(h))
 		}
 		return
 	}
@@ -117,17 +117,16 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 	p.holeInsert(i, size>>p.alignLog)
 }
 
-// dropLast removes the last extent i: top retreats to its start.
-func (p *Pool) dropLast(i uint32) {
-	s := p.slot(i)
-	p.top = s.off
-	p.last = s.prev
-	if s.prev != none {
-		p.slot(s.prev).next = none
-	} else {
+// dropLast removes the last extent i, whose slot is s: top retreats to its
+// start. Small enough to inline into Release.
+func (p *Pool) dropLast(i uint32, s *slot) {
+	p.top, p.last = s.off, s.prev
+	if s.prev == none {
 		p.first = none
+	} else {
+		p.slot(s.prev).next = none
 	}
-	p.freeSlotAt(i)
+	p.pushFree(i, s)
 }
 
 // unlink takes extent i out of the address-ordered list; it is never the last.

@@ -35,7 +35,7 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 	h, ok := p.tryLock()
 	if !ok {
 		if h, ok = p.lockSlow(); !ok {
-			return 0, fmt.Errorf("pool %s: commit %d bytes: %w", p.label(), n, ErrClosed)
+			return 0, p.sizeError("commit", int(n), ErrClosed)
 		}
 	}
 	// The steady state, inlined: no holes, room at top, a slot at hand.
@@ -52,7 +52,7 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 			if i, err = p.placeSlow(size); err != nil {
 				p.st.failedCommits++
 				p.unlock(h)
-				return 0, fmt.Errorf("pool %s: commit %d bytes: %w", p.label(), n, err)
+				return 0, p.sizeError("commit", int(n), err)
 			}
 		}
 	}
@@ -92,7 +92,7 @@ func (p *Pool) commitOther(data []byte) (Ref, error) {
 // Latch report ErrBusy until the Unlatch that drops that latch publishes it.
 func (p *Pool) Reserve(n int) (Ref, []byte, error) {
 	if n < 0 {
-		return 0, nil, fmt.Errorf("pool %s: reserve %d bytes: %w", p.label(), n, ErrInvalid)
+		return 0, nil, p.sizeError("reserve", n, ErrInvalid)
 	}
 	return p.reserve("reserve", n, flagUnpub|latchOne)
 }
@@ -102,7 +102,7 @@ func (p *Pool) Reserve(n int) (Ref, []byte, error) {
 func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 	h, ok := p.lock()
 	if !ok {
-		return 0, nil, fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, ErrClosed)
+		return 0, nil, p.sizeError(op, n, ErrClosed)
 	}
 	var (
 		i    uint32
@@ -126,7 +126,7 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 	if err != nil {
 		p.st.failedCommits++
 		p.unlock(h)
-		return 0, nil, fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, err)
+		return 0, nil, p.sizeError(op, n, err)
 	}
 	s := p.slot(i)
 	gen := genOf(s.word)
@@ -476,7 +476,7 @@ func (p *Pool) Release(ref Ref) error {
 		p.releaseOther(i, s)
 	case !check.On && s.next == none && !p.isHole(s.prev):
 		// The last extent after a segment (or nothing), inlined: top retreats.
-		p.dropLast(i)
+		p.dropLast(i, s)
 	default:
 		p.freeExtent(i, p.size(s.n))
 	}

@@ -253,6 +253,11 @@ func (p *Pool) unmap() {
 // label names the pool in errors.
 func (p *Pool) label() string { return fmt.Sprintf("%q", p.name) }
 
+// sizeError wraps err with the pool, the operation and its size.
+func (p *Pool) sizeError(op string, n int, err error) error {
+	return fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, err)
+}
+
 // errorf wraps err with the pool, the operation and the ref.
 func (p *Pool) errorf(op string, ref Ref, err error) error {
 	return fmt.Errorf("pool %s: %s ref %v: %w", p.label(), op, ref, err)

@@ -100,11 +100,11 @@ func (p *Pool) popSlot() (uint32, bool) {
 }
 
 // freeSlotAt pushes slot i onto the free stack with its generation bumped. Callers hold the lock.
-func (p *Pool) freeSlotAt(i uint32) {
-	s := p.slot(i)
-	s.word = nextGen(s.word, stateFree)
-	s.link = p.freeSlot
-	p.freeSlot = i
+func (p *Pool) freeSlotAt(i uint32) { p.pushFree(i, p.slot(i)) }
+
+// pushFree is freeSlotAt for a caller that has slot i at hand as s.
+func (p *Pool) pushFree(i uint32, s *slot) {
+	s.word, s.link, p.freeSlot = nextGen(s.word, stateFree), p.freeSlot, i
 }
 
 // growSlots makes more of the slot table ready: double, at least 64 KiB. Callers hold the lock.
