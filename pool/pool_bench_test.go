@@ -65,7 +65,12 @@ func BenchmarkCycleLatch(b *testing.B) {
 }
 
 // BenchmarkParallel runs the read-heavy mix from GOMAXPROCS goroutines.
-func BenchmarkParallel(b *testing.B) {
+func BenchmarkParallel(b *testing.B) { parallel(b, (*poolbench.Shared).Parallel) }
+
+// BenchmarkParallelReads runs copy reads alone from GOMAXPROCS goroutines.
+func BenchmarkParallelReads(b *testing.B) { parallel(b, (*poolbench.Shared).ParallelReads) }
+
+func parallel(b *testing.B, work func(*poolbench.Shared, *testing.B)) {
 	for _, impl := range poolbench.Impls {
 		var sh *poolbench.Shared
 		b.Run(impl, func(b *testing.B) {
@@ -77,7 +82,7 @@ func BenchmarkParallel(b *testing.B) {
 				}
 				b.StartTimer()
 			}
-			sh.Parallel(b)
+			work(sh, b)
 		})
 		if sh != nil {
 			_ = sh.Close()

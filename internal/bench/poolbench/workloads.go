@@ -249,3 +249,23 @@ func (sh *Shared) Parallel(b *testing.B) {
 		}
 	})
 }
+
+// ParallelReads times copy reads alone of random shared payloads from
+// GOMAXPROCS goroutines: the part of Parallel that needs no allocator.
+func (sh *Shared) ParallelReads(b *testing.B) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := sh.gid.Add(1)*keyParallel | 1
+		dst := make([]byte, 0, PayloadSize)
+		var err error
+		for pb.Next() {
+			rng ^= rng << 13 // xorshift64
+			rng ^= rng >> 7
+			rng ^= rng << 17
+			if dst, err = sh.s.Read(sh.keys[(rng>>8)%SharedLive], dst[:0]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
