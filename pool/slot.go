@@ -8,8 +8,9 @@ import "sync/atomic"
 // slot describes one segment, one hole, or nothing (a free slot).
 //
 // word is read and CASed without the lock (Latch, Unlatch, Read); every other
-// field is written only under the lock and read without it only by seqlock
-// readers, which discard what they read if seq moved.
+// field is written only under the lock and read without it only by lock-free
+// readers, which discard what they read if the word's generation, the moves
+// counter (Read) or seq (Latch) changed meanwhile.
 type slot struct {
 	word uint64 // generation | state | flags | latches; see the word* constants
 	off  uint64 // segment or hole: offset of its first byte
