@@ -33,9 +33,10 @@ func (p *Pool) tryLock() (uint64, bool) {
 	return s + 1, s&(seqLocked|seqClosed) == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1)
 }
 
-// lockSlow spins, then backs off, until it takes the lock or sees the pool closed.
+// lockSlow waits (see waiter) until it takes the lock or sees the pool closed.
 func (p *Pool) lockSlow() (uint64, bool) {
-	for i := 0; ; i++ {
+	var w waiter
+	for {
 		s := atomic.LoadUint64(&p.seq)
 		if s&seqClosed != 0 {
 			return 0, false
@@ -43,9 +44,7 @@ func (p *Pool) lockSlow() (uint64, bool) {
 		if s&seqLocked == 0 && atomic.CompareAndSwapUint64(&p.seq, s, s+1) {
 			return s + 1, true
 		}
-		if i >= spinTries {
-			backoff(i)
-		}
+		w.wait()
 	}
 }
 
@@ -59,7 +58,8 @@ func (p *Pool) unlockClosed(h uint64) { storeRelease(&p.seq, (h+1)|seqClosed) }
 // lockedBegin waits out a writer and returns the sequence number a
 // lock-free latcher checks after its CAS; ok is false if the pool is closed.
 func (p *Pool) lockedBegin() (s uint64, ok bool) {
-	for i := 0; ; i++ {
+	var w waiter
+	for {
 		s = atomic.LoadUint64(&p.seq)
 		if s&seqClosed != 0 {
 			return 0, false
@@ -67,9 +67,7 @@ func (p *Pool) lockedBegin() (s uint64, ok bool) {
 		if s&seqLocked == 0 {
 			return s, true
 		}
-		if i >= spinTries {
-			backoff(i)
-		}
+		w.wait()
 	}
 }
 
@@ -85,7 +83,8 @@ const (
 // readBegin waits out a compaction and returns the moves word a copy reader
 // validates against; ok is false if the pool is closed.
 func (p *Pool) readBegin() (m uint64, ok bool) {
-	for i := 0; ; i++ {
+	var w waiter
+	for {
 		m = atomic.LoadUint64(&p.moves)
 		if m&movesClosed != 0 {
 			return 0, false
@@ -93,9 +92,7 @@ func (p *Pool) readBegin() (m uint64, ok bool) {
 		if m&movesActive == 0 {
 			return m, true
 		}
-		if i >= spinTries {
-			backoff(i)
-		}
+		w.wait()
 	}
 }
 
@@ -110,19 +107,47 @@ func (p *Pool) readValid(s *slot, w, m uint64) bool {
 	return (s.loadWord()^w)&(genMask|stateMask) == 0 && atomic.LoadUint64(&p.moves) == m
 }
 
-// spinTries is how often a waiter re-checks the lock before it backs off:
-// a critical section takes tens of nanoseconds.
-const spinTries = 256
+// waiter paces a goroutine waiting for the lock (or for a compaction to
+// end): first it checks again after pauses that double from minPause to
+// maxPause cycles, touching no shared memory in between, for spinChecks
+// checks; then it yields the P (the holder may be a goroutine waiting for
+// one) and the CPU (the holder's thread may have been descheduled, which
+// spinning only prolongs); after yieldChecks more, it sleeps, for a long
+// compaction is running.
+//
+// The pauses are what make the lock fast under contention: a waiter that
+// took the lock the moment it was free would bounce the allocator's cache
+// lines between CPUs on every critical section, while one that pauses lets
+// the CPU that holds them run several in a row.
+type waiter struct{ checks, pause int }
 
-// backoff waits after spinTries: it yields the P (the holder may be a
-// goroutine waiting for one) and the CPU (the holder's thread may have been
-// descheduled, which spinning only prolongs), and after a thousand tries
-// sleeps: a long compaction is running.
-func backoff(i int) {
-	if i < spinTries+1000 {
+const (
+	minPause    = 8
+	maxPause    = 16 << 10
+	spinChecks  = 64
+	yieldChecks = 1000
+)
+
+func (w *waiter) wait() {
+	switch w.checks++; {
+	case w.checks <= spinChecks:
+		w.pause = min(max(2*w.pause, minPause), maxPause)
+		pause(w.pause)
+	case w.checks <= spinChecks+yieldChecks:
 		runtime.Gosched()
 		osYield()
-		return
+	default:
+		time.Sleep(100 * time.Microsecond)
 	}
-	time.Sleep(100 * time.Microsecond)
+}
+
+// pause idles for about n cycles without touching memory.
+//
+//go:noinline
+func pause(n int) int {
+	x := 0
+	for i := range n {
+		x += i
+	}
+	return x
 }
