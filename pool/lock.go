@@ -110,10 +110,11 @@ func (p *Pool) readValid(s *slot, w, m uint64) bool {
 // waiter paces a goroutine waiting for the lock (or for a compaction to
 // end): first it checks again after pauses that double from minPause to
 // maxPause cycles, touching no shared memory in between, for spinChecks
-// checks; then it yields the P (the holder may be a goroutine waiting for
-// one) and the CPU (the holder's thread may have been descheduled, which
-// spinning only prolongs); after yieldChecks more, it sleeps, for a long
-// compaction is running.
+// checks (some 50µs); then it yields the P (the holder may be a goroutine
+// waiting for one) and the CPU (the holder's thread may have been
+// descheduled, which spinning only prolongs); after yieldChecks more, it
+// sleeps, for a long compaction is running. With one P, spinning cannot
+// help, and it yields at once.
 //
 // The pauses are what make the lock fast under contention: a waiter that
 // took the lock the moment it was free would bounce the allocator's cache
@@ -124,11 +125,14 @@ type waiter struct{ checks, pause int }
 const (
 	minPause    = 8
 	maxPause    = 16 << 10
-	spinChecks  = 64
+	spinChecks  = 20
 	yieldChecks = 1000
 )
 
 func (w *waiter) wait() {
+	if w.checks == 0 && runtime.GOMAXPROCS(0) == 1 {
+		w.checks = spinChecks
+	}
 	switch w.checks++; {
 	case w.checks <= spinChecks:
 		w.pause = min(max(2*w.pause, minPause), maxPause)
