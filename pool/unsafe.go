@@ -1,0 +1,56 @@
+// The few places pool turns addresses into slices, each with why it is sound.
+
+package pool
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/offheap/offheap/internal/check"
+
+	"github.com/offheap/offheap/vmem"
+)
+
+// regionBase returns the fixed start address of r, which has a ready prefix.
+//
+// Sound because a vmem.Region's base never moves from Reserve to Close and is
+// outside the Go heap, so holding it as an unsafe.Pointer keeps nothing alive
+// and the collector ignores it.
+func regionBase(r *vmem.Region) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(r.Bytes())) }
+
+// view returns n bytes at offset off of the data region.
+//
+// Sound because every caller has checked off+n against the ready length
+// (directly, or because the allocator only hands out ready space), and the
+// region stays mapped while the Pool is reachable (see dropMemory).
+func (p *Pool) view(off, n uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(p.base, off)), n)
+}
+
+// slot returns slot i, without a bounds check: the slot table is the hot
+// path's main data structure, and its indices come from the pool's own
+// links and free stack, or (from a Ref) were checked against slotsReady.
+//
+// Sound because i < slotsReady <= len(p.slots), which the checked build
+// verifies, and p.slots lies in the meta region, mapped while p is reachable.
+func (p *Pool) slot(i uint32) *slot {
+	if check.On && uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
+		panic(fmt.Sprintf("pool: slot %d of %d", i, p.slotsReady))
+	}
+	return (*slot)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(p.slots)), uintptr(i)*slotSize))
+}
+
+// metaTables lays the per-P counters and then maxSlots slots over the meta
+// region's whole reservation; only its ready prefix may be touched, which
+// newSlot ensures through slotsReady.
+//
+// Sound because slot and pcounter contain no Go pointers (the collector has
+// nothing to find in them and they may live outside the heap), the region is
+// page aligned, and it is reserved for countersSize + maxSlots*slotSize bytes.
+func metaTables(r *vmem.Region, maxSlots int) ([]pcounter, []slot) {
+	base := regionBase(r)
+	counters := unsafe.Slice((*pcounter)(base), maxProcs)
+	slots := unsafe.Slice((*slot)(unsafe.Add(base, countersSize)), maxSlots)
+	return counters, slots
+}
