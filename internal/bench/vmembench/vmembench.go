@@ -129,7 +129,9 @@ func tasks(cfg bench.Config) ([]bench.Task, error) {
 }
 
 func task(cfg bench.Config, impl string, n int64) bench.Task {
-	t := bench.Task{Case: "grow", Impl: impl, N: n}
+	// Three runs give a stable median here (growth is a few system calls), and
+	// keep the default run of every suite under five minutes.
+	t := bench.Task{Case: "grow", Impl: impl, N: n, MaxReps: 3}
 	peak := n // resident while growing: N, or 2N while copying
 	if impl == "copy" {
 		peak = 2 * n
