@@ -11,11 +11,10 @@ import (
 )
 
 const (
-	// lockedCopyMax is the longest commit whose bytes are copied under the
-	// lock; longer ones are placed pinned and copied after unlocking.
-	lockedCopyMax = 16 << 10
-	// optimisticReadMax is the longest segment Read copies optimistically
-	// (and copies again if a writer interfered); longer ones are pinned.
+	// optimisticReadMax is the longest segment Read's inlined path copies
+	// before checking that the length it read is current; longer ones are
+	// checked first, so a racing reuse of the slot never makes Read copy
+	// (and allocate) the length of another segment.
 	optimisticReadMax = 4 << 10
 	// optimisticTries is how often Read retries a copy a writer interfered with.
 	optimisticTries = 4
@@ -25,11 +24,13 @@ const (
 // commit is valid and uses no space. If no hole fits and top has no room,
 // Commit compacts (when the free bytes would suffice), then grows in place
 // up to MaxCapacity, then fails with ErrFull; more than the pool could ever
-// hold is ErrTooLarge.
+// hold is ErrTooLarge. The bytes are copied under the pool's lock, so other
+// writers wait while a long segment is copied (readers do not).
 func (p *Pool) Commit(data []byte) (Ref, error) {
 	n := uint64(len(data))
-	if n == 0 || n > lockedCopyMax {
-		return p.commitOther(data)
+	if n == 0 {
+		ref, _, err := p.reserve("commit", 0, 0)
+		return ref, err
 	}
 	size := p.size(n)
 	h, ok := p.tryLock()
@@ -67,24 +68,6 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 	}
 	p.unlock(h)
 	return makeRef(i, gen), nil
-}
-
-// commitOther commits a zero-length or a long segment: a long one is placed
-// pinned and unpublished, copied without the lock, then published.
-func (p *Pool) commitOther(data []byte) (Ref, error) {
-	if len(data) == 0 {
-		ref, _, err := p.reserve("commit", 0, 0)
-		return ref, err
-	}
-	ref, b, err := p.reserve("commit", len(data), flagUnpub|latchOne)
-	if err != nil {
-		return 0, err
-	}
-	copy(b, data)
-	s := p.slot(ref.index())
-	for w := s.loadWord(); !s.casWord(w, w-latchOne-flagUnpub); w = s.loadWord() {
-	}
-	return ref, nil
 }
 
 // Reserve places a segment of n bytes and returns its Ref and a view of it to
@@ -193,9 +176,11 @@ func (p *Pool) Read(ref Ref, dst []byte) ([]byte, error) {
 	return p.readSlow(ref, dst)
 }
 
-// readSlow is Read's careful path: it waits out compactions, retries a few
-// times, and copies long segments (or after repeated interference) under
-// an internal latch.
+// readSlow is Read's careful path: it waits out compactions and retries a
+// few times without a lock, checking a long segment's offset and length
+// before copying it; after repeated interference it copies under the lock.
+// It never latches, so it cannot be disturbed by a stray Unlatch nor make
+// Close busy.
 func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 	if check.On {
 		return p.readLocked(ref, dst)
@@ -215,8 +200,8 @@ func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 			return dst, p.refError("read", ref, w) // the word alone is the truth
 		}
 		off, n := atomic.LoadUint64(&s.off), atomic.LoadUint64(&s.n)
-		if n > optimisticReadMax {
-			break
+		if n > optimisticReadMax && !p.readValid(s, w, m) {
+			continue // off and n may belong to another segment
 		}
 		if ready := atomic.LoadUint64(&p.dataReady); off > ready || n > ready-off {
 			continue
@@ -229,20 +214,11 @@ func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 		}
 		dst = dst[:k]
 	}
-	b, err := p.latch(ref, "read")
-	if err != nil {
-		return dst, err
-	}
-	dst = append(dst, b...)
-	if err := p.unlatch(ref, "read"); err != nil {
-		return dst, err
-	}
-	p.countRead()
-	return dst, nil
+	return p.readLocked(ref, dst)
 }
 
-// readLocked is Read in the checked build: under the lock, so the
-// invariant checks never race with a reader.
+// readLocked is Read under the lock: in the checked build, so the invariant
+// checks never race with a reader, and after repeated interference.
 func (p *Pool) readLocked(ref Ref, dst []byte) ([]byte, error) {
 	h, ok := p.lock()
 	if !ok {

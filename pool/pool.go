@@ -105,6 +105,10 @@ type Segment struct{ Offset, Len, Latches int }
 // the lock, and a latcher loads seq after its CAS, so one of the two always
 // sees the other: the latcher then settles under the lock.
 //
+// Read takes no pin of any kind, so the only latches are the caller's
+// (Latch, and Reserve's until its Unlatch): an Unlatch without a latch is
+// always ErrNotLatched, and Close is ErrBusy only for the caller's latches.
+//
 // # Invariants
 //
 // Checked after mutations in the checked build (see verify):
@@ -147,6 +151,7 @@ type Pool struct {
 	first, last uint32 // ends of the extent list, or none
 	freeSlot    uint32 // top of the free-slot stack, or none
 	nslots      uint32 // slots ever used: [0, nslots)
+	retired     int    // slots at their last generation, never reused
 	commits     int    // Commit and Reserve calls that succeeded
 	releases    int    // Release calls that succeeded
 	free        tlsf   // its first word, the first-level bitmap, is hot

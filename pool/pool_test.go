@@ -398,7 +398,7 @@ func TestTooLargeAndFull(t *testing.T) {
 	}
 	unchanged(t, g, ErrFull, func() error { _, err := g.Commit(make([]byte, 8<<10)); return err })
 	unchanged(t, g, ErrFull, func() error { _, _, err := g.Reserve(8 << 10); return err })
-	unchanged(t, g, ErrFull, func() error { _, err := g.Commit(make([]byte, lockedCopyMax+1)); return err })
+	unchanged(t, g, ErrFull, func() error { _, err := g.Commit(make([]byte, 16<<10+1)); return err })
 	if st := g.Stats(); st.FailedCommits != 4 {
 		t.Fatalf("FailedCommits %d, want 4", st.FailedCommits)
 	}
@@ -650,7 +650,7 @@ func TestGrowthKeepsViews(t *testing.T) {
 
 func TestLargeSegments(t *testing.T) {
 	p := newT(t, 4<<20, nil)
-	for _, n := range []int{optimisticReadMax, optimisticReadMax + 1, lockedCopyMax, lockedCopyMax + 1, 1 << 20} {
+	for _, n := range []int{optimisticReadMax, optimisticReadMax + 1, 16 << 10, 16<<10 + 1, 1 << 20} {
 		r := commitT(t, p, pattern(n, n))
 		if !bytes.Equal(readT(t, p, r), pattern(n, n)) {
 			t.Fatalf("%d bytes read back wrong", n)

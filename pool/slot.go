@@ -103,9 +103,18 @@ func (p *Pool) popSlot() (uint32, bool) {
 // freeSlotAt pushes slot i onto the free stack with its generation bumped. Callers hold the lock.
 func (p *Pool) freeSlotAt(i uint32) { p.pushFree(i, p.slot(i)) }
 
-// pushFree is freeSlotAt for a caller that has slot i at hand as s.
+// pushFree is freeSlotAt for a caller that has slot i at hand as s. A slot
+// whose generation reaches the last one is retired instead: it is never
+// reused, so no Ref can ever name a later segment in the same slot, however
+// long a stale Ref is kept (LIFO reuse would otherwise wrap a busy slot's
+// generation in minutes). One slot is lost per 2^32 reuses.
 func (p *Pool) pushFree(i uint32, s *slot) {
-	s.word, s.link, p.freeSlot = nextGen(s.word, stateFree), p.freeSlot, i
+	s.word = nextGen(s.word, stateFree)
+	if genOf(s.word) == genMask {
+		p.retired++
+		return
+	}
+	s.link, p.freeSlot = p.freeSlot, i
 }
 
 // growSlots makes more of the slot table ready: double, at least 64 KiB. Callers hold the lock.

@@ -144,8 +144,8 @@ func (p *Pool) verifySlots(extentSegs, holes int) error {
 		return fmt.Errorf("%d segments hold space, %d in the extent list", segs-zero, extentSegs)
 	case pending != p.pending:
 		return fmt.Errorf("%d released segments wait for an unlatch, pending %d", pending, p.pending)
-	case free+holes+segs != int(p.nslots):
-		return fmt.Errorf("%d free slots + %d holes + %d segments != %d slots in use", free, holes, segs, p.nslots)
+	case free+holes+segs+p.retired != int(p.nslots):
+		return fmt.Errorf("%d free slots + %d holes + %d segments + %d retired != %d slots in use", free, holes, segs, p.retired, p.nslots)
 	}
 	return nil
 }
