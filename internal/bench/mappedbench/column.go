@@ -60,6 +60,32 @@ func AppendRows(c, impl, dir string, rows int, start, stop func()) error {
 	return fmt.Errorf("mappedbench: unknown column impl %q", impl)
 }
 
+// syncCloser is what the append drivers need of a column file besides its
+// typed append: both column.Fixed and column.Var have it.
+type syncCloser interface {
+	Sync() error
+	Close() error
+}
+
+// syncEvery syncs col after every SyncEvery-th row i when synced.
+func syncEvery(col syncCloser, synced bool, i int) error {
+	if synced && (i+1)%SyncEvery == 0 {
+		return col.Sync()
+	}
+	return nil
+}
+
+// finish makes the last rows durable when synced, stops the clock and closes col.
+func finish(col syncCloser, synced bool, stop func()) error {
+	if synced {
+		if err := col.Sync(); err != nil {
+			return err
+		}
+	}
+	stop()
+	return col.Close()
+}
+
 func appendFixedColumn(synced bool, dir string, rows int, start, stop func()) error {
 	col, err := column.OpenFixed[int64](filepath.Join(dir, "fixed"), nil)
 	if err != nil {
@@ -71,19 +97,11 @@ func appendFixedColumn(synced bool, dir string, rows int, start, stop func()) er
 		if err := col.Append(fixedValue(i)); err != nil {
 			return err
 		}
-		if synced && (i+1)%SyncEvery == 0 {
-			if err := col.Sync(); err != nil {
-				return err
-			}
-		}
-	}
-	if synced {
-		if err := col.Sync(); err != nil {
+		if err := syncEvery(col, synced, i); err != nil {
 			return err
 		}
 	}
-	stop()
-	return col.Close()
+	return finish(col, synced, stop)
 }
 
 func appendVarColumn(synced bool, dir string, rows int, start, stop func()) error {
@@ -97,19 +115,11 @@ func appendVarColumn(synced bool, dir string, rows int, start, stop func()) erro
 		if err := col.AppendStr(varValue); err != nil {
 			return err
 		}
-		if synced && (i+1)%SyncEvery == 0 {
-			if err := col.Sync(); err != nil {
-				return err
-			}
-		}
-	}
-	if synced {
-		if err := col.Sync(); err != nil {
+		if err := syncEvery(col, synced, i); err != nil {
 			return err
 		}
 	}
-	stop()
-	return col.Close()
+	return finish(col, synced, stop)
 }
 
 // bufFile is a plain file written through a bufio.Writer.
