@@ -6,7 +6,9 @@ import (
 	"github.com/offheap/offheap/internal/bench/arenabench"
 )
 
-// BenchmarkPair times allocating and freeing one block of a mixed size (16-256 B).
+// BenchmarkPair times allocating and freeing one block of a mixed size
+// (16-256 B). The floor impls run the same loop over an idealised allocator
+// (see internal/bench/arenabench/floor.go): what this harness allows.
 func BenchmarkPair(b *testing.B) {
 	for _, impl := range arenabench.Impls {
 		b.Run(impl, arenabench.Pair(impl))

@@ -23,7 +23,9 @@ func init() {
 			"arena.Allocator; goheap: make([]byte, 64), references dropped, runtime.GC(). Cases pair (allocate and " +
 			"free one block) and ring (100k blocks live, free a random one and allocate its replacement), mixed " +
 			"sizes 16-256 B, ns/op: offheap (the shared Allocator), offheap-cache (the single-owner Cache handle), " +
-			"goheap (make, with the garbage collector's cost included).",
+			"goheap (make, with the garbage collector's cost included); floor and floor-nozero run the same loops " +
+			"over an idealised allocator (a stack of blocks per class, no checks, locks or metadata), zeroing as " +
+			"arena does or not (as malloc does): what the harness and the machine allow.",
 		Flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&burstN, "arena-burst", 32<<20, "arena suite: blocks of the burst cases")
 			fs.IntVar(&quickBurstN, "arena-burst-quick", 2<<20, "arena suite: blocks of the burst cases with --quick")

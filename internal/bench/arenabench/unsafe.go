@@ -61,3 +61,9 @@ func (t *ptrTable) close() error {
 	t.slots = nil
 	return t.r.Close()
 }
+
+// offsetIn returns where b starts in mem. Sound because only the addresses
+// are compared: callers pass a b cut from mem.
+func offsetIn(mem, b []byte) int {
+	return int(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(unsafe.Pointer(unsafe.SliceData(mem))))
+}

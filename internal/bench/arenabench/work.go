@@ -11,7 +11,9 @@ import (
 )
 
 // Impls are the implementations of the pair and ring cases, offheap's first.
-var Impls = []string{"offheap", "offheap-cache", "goheap"}
+// The floors are not allocators: they run the same loop over an idealised
+// allocator (floor.go), zeroing as arena does or not, as malloc does.
+var Impls = []string{"offheap", "offheap-cache", "goheap", "floor", "floor-nozero"}
 
 // RingLive is how many blocks the ring case keeps live.
 const RingLive = 100_000
@@ -37,6 +39,8 @@ func Pair(impl string) func(b *testing.B) {
 		return withAllocator(pairShared)
 	case "offheap-cache":
 		return withAllocator(pairCache)
+	case "floor", "floor-nozero":
+		return withFloor(impl == "floor", pairFloor)
 	}
 	return pairGo
 }
@@ -49,6 +53,8 @@ func Ring(impl string) func(b *testing.B) {
 		return withAllocator(ringShared)
 	case "offheap-cache":
 		return withAllocator(ringCache)
+	case "floor", "floor-nozero":
+		return withFloor(impl == "floor", ringFloor)
 	}
 	return ringGo
 }
