@@ -41,7 +41,9 @@ const MaxReserve = 64 << 30
 
 // ArenaSize is the size of an arena: the unit carved from the reservation and
 // returned to the OS whole when all its pools are free.
-const ArenaSize = 1 << 20
+const ArenaSize = 1 << arenaShift
+
+const arenaShift = 20
 
 // Options tune an Allocator. The zero value (or a nil *Options) is ready to use.
 type Options struct {
@@ -158,21 +160,19 @@ type classCount struct {
 	pools  int // pools in use
 }
 
-var (
-	pageSize      = vmem.PageSize()
-	poolsPerArena = ArenaSize / pageSize
-	wordsPerPool  = pageSize / minBlock / 64 // bitmap words per pool
-	pageShift     = log2(pageSize)
-	arenaShift    = log2(ArenaSize)
+// Pools are 4 KiB on every platform, so pool arithmetic is constant. Where
+// OS pages are larger, free pools go back to the OS a whole page at a time
+// (see release).
+const (
+	poolShift     = 12
+	poolSize      = 1 << poolShift
+	poolMask      = poolSize - 1
+	poolsPerArena = ArenaSize / poolSize
+	wordsPerPool  = poolSize / minBlock / 64 // bitmap words per pool
 )
 
-func log2(n int) uint {
-	s := uint(0)
-	for 1<<s < n {
-		s++
-	}
-	return s
-}
+// osPage is the OS page size: the unit of giving memory back.
+var osPage = vmem.PageSize()
 
 // New returns an allocator with its reservation made; opts may be nil.
 func New(opts *Options) (*Allocator, error) {
@@ -194,6 +194,9 @@ func New(opts *Options) (*Allocator, error) {
 		o.KeepEmpty = 1
 	case o.KeepEmpty < 0:
 		o.KeepEmpty = 0
+	}
+	if osPage < poolSize || osPage > maxPageSize {
+		return nil, fmt.Errorf("arena: new %q: OS pages of %d bytes (4 KiB to %d KiB supported): %w", o.Name, osPage, maxPageSize>>10, errors.ErrUnsupported)
 	}
 	nArenas := o.Reserve / ArenaSize
 	r, err := vmem.Reserve(nArenas*ArenaSize, &vmem.Options{Name: "arena " + o.Name})
@@ -351,7 +354,7 @@ func (a *Allocator) blockClass(off uintptr) int {
 	}
 	// Class 0 (a pool not in use) fails the first test: endOff[0] is 0.
 	c := a.pool(off).class.Load() & (classSlots - 1)
-	in := off & uintptr(pageSize-1)
+	in := off & poolMask
 	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
 		return 0
 	}
@@ -380,7 +383,7 @@ func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 	if c == 0 {
 		return 0, 0, ErrDoubleFree // no block of this page is in use
 	}
-	in := off & uintptr(pageSize-1)
+	in := off & poolMask
 	idx := blockIndex(in, c)
 	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
 		return 0, 0, ErrForeign

@@ -47,7 +47,7 @@ func holds(b []byte, seed byte) bool {
 func TestBlockIndexExact(t *testing.T) {
 	for c := 1; c < nClasses; c++ {
 		size := classSize[c]
-		for off := 0; off < pageSize; off++ {
+		for off := 0; off < poolSize; off++ {
 			idx := blockIndex(uintptr(off), c)
 			aligned := idx*uintptr(size) == uintptr(off)
 			if aligned != (off%size == 0) || (off%size == 0 && int(idx) != off/size) {
@@ -166,7 +166,7 @@ func TestDoubleAndForeignFree(t *testing.T) {
 		{"other allocator", ob, ErrForeign},
 		{"inside a block", keep[16:], ErrForeign},
 		{"inside a block by one", keep[1:], ErrForeign},
-		{"never used page", a.block(uintptr(ArenaSize-pageSize), 16), ErrDoubleFree},
+		{"never used page", a.block(uintptr(ArenaSize-poolSize), 16), ErrDoubleFree},
 	}
 	for _, tc := range cases {
 		for _, how := range []string{"allocator", "cache"} {
@@ -387,7 +387,7 @@ func TestRSSFalls(t *testing.T) {
 		}
 	}
 	s := a.Stats()
-	floor := (n/1000 + 1) * pageSize
+	floor := (n/1000 + 1) * poolSize
 	if s.Resident > floor+2<<20 {
 		t.Fatalf("resident after freeing all but 1 in 1000: %d MiB, floor %d MiB (%v)", s.Resident>>20, floor>>20, s)
 	}
@@ -582,7 +582,7 @@ func TestFreePastLastBlock(t *testing.T) {
 	a := newAlloc(t, nil)
 	b, _ := a.Alloc(48)
 	off := uintptr(addrOf(b) - uintptr(a.base))
-	pool := off &^ uintptr(pageSize-1)
+	pool := off &^ uintptr(poolSize-1)
 	tail := pool + uintptr(nBlocks[classOf(48)]*48)
 	before := snapshot(a)
 	for _, free := range []func([]byte) error{a.Free, a.NewCache().Free} {

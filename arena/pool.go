@@ -28,22 +28,24 @@ const (
 	arenaReleased               // all pools free, pages (and metadata pages) given back; in Allocator.gone
 )
 
-// maxPools bounds the pools of an arena: pages are 4 KiB at least.
-const maxPools = ArenaSize / 4096
-
 // arenaMeta is the part of an arena's metadata that grows with it. It lives
 // outside the Go heap, in the allocator's metadata region at a fixed stride
 // per arena, so it goes back to the OS with the arena (and the Go heap never
 // holds it); it holds no pointers.
 type arenaMeta struct {
-	pools          [maxPools]poolInfo
+	pools          [poolsPerArena]poolInfo
 	bits           [ArenaSize / 1024]uint64 // wordsPerPool allocation-bitmap words per pool
-	dirty, clean   [maxPools]uint16         // stacks of free pools: resident, and released or never touched
+	dirty, clean   [poolsPerArena]uint16    // stacks of free pools: resident, and released or never touched
 	ndirty, nclean int32
 }
 
-// metaStride is the bytes of metadata region per arena, whole pages.
-var metaStride = (metaSize + pageSize - 1) &^ (pageSize - 1)
+// metaStride is the bytes of metadata region per arena: whole pages of any
+// size up to maxPageSize, and a constant, so finding an arena's metadata
+// costs a shift.
+const metaStride = (metaSize + maxPageSize - 1) &^ (maxPageSize - 1)
+
+// maxPageSize is the largest OS page size the allocator supports.
+const maxPageSize = 64 << 10
 
 // reset makes every pool of the arena free and clean.
 func (m *arenaMeta) reset() {
@@ -75,7 +77,7 @@ var (
 
 func init() {
 	for c := 1; c < nClasses; c++ {
-		nBlocks[c] = pageSize / classSize[c]
+		nBlocks[c] = poolSize / classSize[c]
 		endOff[c] = uintptr(nBlocks[c] * classSize[c])
 	}
 }
@@ -120,18 +122,18 @@ func (m bitmap) count() int {
 
 // pool returns the metadata of the pool holding pool offset off.
 func (a *Allocator) pool(off uintptr) *poolInfo {
-	// The index is below poolsPerArena <= maxPools: the mask only tells the
+	// The index is below poolsPerArena <= poolsPerArena: the mask only tells the
 	// compiler so.
-	return &a.meta(int(off >> arenaShift)).pools[(off&(ArenaSize-1))>>pageShift&(maxPools-1)]
+	return &a.meta(int(off >> arenaShift)).pools[(off&(ArenaSize-1))>>poolShift&(poolsPerArena-1)]
 }
 
 // poolBits returns the bitmap of the pool holding pool offset off.
 func (a *Allocator) poolBits(off uintptr) bitmap {
-	i := int((off>>pageShift)&uintptr(poolsPerArena-1)) * wordsPerPool
+	i := int((off>>poolShift)&uintptr(poolsPerArena-1)) * wordsPerPool
 	return a.meta(int(off >> arenaShift)).bits[i : i+wordsPerPool : i+wordsPerPool]
 }
 
-func poolOff(g int32) uintptr { return uintptr(g) << pageShift }
+func poolOff(g int32) uintptr { return uintptr(g) << poolShift }
 
 // allocBlock takes a free block of class c and returns its offset.
 func (a *Allocator) allocBlock(c int) (uintptr, error) {
@@ -161,9 +163,9 @@ func (a *Allocator) allocBlock(c int) (uintptr, error) {
 
 // freeBlock marks the allocated block at off, of class c, free.
 func (a *Allocator) freeBlock(off uintptr, c int) {
-	g := int32(off >> pageShift)
+	g := int32(off >> poolShift)
 	p, m := a.pool(off), a.poolBits(off)
-	m.clr(blockIndex(off&uintptr(pageSize-1), c))
+	m.clr(blockIndex(off&poolMask, c))
 	if int(p.nalloc) == nBlocks[c] {
 		a.linkPool(c, g)
 	}
@@ -204,8 +206,8 @@ func (a *Allocator) assignPool(c int) (int32, error) {
 		a.ndirty--
 	} else {
 		pi = m.clean[m.nclean-1]
-		off := int(ai)*ArenaSize + int(pi)*pageSize
-		if err := a.region.Reuse(off, pageSize); err != nil {
+		off := int(ai)*ArenaSize + int(pi)*poolSize
+		if err := a.reuse(off, poolSize); err != nil {
 			return -1, err
 		}
 		m.nclean--
@@ -225,8 +227,8 @@ func (a *Allocator) initPool(g int32, c int) {
 	p.nalloc = 0
 	a.poolBits(off).reset(c)
 	size := classSize[c]
-	page := a.block(off, pageSize)
-	for i := 0; i+size <= pageSize; i += size {
+	page := a.block(off, poolSize)
+	for i := 0; i+size <= poolSize; i += size {
 		a.tag(page[i:i+size], off+uintptr(i))
 	}
 	a.linkPool(c, g)
@@ -438,8 +440,8 @@ func (a *Allocator) releaseDirty() {
 		start := 0
 		for i := 1; i <= len(dirty); i++ {
 			if i == len(dirty) || dirty[i] != dirty[i-1]+1 {
-				off := int(ai)*ArenaSize + int(dirty[start])*pageSize
-				a.release(off, (i-start)*pageSize)
+				off := int(ai)*ArenaSize + int(dirty[start])*poolSize
+				a.release(off, (i-start)*poolSize)
 				start = i
 			}
 		}
@@ -452,12 +454,24 @@ func (a *Allocator) releaseDirty() {
 	a.ndirty = 0
 }
 
-// release hands [off, off+n) of the reservation back to the OS. A failure
-// only costs memory (correctness never relies on released pages reading as
-// zero), so it is counted, not returned.
+// release hands the whole OS pages inside [off, off+n) of the reservation
+// back to the OS (all of it where pages are 4 KiB). A failure only costs
+// memory (correctness never relies on released pages reading as zero), so it
+// is counted, not returned.
 func (a *Allocator) release(off, n int) {
+	lo, hi := (off+osPage-1)&^(osPage-1), (off+n)&^(osPage-1)
+	if hi <= lo {
+		return
+	}
 	a.releases++
-	if err := a.region.Release(off, n); err != nil {
+	if err := a.region.Release(lo, hi-lo); err != nil {
 		a.releaseErrs++
 	}
+}
+
+// reuse makes the OS pages covering [off, off+n) of the reservation ready
+// again after a release.
+func (a *Allocator) reuse(off, n int) error {
+	lo, hi := off&^(osPage-1), (off+n+osPage-1)&^(osPage-1)
+	return a.region.Reuse(lo, hi-lo)
 }
