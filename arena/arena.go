@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -145,7 +146,8 @@ type Allocator struct {
 	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
 	nkeep  [nClasses]int   // empty pools each class keeps in use
 	counts [nClasses]classCount
-	shared [nClasses]sharedStack // lock-free stacks of free blocks (unused in the checked build)
+	pcs    [maxProcs]atomic.Pointer[Cache] // per-P caches, set under mu (see pcache.go)
+	paused atomic.Bool                     // the fast paths must not use pcs: a sweep is running, or Close succeeded
 	large  largeSet
 
 	releaseBatch, keepEmpty int
@@ -232,38 +234,57 @@ func New(opts *Options) (*Allocator, error) {
 // never sees, valid until they are passed to Free. Alloc(0) returns an empty
 // slice that must be freed like any other.
 func (a *Allocator) Alloc(n int) ([]byte, error) {
-	if n < 0 || n > MaxAlloc {
-		return nil, a.sizeErr("alloc", n)
+	if uint(n) <= MaxSmall && perP {
+		k := classOf(n)
+		pid := proc.Pin()
+		if uint(pid) < maxProcs && !a.paused.Load() {
+			if c := a.pcs[pid].Load(); c != nil {
+				if off, ok := c.pop(k); ok {
+					proc.Unpin()
+					return a.handOut(off, k, n), nil
+				}
+			}
+		}
+		proc.Unpin()
 	}
-	if n > MaxSmall {
+	return a.allocSlow(n)
+}
+
+// allocSlow is Alloc under the lock: of a large block or a bad size, in the
+// checked build, or when this P's cache is empty, which it refills with a
+// batch.
+func (a *Allocator) allocSlow(n int) ([]byte, error) {
+	switch {
+	case n < 0 || n > MaxAlloc:
+		return nil, a.sizeErr("alloc", n)
+	case n > MaxSmall:
 		return a.allocLarge(n)
 	}
-	c := classOf(n)
-	if a.closed.Load() {
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+	k := classOf(n)
+	pid := -1
+	if perP {
+		pid = proc.Pin() // the P this goroutine will most likely stash on
+		proc.Unpin()
 	}
-	if !check.On {
-		if off, ok := a.pop(c); ok {
-			return a.handOut(off, c, n), nil
-		}
-	}
+	var batch [cacheBatch]uintptr
 	a.mu.Lock()
 	if a.closed.Load() {
 		a.mu.Unlock()
 		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
 	}
-	var off uintptr
-	var err error
-	if check.On {
-		off, err = a.allocBlock(c)
-	} else {
-		off, err = a.refillShared(c)
+	want := 1
+	if a.readyCache(pid) {
+		want = cacheBatch
 	}
+	got, err := a.takeBlocks(k, batch[:want])
 	a.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
 	}
-	return a.handOut(off, c, n), nil
+	if got > 1 {
+		a.stash(k, batch[1:got])
+	}
+	return a.handOut(batch[0], k, n), nil
 }
 
 // handOut clears a block (tag included) and returns its first n bytes.
@@ -292,31 +313,49 @@ func (a *Allocator) Free(b []byte) error {
 	if !inPools {
 		return a.freeLarge(b)
 	}
-	if check.On {
-		return a.freeLocked(off, cap(b))
+	pid := -1
+	if perP {
+		pid = proc.Pin()
+		if uint(pid) < maxProcs && !a.paused.Load() {
+			if c := a.pcs[pid].Load(); c != nil {
+				k := a.freeing(off, cap(b))
+				if k == 0 {
+					proc.Unpin()
+					return a.freeErr(off, cap(b))
+				}
+				if !c.push(k, off) {
+					proc.Unpin()
+					return nil
+				}
+				var out [cacheBatch]uintptr
+				c.takeOldest(k, out[:])
+				proc.Unpin()
+				a.giveBack(k, out[:])
+				return nil
+			}
+		}
+		proc.Unpin()
 	}
-	if a.closed.Load() {
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
-	}
-	c := a.blockClass(off)
-	if c == 0 || cap(b) > classSize[c] || a.tagged(off) {
-		return a.freeErr(off, cap(b))
-	}
-	a.poisonAndTag(off, c)
-	if a.push(c, off) {
-		return nil
-	}
-	a.mu.Lock()
-	a.freeBlock(off, c)
-	a.drainShared(c, sharedMax/2)
-	a.mu.Unlock()
-	return nil
+	return a.freeLocked(off, cap(b), pid)
 }
 
-// freeLocked is Free with every check made under the lock (the checked
-// build's way): a block free in its pool is found by its bitmap, one held by
-// a cache by its tag.
-func (a *Allocator) freeLocked(off uintptr, n int) error {
+// freeing is Free's check without the lock: if off starts a block allocated
+// to a user, with a slice of capacity n inside it, it marks the block free
+// (poisoned in the checked build, and tagged) and returns its class.
+// Otherwise it returns 0 and changes nothing (freeErr says why).
+func (a *Allocator) freeing(off uintptr, n int) int {
+	c := a.blockClass(off)
+	if c == 0 || n > classSize[c] || a.tagged(off) {
+		return 0
+	}
+	a.poisonAndTag(off, c)
+	return c
+}
+
+// freeLocked is Free with every check made under the lock: the way of the
+// checked build (which also checks the bitmap) and of the race detector's,
+// and the fallback for a P without a cache (pid, -1 if none), which it readies.
+func (a *Allocator) freeLocked(off uintptr, n, pid int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
@@ -328,6 +367,7 @@ func (a *Allocator) freeLocked(off uintptr, n int) error {
 	}
 	a.poisonAndTag(off, c)
 	a.freeBlock(off, c)
+	a.readyCache(pid)
 	return nil
 }
 
@@ -461,8 +501,9 @@ func (a *Allocator) Close() error {
 	if a.closed.Load() {
 		return fmt.Errorf("arena: close %q: %w", a.name, ErrClosed)
 	}
-	a.drainAllShared()
+	a.sweepCaches()
 	if err := a.leaks(); err != nil {
+		a.paused.Store(false)
 		return err
 	}
 	if err := a.region.Close(); err != nil {

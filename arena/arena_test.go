@@ -396,7 +396,10 @@ func TestRSSFalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := a.Stats(); s.Resident > 2<<20 || s.ArenasReleased < 60 {
+	// Only the spare arena stays, the one of the empty pool the class keeps,
+	// and those holding blocks the per-P caches keep (up to one arena each)
+	// until Purge.
+	if s := a.Stats(); s.Resident > 2<<20 || s.Arenas > 2+s.Shared/64 {
 		t.Fatalf("resident after freeing all: %d KiB (%v)", s.Resident>>10, s)
 	}
 	a.Purge()
@@ -596,11 +599,11 @@ func TestFreePastLastBlock(t *testing.T) {
 	_ = a.Free(b)
 }
 
-// TestSharedStackContention has 8 goroutines allocate and free blocks of one
-// class through the shared Allocator at once, so its lock-free stack sees
-// every interleaving of push and pop; each goroutine checks its blocks stay
-// its own.
-func TestSharedStackContention(t *testing.T) {
+// TestSharedContention has 8 goroutines allocate and free blocks of one
+// class through the shared Allocator at once, moving blocks between the per-P
+// caches and the pools in every interleaving; each goroutine checks its
+// blocks stay its own.
+func TestSharedContention(t *testing.T) {
 	a := newAlloc(t, nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -641,7 +644,7 @@ func TestSharedStackContention(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if s := a.Stats(); s.InUseBlocks != 0 || s.Shared > sharedMax*48 {
+	if s := a.Stats(); s.InUseBlocks != 0 || s.Shared > cacheMax*48*maxProcs {
 		t.Fatalf("after the goroutines: %v", s)
 	}
 	a.Purge()
@@ -690,5 +693,79 @@ func TestCyclicDoesNotThrash(t *testing.T) {
 	}
 	if s := a.Stats(); s.Releases > 2 {
 		t.Fatalf("cyclic alloc/free released pages %d times: %v", s.Releases, s)
+	}
+}
+
+// TestSweepWhileBusy purges and closes while goroutines allocate and free
+// through the per-P caches: the sweep must wait for calls in flight, take
+// no block a goroutine holds, and lose none (Close then finds nothing live).
+func TestSweepWhileBusy(t *testing.T) {
+	a, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg, ready sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Add(1)
+		ready.Add(1)
+		go func() {
+			defer wg.Done()
+			var held [8][]byte
+			var once sync.Once
+			defer once.Do(ready.Done) // on an early return
+			for i := 0; ; i++ {
+				if i == len(held) {
+					once.Do(ready.Done) // holds blocks from now on
+				}
+				select {
+				case <-stop:
+					for _, b := range held {
+						if b != nil {
+							if err := a.Free(b); err != nil {
+								errs <- err
+							}
+						}
+					}
+					return
+				default:
+				}
+				k := i % len(held)
+				if b := held[k]; b != nil {
+					if b[0] != byte(g) || b[len(b)-1] != byte(i) {
+						errs <- fmt.Errorf("goroutine %d: block changed under it", g)
+						return
+					}
+					if err := a.Free(b); err != nil {
+						errs <- err
+						return
+					}
+				}
+				b, err := a.Alloc(16 + i%200)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b[0], b[len(b)-1] = byte(g), byte(i+len(held))
+				held[k] = b
+			}
+		}()
+	}
+	ready.Wait()
+	for range 2000 {
+		a.Purge()
+		if err := a.Close(); !errors.Is(err, ErrLeaked) {
+			t.Errorf("Close while blocks are held: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatalf("Close after every block was freed: %v", err)
 	}
 }

@@ -6,8 +6,6 @@ package arena
 
 import (
 	"fmt"
-
-	"github.com/offheap/offheap/internal/check"
 )
 
 // Cache batch sizes: a refill takes cacheBatch blocks of a class; a class
@@ -68,16 +66,54 @@ func (c *Cache) Alloc(n int) ([]byte, error) {
 		return c.allocSlow(n)
 	}
 	k := classOf(n)
-	s := c.stacks[k]
-	if len(s) == 0 {
+	off, ok := c.pop(k)
+	if !ok {
 		if err := c.refill(k); err != nil {
 			return nil, err
 		}
-		s = c.stacks[k]
+		off, _ = c.pop(k)
 	}
-	off := s[len(s)-1]
-	c.stacks[k] = s[:len(s)-1]
 	return c.a.handOut(off, k, n), nil
+}
+
+// pop takes the block of class k freed last, if the cache holds one.
+func (c *Cache) pop(k int) (uintptr, bool) {
+	s := c.stacks[k]
+	if len(s) == 0 {
+		return 0, false
+	}
+	c.stacks[k] = s[:len(s)-1]
+	return s[len(s)-1], true
+}
+
+// push adds a free block of class k and reports whether the cache now holds
+// cacheMax of them (the caller then gives a batch back).
+func (c *Cache) push(k int, off uintptr) (full bool) {
+	s := append(c.stacks[k], off)
+	c.stacks[k] = s
+	return len(s) >= cacheMax
+}
+
+// takeOldest moves the len(dst) blocks of class k freed first into dst,
+// keeping the most recently freed (likely in the CPU cache); the cache
+// holds len(dst) at least.
+func (c *Cache) takeOldest(k int, dst []uintptr) {
+	s := c.stacks[k]
+	copy(dst, s)
+	c.stacks[k] = s[:copy(s, s[len(dst):])]
+}
+
+// fill adds blocks of class k while the cache holds fewer than cacheMax-1
+// (so the next push does not give them straight back) and returns how many
+// it took.
+func (c *Cache) fill(k int, blocks []uintptr) int {
+	s := c.stacks[k]
+	m := min(len(blocks), cacheMax-1-len(s))
+	if m <= 0 {
+		return 0
+	}
+	c.stacks[k] = append(s, blocks[:m]...)
+	return m
 }
 
 func (c *Cache) allocSlow(n int) ([]byte, error) {
@@ -95,18 +131,12 @@ func (c *Cache) refill(k int) error {
 	if a.closed.Load() {
 		return fmt.Errorf("arena: cache alloc from %q: %w", a.name, ErrClosed)
 	}
-	s := c.stacks[k]
-	for len(s) < cacheBatch {
-		off, err := a.allocBlock(k)
-		if err != nil {
-			if len(s) > 0 {
-				break
-			}
-			return fmt.Errorf("arena: cache alloc %d-byte block from %q: %w", classSize[k], a.name, err)
-		}
-		s = append(s, off)
+	s := c.stacks[k][:cacheBatch] // empty, with room for cacheMax
+	got, err := a.takeBlocks(k, s)
+	if err != nil {
+		return fmt.Errorf("arena: cache alloc %d-byte block from %q: %w", classSize[k], a.name, err)
 	}
-	c.stacks[k] = s
+	c.stacks[k] = s[:got]
 	c.publish(k)
 	return nil
 }
@@ -122,16 +152,11 @@ func (c *Cache) Free(b []byte) error {
 	if !inPools {
 		return a.Free(b)
 	}
-	k := a.blockClass(off)
-	if k == 0 || cap(b) > classSize[k] || a.tagged(off) {
+	k := a.freeing(off, cap(b))
+	if k == 0 {
 		return a.freeErr(off, cap(b))
 	}
-	blk := a.block(off, classSize[k])
-	check.Fill(blk)
-	a.tag(blk, off)
-	s := append(c.stacks[k], off)
-	c.stacks[k] = s
-	if len(s) >= cacheMax {
+	if c.push(k, off) {
 		c.drain(k, cacheBatch)
 	}
 	return nil

@@ -9,7 +9,7 @@ type ClassStats struct {
 	Size   int // block size in bytes
 	Blocks int // blocks allocated, including those held by caches
 	Cached int // blocks held by caches, as of their last batch exchange
-	Shared int // blocks on the allocator's shared stack
+	Shared int // blocks held by the allocator's per-P caches
 	Pools  int // pools (pages) in use by the class
 }
 
@@ -20,7 +20,7 @@ type Stats struct {
 	InUse          int // bytes of blocks allocated to users: block sizes, not requests; large blocks by their mapping
 	InUseBlocks    int // blocks allocated to users
 	Cached         int // bytes of free blocks held by caches, as of their last batch exchange (see Cache)
-	Shared         int // bytes of free blocks on the allocator's shared stacks (Purge and Close empty them)
+	Shared         int // bytes of free blocks held by the allocator's per-P caches (Purge and Close empty them; exact only while no call is in flight)
 	Mapped         int // bytes of address space ready: arenas not released and their metadata, plus large mappings
 	Resident       int // bytes of arenas, their metadata and large mappings resident in memory (mincore; 0 where unsupported)
 	PoolsInUse     int // pools (pages) serving a class
@@ -47,7 +47,7 @@ func (a *Allocator) Stats() Stats {
 	}
 	for c := 1; c < nClasses; c++ {
 		k := a.counts[c]
-		sh := a.sharedDepth(c)
+		sh := a.sharedHeld(c)
 		s.Classes = append(s.Classes, ClassStats{Size: classSize[c], Blocks: k.blocks, Cached: k.cached, Shared: sh, Pools: k.pools})
 		s.Shared += sh * classSize[c]
 		user := max(k.blocks-k.cached-sh, 0)
@@ -82,8 +82,9 @@ func (s Stats) String() string {
 		s.Arenas, s.ArenasReleased, s.InUse, s.InUseBlocks, s.Cached, s.Shared, s.Mapped, s.Resident, s.PoolsInUse, s.PoolsDirty, s.LargeBlocks)
 }
 
-// Purge gives back to the OS every page it can now: it empties the shared
-// stacks into their pools, frees the empty pools each class keeps, and
+// Purge gives back to the OS every page it can now: it empties the per-P
+// caches into their pools (stopping the world for a moment to do so, see
+// internal/proc.Quiesce), frees the empty pools each class keeps, and
 // releases every dirty free pool and the spare arena. Blocks held by caches
 // stay allocated (Cache.Flush returns them).
 func (a *Allocator) Purge() {
@@ -93,7 +94,8 @@ func (a *Allocator) Purge() {
 		return
 	}
 	a.purges++
-	a.drainAllShared()
+	a.sweepCaches()
+	a.paused.Store(false)
 	for c := 1; c < nClasses; c++ {
 		a.unkeepAll(c)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
 )
 
 const (
@@ -160,12 +161,12 @@ func (p *Pool) Read(ref Ref, dst []byte) ([]byte, error) {
 					k := len(dst)
 					dst = append(dst, p.view(off, n)...)
 					if p.readValid(s, w, m) {
-						if id := procPin(); id < maxProcs { // countRead, inlined
+						if id := proc.Pin(); id < maxProcs { // countRead, inlined
 							p.counters[id].reads++
 						} else {
 							p.overflow.reads.Add(1)
 						}
-						procUnpin()
+						proc.Unpin()
 						return dst, nil
 					}
 					dst = dst[:k]

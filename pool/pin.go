@@ -5,18 +5,9 @@ package pool
 
 import (
 	"sync/atomic"
-	_ "unsafe" // for go:linkname
+
+	"github.com/offheap/offheap/internal/proc"
 )
-
-// procPin disables preemption and returns the current P's id; procUnpin
-// undoes it. The runtime keeps both linkable for this use (go.dev/issue/67401);
-// sync.Pool counts per P the same way.
-//
-//go:linkname procPin runtime.procPin
-func procPin() int
-
-//go:linkname procUnpin runtime.procUnpin
-func procUnpin()
 
 // pcounter is one P's counters, alone on a cache line. It lives in the meta
 // region (off the Go heap): while pinned, only goroutines on that P touch it,
@@ -33,21 +24,21 @@ const (
 )
 
 func (p *Pool) countRead() {
-	if id := procPin(); id < maxProcs {
+	if id := proc.Pin(); id < maxProcs {
 		p.counters[id].reads++
 	} else {
 		p.overflow.reads.Add(1)
 	}
-	procUnpin()
+	proc.Unpin()
 }
 
 func (p *Pool) countLatch() {
-	if id := procPin(); id < maxProcs {
+	if id := proc.Pin(); id < maxProcs {
 		p.counters[id].latches++
 	} else {
 		p.overflow.latches.Add(1)
 	}
-	procUnpin()
+	proc.Unpin()
 }
 
 // sumCounters adds up every P's counters.

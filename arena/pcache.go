@@ -1,0 +1,110 @@
+// Per-P caches: the shared Allocator's fast path. Alloc and Free pin the
+// goroutine to its P and pop or push that P's cache (a Cache of its own) with
+// plain loads and stores; only a cache found empty or full takes the lock,
+// to move a batch. The race detector cannot see the ownership a pin gives,
+// and the checked build checks every free under the lock, so both take the
+// lock for every call instead.
+
+package arena
+
+import (
+	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
+)
+
+// perP says whether Alloc and Free use the per-P caches.
+const perP = !check.On && !proc.Race
+
+// maxProcs bounds the Ps with a cache; goroutines on Ps numbered higher
+// (GOMAXPROCS above maxProcs) take the lock for every call.
+const maxProcs = 256
+
+// readyCache gives P pid a cache if it has none, and reports whether the
+// per-P caches may be used. Callers hold a.mu.
+func (a *Allocator) readyCache(pid int) bool {
+	if !perP || pid < 0 || pid >= maxProcs || a.paused.Load() {
+		return false
+	}
+	if a.pcs[pid].Load() == nil {
+		a.pcs[pid].Store(a.NewCache())
+	}
+	return true
+}
+
+// stash puts blocks of class k in the current P's cache, and gives back to
+// the pools what does not fit.
+func (a *Allocator) stash(k int, blocks []uintptr) {
+	put := 0
+	pid := proc.Pin()
+	if uint(pid) < maxProcs && !a.paused.Load() {
+		if c := a.pcs[pid].Load(); c != nil {
+			put = c.fill(k, blocks)
+		}
+	}
+	proc.Unpin()
+	a.giveBack(k, blocks[put:])
+}
+
+// giveBack returns blocks of class k to their pools.
+func (a *Allocator) giveBack(k int, blocks []uintptr) {
+	if len(blocks) == 0 {
+		return
+	}
+	a.mu.Lock()
+	for _, off := range blocks {
+		a.freeBlock(off, k)
+	}
+	a.mu.Unlock()
+}
+
+// takeBlocks allocates up to len(dst) blocks of class k from the pools into
+// dst and returns how many; it fails only if it got none. Callers hold a.mu.
+func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
+	for i := range dst {
+		off, err := a.allocBlock(k)
+		if err != nil {
+			if i > 0 {
+				return i, nil
+			}
+			return 0, err
+		}
+		dst[i] = off
+	}
+	return len(dst), nil
+}
+
+// sweepCaches stops the fast paths from using the per-P caches (until
+// a.paused is cleared), waits for those in flight to end, and gives every
+// block the caches hold back to the pools. Callers hold a.mu.
+func (a *Allocator) sweepCaches() {
+	a.paused.Store(true)
+	if !perP {
+		return
+	}
+	proc.Quiesce()
+	for pid := range a.pcs {
+		c := a.pcs[pid].Load()
+		if c == nil {
+			continue
+		}
+		for k := 1; k < nClasses; k++ {
+			for _, off := range c.stacks[k] {
+				a.freeBlock(off, k)
+			}
+			c.stacks[k] = c.stacks[k][:0]
+		}
+	}
+}
+
+// sharedHeld returns how many class k blocks the per-P caches hold. It reads
+// them without stopping their owners, so the figure is exact only while no
+// Alloc or Free is in flight. Callers hold a.mu.
+func (a *Allocator) sharedHeld(k int) int {
+	n := 0
+	for pid := range a.pcs {
+		if c := a.pcs[pid].Load(); c != nil {
+			n += len(c.stacks[k])
+		}
+	}
+	return n
+}
