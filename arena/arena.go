@@ -96,9 +96,9 @@ type Options struct {
 // arenas sit on per-count lists with a bitmap of non-empty counts, which
 // keeps that order in O(1).
 //
-// A block is allocated to a user, held by a Cache or the allocator's shared
-// stack of its class, or free in its pool; blocks held by caches and stacks
-// count as allocated in their pool's bitmap. Every block not allocated to a
+// A block is allocated to a user, held by a Cache (the user's, or a P's; see
+// below), or free in its pool; blocks held by caches count as allocated in
+// their pool's bitmap. Every block not allocated to a
 // user carries an 8-byte tag over its first bytes, derived from its address
 // and a per-allocator random key (live data matches it by a 2^-64 chance);
 // Alloc clears it with the rest of the block. So Free finds a double free at
@@ -110,11 +110,14 @@ type Options struct {
 //
 // # Fast paths
 //
-// Alloc and Free first try a lock-free stack of free blocks per class (see
-// sharedStack), refilled from the pools and drained back to them in batches
-// under the lock; the checked build always takes the lock. A Cache goes
-// further: its stacks are its own, so most of its calls are plain loads and
-// stores.
+// Alloc and Free pin the calling goroutine to its P and use that P's own
+// Cache (see pcache.go): a pop or a push with plain loads and stores, no
+// atomic write. A P's cache is refilled from the pools and drained back to
+// them in batches under the lock. Close and Purge empty every P's cache after
+// stopping the world for a moment, which waits out the calls in flight. The
+// checked build, and the race detector's (which cannot see the ownership a
+// pin gives), take the lock for every call instead. A Cache of the user's
+// own saves the pinning too.
 //
 // # Invariants
 //

@@ -29,8 +29,8 @@ const (
 //
 // Free checks, without the lock, that the slice starts at a block of a pool
 // in use (else ErrForeign) and that the block does not carry the free-block
-// tag that every block not held by a user carries, in a pool, a cache or a
-// shared stack (else ErrDoubleFree); the tag is 8 bytes derived from the
+// tag that every block not held by a user carries, in a pool or any cache
+// (else ErrDoubleFree); the tag is 8 bytes derived from the
 // address and a random per-allocator key, which live data matches only by a
 // 2^-64 chance. So a double free through a Cache is reported at once, as
 // through the Allocator, unless the block was written to after it was freed
