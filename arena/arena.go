@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -230,6 +231,9 @@ func New(opts *Options) (*Allocator, error) {
 	}
 	a.metaRegion = mr
 	a.base, a.metaBase = baseOf(r), baseOf(mr)
+	for pid := range runtime.GOMAXPROCS(0) { // later Ps get theirs on first use
+		a.readyCache(pid)
+	}
 	return a, nil
 }
 
