@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -767,5 +768,46 @@ func TestSweepWhileBusy(t *testing.T) {
 	}
 	if err := a.Close(); err != nil {
 		t.Fatalf("Close after every block was freed: %v", err)
+	}
+}
+
+// TestMoreProcsAfterNew raises GOMAXPROCS after New: the new Ps get their
+// caches on first use, and Close still finds every block they hold.
+func TestMoreProcsAfterNew(t *testing.T) {
+	if !perP {
+		t.Skip("no per-P caches in this build")
+	}
+	a := newAlloc(t, nil)
+	before := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(before + 2))
+	for round := 0; a.pcs[before].Load() == nil && a.pcs[before+1].Load() == nil; round++ {
+		if round == 100 {
+			t.Fatal("no goroutine ran on the new Ps")
+		}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 2000 {
+					b, err := a.Alloc(16 + (g*31+i)%300)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := a.Free(b); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if s := a.Stats(); s.InUseBlocks != 0 || s.Shared == 0 {
+		t.Fatalf("after the goroutines: %v", s)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
