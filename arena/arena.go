@@ -283,7 +283,7 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	if a.readyCache(pid) {
 		want = cacheBatch
 	}
-	got, err := a.takeBlocks(k, batch[:want])
+	got, err := a.takeBlocksOrReclaim(k, batch[:want])
 	a.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
@@ -326,9 +326,9 @@ func (a *Allocator) Free(b []byte) error {
 		if uint(pid) < maxProcs && !a.paused.Load() {
 			if c := a.pcs[pid].Load(); c != nil {
 				k := a.freeing(off, cap(b))
-				if k == 0 {
+				if k == 0 { // find out why under the lock, which a racing Close cannot pass
 					proc.Unpin()
-					return a.freeErr(off, cap(b))
+					return a.freeLocked(off, cap(b), pid)
 				}
 				if !c.push(k, off) {
 					proc.Unpin()
@@ -410,6 +410,9 @@ func (a *Allocator) blockClass(off uintptr) int {
 
 // freeErr says why Free rejects the slice at off with capacity n.
 func (a *Allocator) freeErr(off uintptr, n int) error {
+	if a.closed.Load() { // and the metadata released: it reads as zero
+		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+	}
 	_, _, err := a.locate(off, n)
 	if err == nil {
 		err = ErrDoubleFree // the block carries the free-block tag
@@ -498,10 +501,16 @@ func (a *Allocator) whole(b []byte) ([]byte, error) {
 	return a.block(off, classSize[c]), nil
 }
 
-// Close unmaps everything if no block is allocated. With blocks still
+// Close gives everything back if no block is allocated. With blocks still
 // allocated (by the user or held by an open Cache) it returns an error
 // wrapping ErrLeaked that says how many blocks and bytes, and the allocator
 // stays usable. After a successful Close every method returns ErrClosed.
+//
+// The memory goes back to the operating system at once; the address-space
+// reservation is unmapped when the Allocator becomes unreachable, because a
+// Free that races with Close (a stale or double free: the caller's bug) may
+// still be reading the metadata, which then reads as zero and the call
+// fails. The checked build unmaps at once, so such a Free faults.
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -513,13 +522,27 @@ func (a *Allocator) Close() error {
 		a.paused.Store(false)
 		return err
 	}
-	if err := a.region.Close(); err != nil {
-		return fmt.Errorf("arena: close %q: %w", a.name, err)
+	a.closed.Store(true) // before the memory goes: lock-free checks then fail
+	return a.dropMemory()
+}
+
+// dropMemory gives the arenas and their metadata back after Close (see
+// Close). Callers hold a.mu.
+func (a *Allocator) dropMemory() error {
+	if check.On {
+		for _, r := range []*vmem.Region{a.region, a.metaRegion} {
+			if err := r.Close(); err != nil {
+				return fmt.Errorf("arena: close %q: %w", a.name, err)
+			}
+		}
+		return nil
 	}
-	if err := a.metaRegion.Close(); err != nil {
-		return fmt.Errorf("arena: close %q: %w", a.name, err)
-	}
-	a.closed.Store(true)
+	_ = a.region.Release(0, a.region.Len())
+	_ = a.metaRegion.Release(0, a.metaRegion.Len())
+	runtime.AddCleanup(a, func(rs [2]*vmem.Region) {
+		_ = rs[0].Close()
+		_ = rs[1].Close()
+	}, [2]*vmem.Region{a.region, a.metaRegion})
 	return nil
 }
 

@@ -132,7 +132,7 @@ func (c *Cache) refill(k int) error {
 		return fmt.Errorf("arena: cache alloc from %q: %w", a.name, ErrClosed)
 	}
 	s := c.stacks[k][:cacheBatch] // empty, with room for cacheMax
-	got, err := a.takeBlocks(k, s)
+	got, err := a.takeBlocksOrReclaim(k, s)
 	if err != nil {
 		return fmt.Errorf("arena: cache alloc %d-byte block from %q: %w", classSize[k], a.name, err)
 	}
@@ -155,6 +155,9 @@ func (c *Cache) Free(b []byte) error {
 	k := a.freeing(off, cap(b))
 	if k == 0 {
 		return a.freeErr(off, cap(b))
+	}
+	if a.closed.Load() { // a racing Close released what freeing read: a stale free
+		return fmt.Errorf("arena: cache free: %w", ErrClosed)
 	}
 	if c.push(k, off) {
 		c.drain(k, cacheBatch)
@@ -190,7 +193,7 @@ func (c *Cache) Flush() {
 		return
 	}
 	for k := 1; k < nClasses; k++ {
-		if len(c.stacks[k]) > 0 {
+		if len(c.stacks[k]) > 0 || c.pub[k] != 0 { // a count published at the last refill
 			c.drain(k, 0)
 		}
 	}

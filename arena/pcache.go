@@ -8,6 +8,8 @@
 package arena
 
 import (
+	"errors"
+
 	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/internal/proc"
 )
@@ -71,6 +73,23 @@ func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
 		dst[i] = off
 	}
 	return len(dst), nil
+}
+
+// takeBlocksOrReclaim is takeBlocks, but when the reservation is full it
+// first takes back what the per-P caches and the kept empty pools hold
+// (free blocks that keep pools in use) and tries once more, for one block.
+// Callers hold a.mu.
+func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
+	got, err := a.takeBlocks(k, dst)
+	if !errors.Is(err, ErrExhausted) {
+		return got, err
+	}
+	a.sweepCaches()
+	a.paused.Store(false)
+	for c := 1; c < nClasses; c++ {
+		a.unkeepAll(c)
+	}
+	return a.takeBlocks(k, dst[:1])
 }
 
 // sweepCaches stops the fast paths from using the per-P caches (until
