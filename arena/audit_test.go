@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/internal/proc"
 )
 
@@ -663,6 +664,9 @@ func TestAuditCacheFlushStaleCount(t *testing.T) {
 // metadata (freeing) with no lock and no pin, so a Close completing between
 // the two unmaps it under the reader.
 func TestAuditStaleCacheFreeRacingClose(t *testing.T) {
+	if check.On {
+		t.Skip("the checked build unmaps at Close, so a stale free racing it faults, as Close documents")
+	}
 	for round := range auditRounds {
 		a, err := New(&Options{Reserve: ArenaSize})
 		if err != nil {

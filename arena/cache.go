@@ -6,6 +6,8 @@ package arena
 
 import (
 	"fmt"
+
+	"github.com/offheap/offheap/internal/check"
 )
 
 // Cache batch sizes: a refill takes cacheBatch blocks of a class; a class
@@ -145,7 +147,10 @@ func (c *Cache) refill(k int) error {
 // and leave everything unchanged.
 func (c *Cache) Free(b []byte) error {
 	a := c.a
-	if c.closed || a.closed.Load() {
+	// After Close the normal build keeps the memory mapped (see Close), so
+	// freeing may read it and finds zeros; closed is checked once, below.
+	// The checked build unmaps it, so it checks first.
+	if c.closed || check.On && a.closed.Load() {
 		return fmt.Errorf("arena: cache free: %w", ErrClosed)
 	}
 	off, inPools := a.offsetOf(b)
@@ -156,7 +161,7 @@ func (c *Cache) Free(b []byte) error {
 	if k == 0 {
 		return a.freeErr(off, cap(b))
 	}
-	if a.closed.Load() { // a racing Close released what freeing read: a stale free
+	if a.closed.Load() { // Close came first, or raced this call and released what freeing read
 		return fmt.Errorf("arena: cache free: %w", ErrClosed)
 	}
 	if c.push(k, off) {
