@@ -468,7 +468,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func worker(a *Allocator, g int, handoff chan []byte) error {
-	rng := rand.New(rand.NewPCG(uint64(g), 1))
+	h := newHeldBlocks(g, 1)
 	var c *Cache
 	alloc, free := a.Alloc, a.Free
 	if g%2 == 1 {
@@ -476,63 +476,93 @@ func worker(a *Allocator, g int, handoff chan []byte) error {
 		defer c.Close()
 		alloc, free = c.Alloc, c.Free
 	}
-	type blk struct {
-		b    []byte
-		seed byte
-	}
-	var live []blk
 	for i := range 3000 {
-		if len(live) < 200 && rng.IntN(3) != 0 {
-			n := rng.IntN(600)
-			if rng.IntN(50) == 0 {
-				n = 3000 + rng.IntN(5000)
+		if len(h.live) < 200 && h.rng.IntN(3) != 0 {
+			n := h.rng.IntN(600)
+			if h.rng.IntN(50) == 0 {
+				n = 3000 + h.rng.IntN(5000)
 			}
 			b, err := alloc(n)
+			if err == nil {
+				err = h.add(b)
+			}
 			if err != nil {
 				return err
 			}
-			for _, x := range b {
-				if x != 0 {
-					return fmt.Errorf("goroutine %d: block not zeroed", g)
-				}
-			}
-			seed := byte(rng.Uint32())
-			fill(b, seed)
-			live = append(live, blk{b, seed})
 			continue
 		}
-		if len(live) == 0 {
+		if len(h.live) == 0 {
 			continue
 		}
-		j := rng.IntN(len(live))
-		x := live[j]
-		live[j] = live[len(live)-1]
-		live = live[:len(live)-1]
-		if !holds(x.b, x.seed) {
-			return fmt.Errorf("goroutine %d op %d: block lost its data", g, i)
+		b, err := h.take()
+		if err != nil {
+			return err
 		}
 		select {
-		case handoff <- x.b:
+		case handoff <- b:
 			continue
 		default:
 		}
-		if err := free(x.b); err != nil {
+		if err := free(b); err != nil {
 			return err
 		}
 		// A second free is surely a double free only while no other goroutine
 		// can have been handed the block: when it sits in this one's cache.
-		if c != nil && cap(x.b) <= MaxSmall && i%7 == 0 {
-			if err := free(x.b); !errors.Is(err, ErrDoubleFree) {
+		if c != nil && cap(b) <= MaxSmall && i%7 == 0 {
+			if err := free(b); !errors.Is(err, ErrDoubleFree) {
 				return fmt.Errorf("goroutine %d: double free: %v", g, err)
 			}
 		}
 	}
-	for _, x := range live {
+	for _, x := range h.live {
 		if err := free(x.b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// heldBlocks is what a test goroutine holds: blocks filled with a seed of
+// their own and checked when let go, so a block handed to two owners, or
+// changed under its owner, is seen.
+type heldBlocks struct {
+	g    int
+	rng  *rand.Rand
+	live []heldBlock
+}
+
+type heldBlock struct {
+	b    []byte
+	seed byte
+}
+
+func newHeldBlocks(g int, stream uint64) *heldBlocks {
+	return &heldBlocks{g: g, rng: rand.New(rand.NewPCG(uint64(g), stream))}
+}
+
+// add checks that b came zeroed and fills it with a fresh seed.
+func (h *heldBlocks) add(b []byte) error {
+	for _, x := range b {
+		if x != 0 {
+			return fmt.Errorf("goroutine %d: block not zeroed", h.g)
+		}
+	}
+	seed := byte(h.rng.Uint32())
+	fill(b, seed)
+	h.live = append(h.live, heldBlock{b, seed})
+	return nil
+}
+
+// take removes a random block, checking it kept its data.
+func (h *heldBlocks) take() ([]byte, error) {
+	j := h.rng.IntN(len(h.live))
+	x := h.live[j]
+	h.live[j] = h.live[len(h.live)-1]
+	h.live = h.live[:len(h.live)-1]
+	if !holds(x.b, x.seed) {
+		return nil, fmt.Errorf("goroutine %d: block lost its data", h.g)
+	}
+	return x.b, nil
 }
 
 func TestHotPathsAllocateNothing(t *testing.T) {

@@ -28,19 +28,14 @@ func init() {
 	}
 }
 
-// auditWorker allocates and frees blocks of random small sizes, writing a
-// pattern unique to (goroutine, allocation) over each whole block and
-// checking it before the free, so a block handed to two owners is seen.
-// It returns when stop is closed, after freeing everything it holds.
+// auditWorker allocates and frees blocks of random small sizes, each filled
+// with a seed of its own and checked before the free (see heldBlocks), so a
+// block handed to two owners is seen. It returns when stop is closed, after
+// freeing everything it holds.
 func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
-	rng := rand.New(rand.NewPCG(uint64(g), 7))
-	type blk struct {
-		b    []byte
-		seed byte
-	}
-	var live []blk
+	h := newHeldBlocks(g, 7)
 	defer func() {
-		for _, x := range live {
+		for _, x := range h.live {
 			_ = a.Free(x.b)
 		}
 	}()
@@ -48,49 +43,41 @@ func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 		if i%64 == 0 {
 			select {
 			case <-stop:
-				for _, x := range live {
-					if !holds(x.b, x.seed) {
-						return fmt.Errorf("goroutine %d: block %p lost its data", g, x.b)
+				for len(h.live) > 0 {
+					b, err := h.take()
+					if err == nil {
+						err = a.Free(b)
 					}
-					if err := a.Free(x.b); err != nil {
-						return fmt.Errorf("goroutine %d: final free: %w", g, err)
+					if err != nil {
+						return err
 					}
 				}
-				live = nil
 				return nil
 			default:
 			}
 		}
-		if len(live) < maxLive && rng.IntN(2) == 0 {
-			n := 1 + rng.IntN(MaxSmall)
-			if rng.IntN(4) != 0 {
-				n = 1 + rng.IntN(64) // mostly a few hot classes
+		if len(h.live) < maxLive && h.rng.IntN(2) == 0 {
+			n := 1 + h.rng.IntN(MaxSmall)
+			if h.rng.IntN(4) != 0 {
+				n = 1 + h.rng.IntN(64) // mostly a few hot classes
 			}
 			b, err := a.Alloc(n)
+			if err == nil {
+				err = h.add(b)
+			}
 			if err != nil {
-				return fmt.Errorf("goroutine %d: alloc: %w", g, err)
+				return err
 			}
-			for _, x := range b {
-				if x != 0 {
-					return fmt.Errorf("goroutine %d: block %p not zeroed", g, b)
-				}
-			}
-			seed := byte(g*37 + i)
-			fill(b, seed)
-			live = append(live, blk{b, seed})
 			continue
 		}
-		if len(live) == 0 {
+		if len(h.live) == 0 {
 			continue
 		}
-		j := rng.IntN(len(live))
-		x := live[j]
-		live[j] = live[len(live)-1]
-		live = live[:len(live)-1]
-		if !holds(x.b, x.seed) {
-			return fmt.Errorf("goroutine %d: block %p lost its data", g, x.b)
+		b, err := h.take()
+		if err == nil {
+			err = a.Free(b)
 		}
-		if err := a.Free(x.b); err != nil {
+		if err != nil {
 			return fmt.Errorf("goroutine %d: free: %w", g, err)
 		}
 	}
@@ -580,24 +567,30 @@ func TestAuditExhaustedWithBlocksStrandedOnGoneP(t *testing.T) {
 	}
 }
 
+// freedBlock returns a new allocator and a block it handed out and took back.
+func freedBlock(t *testing.T) (*Allocator, []byte) {
+	t.Helper()
+	a, err := New(&Options{Reserve: ArenaSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Alloc(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Free(b); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
 // TestAuditStaleFreeRacingClose: a Free of a block already freed (a double
 // free) racing a Close that succeeds must return ErrDoubleFree or ErrClosed,
-// never crash. The fast path finds the tag while pinned, unpins, and only
-// then reads the pool's metadata without the lock (freeErr -> locate), which
-// a Close that completed in between has unmapped.
+// never crash. (It crashed when Free's error path read the pool's metadata
+// without the lock just after a Close had unmapped it.)
 func TestAuditStaleFreeRacingClose(t *testing.T) {
 	for round := range auditRounds {
-		a, err := New(&Options{Reserve: ArenaSize})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := a.Alloc(64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
+		a, b := freedBlock(t)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		wg.Add(1)
@@ -660,25 +653,15 @@ func TestAuditCacheFlushStaleCount(t *testing.T) {
 }
 
 // TestAuditStaleCacheFreeRacingClose is TestAuditStaleFreeRacingClose
-// through an empty Cache: Cache.Free checks closed, then reads the pool's
-// metadata (freeing) with no lock and no pin, so a Close completing between
-// the two unmaps it under the reader.
+// through an empty Cache, which reads the pool's metadata with no lock and
+// no pin. (It crashed when Close unmapped the metadata under the reader; the
+// normal build now keeps it mapped until the Allocator is unreachable.)
 func TestAuditStaleCacheFreeRacingClose(t *testing.T) {
 	if check.On {
 		t.Skip("the checked build unmaps at Close, so a stale free racing it faults, as Close documents")
 	}
 	for round := range auditRounds {
-		a, err := New(&Options{Reserve: ArenaSize})
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := a.Alloc(64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
+		a, b := freedBlock(t)
 		c := a.NewCache()
 		var wg sync.WaitGroup
 		wg.Add(1)
