@@ -177,9 +177,7 @@ func (c *Cache) drain(k, keep int) {
 	s := c.stacks[k]
 	give := len(s) - keep
 	a.mu.Lock()
-	for _, off := range s[:give] {
-		a.freeBlock(off, k)
-	}
+	a.freeBlocks(k, s[:give])
 	c.stacks[k] = s[:copy(s, s[give:])]
 	c.publish(k)
 	a.mu.Unlock()

@@ -53,10 +53,15 @@ func (a *Allocator) giveBack(k int, blocks []uintptr) {
 		return
 	}
 	a.mu.Lock()
+	a.freeBlocks(k, blocks)
+	a.mu.Unlock()
+}
+
+// freeBlocks returns blocks of class k to their pools. Callers hold a.mu.
+func (a *Allocator) freeBlocks(k int, blocks []uintptr) {
 	for _, off := range blocks {
 		a.freeBlock(off, k)
 	}
-	a.mu.Unlock()
 }
 
 // takeBlocks allocates up to len(dst) blocks of class k from the pools into
@@ -84,12 +89,19 @@ func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
 	if !errors.Is(err, ErrExhausted) {
 		return got, err
 	}
+	a.reclaim()
+	return a.takeBlocks(k, dst[:1])
+}
+
+// reclaim gives back to the pools the free blocks that keep pools in use:
+// those the per-P caches hold, and the empty pools each class keeps.
+// Callers hold a.mu.
+func (a *Allocator) reclaim() {
 	a.sweepCaches()
 	a.paused.Store(false)
 	for c := 1; c < nClasses; c++ {
 		a.unkeepAll(c)
 	}
-	return a.takeBlocks(k, dst[:1])
 }
 
 // sweepCaches stops the fast paths from using the per-P caches (until
@@ -107,9 +119,7 @@ func (a *Allocator) sweepCaches() {
 			continue
 		}
 		for k := 1; k < nClasses; k++ {
-			for _, off := range c.stacks[k] {
-				a.freeBlock(off, k)
-			}
+			a.freeBlocks(k, c.stacks[k])
 			c.stacks[k] = c.stacks[k][:0]
 		}
 	}

@@ -94,11 +94,7 @@ func (a *Allocator) Purge() {
 		return
 	}
 	a.purges++
-	a.sweepCaches()
-	a.paused.Store(false)
-	for c := 1; c < nClasses; c++ {
-		a.unkeepAll(c)
-	}
+	a.reclaim()
 	a.releaseDirty()
 	if a.spare >= 0 {
 		ai := a.spare
