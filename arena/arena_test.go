@@ -482,11 +482,7 @@ func worker(a *Allocator, g int, handoff chan []byte) error {
 			if h.rng.IntN(50) == 0 {
 				n = 3000 + h.rng.IntN(5000)
 			}
-			b, err := alloc(n)
-			if err == nil {
-				err = h.add(b)
-			}
-			if err != nil {
+			if err := h.allocate(alloc, n); err != nil {
 				return err
 			}
 			continue
@@ -551,6 +547,24 @@ func (h *heldBlocks) add(b []byte) error {
 	fill(b, seed)
 	h.live = append(h.live, heldBlock{b, seed})
 	return nil
+}
+
+// allocate allocates n bytes with alloc and adds the block.
+func (h *heldBlocks) allocate(alloc func(int) ([]byte, error), n int) error {
+	b, err := alloc(n)
+	if err != nil {
+		return err
+	}
+	return h.add(b)
+}
+
+// free takes a random block and frees it with free.
+func (h *heldBlocks) free(free func([]byte) error) error {
+	b, err := h.take()
+	if err == nil {
+		err = free(b)
+	}
+	return err
 }
 
 // take removes a random block, checking it kept its data.

@@ -44,11 +44,7 @@ func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 			select {
 			case <-stop:
 				for len(h.live) > 0 {
-					b, err := h.take()
-					if err == nil {
-						err = a.Free(b)
-					}
-					if err != nil {
+					if err := h.free(a.Free); err != nil {
 						return err
 					}
 				}
@@ -61,11 +57,7 @@ func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 			if h.rng.IntN(4) != 0 {
 				n = 1 + h.rng.IntN(64) // mostly a few hot classes
 			}
-			b, err := a.Alloc(n)
-			if err == nil {
-				err = h.add(b)
-			}
-			if err != nil {
+			if err := h.allocate(a.Alloc, n); err != nil {
 				return err
 			}
 			continue
@@ -73,11 +65,7 @@ func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 		if len(h.live) == 0 {
 			continue
 		}
-		b, err := h.take()
-		if err == nil {
-			err = a.Free(b)
-		}
-		if err != nil {
+		if err := h.free(a.Free); err != nil {
 			return fmt.Errorf("goroutine %d: free: %w", g, err)
 		}
 	}
