@@ -518,6 +518,29 @@ func worker(a *Allocator, g int, handoff chan []byte) error {
 	return nil
 }
 
+// churn has goroutines each allocate and free pairs blocks through the
+// shared Allocator, the i-th of goroutine g of size(g, i) bytes, and waits
+// for them; errors fail t.
+func churn(t *testing.T, a *Allocator, goroutines, pairs int, size func(g, i int) int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range pairs {
+				b, err := a.Alloc(size(g, i))
+				if err == nil {
+					err = a.Free(b)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // heldBlocks is what a test goroutine holds: blocks filled with a seed of
 // their own and checked when let go, so a block handed to two owners, or
 // changed under its owner, is seen.
@@ -828,25 +851,7 @@ func TestMoreProcsAfterNew(t *testing.T) {
 		if round == 100 {
 			t.Fatal("no goroutine ran on the new Ps")
 		}
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range 2000 {
-					b, err := a.Alloc(16 + (g*31+i)%300)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if err := a.Free(b); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		churn(t, a, 8, 2000, func(g, i int) int { return 16 + (g*31+i)%300 })
 	}
 	if s := a.Stats(); s.InUseBlocks != 0 || s.Shared == 0 {
 		t.Fatalf("after the goroutines: %v", s)

@@ -513,25 +513,7 @@ func TestAuditExhaustedWithBlocksStrandedOnGoneP(t *testing.T) {
 		if round == 1000 {
 			t.Skip("no goroutine ran on P 1")
 		}
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range 100 {
-					b, err := a.Alloc(2048)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if err := a.Free(b); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		churn(t, a, 4, 100, func(int, int) int { return 2048 })
 	}
 	runtime.GOMAXPROCS(1) // P 1 and its cache are gone until GOMAXPROCS rises
 	stranded := held(1)
