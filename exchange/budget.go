@@ -1,0 +1,114 @@
+// The byte budgets: admitting a morsel, and checking for room while parked.
+
+package exchange
+
+import (
+	"sync/atomic"
+
+	"github.com/offheap/offheap/internal/check"
+)
+
+// admit counts size bytes against the exchange's budget and, for a
+// partitioned exchange, queue qi's partition budget. It fails if either is
+// reached even after refreshing the cached sums; partFull then says which.
+// A morsel alone is always admitted, so what is held never exceeds a budget
+// by more than one morsel.
+func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
+	x := p.x
+	if !x.multiP {
+		if !p.fitsBudget(x.sent, size) {
+			return false, false
+		}
+		if x.topo == Partitioned {
+			q := x.queues[qi]
+			if !p.fitsPartition(qi, q.sent, size) {
+				return false, true
+			}
+			storeRelease(&q.sent, q.sent+size)
+		}
+		storeRelease(&x.sent, x.sent+size)
+		p.checkHeld(x.sent-p.seen, size)
+		return true, false
+	}
+	if !p.casAdmit(&x.sent, size, func(s uint64) bool { return p.fitsBudget(s, size) }) {
+		return false, false
+	}
+	if x.topo == Partitioned {
+		q := x.queues[qi]
+		if !p.casAdmit(&q.sent, size, func(s uint64) bool { return p.fitsPartition(qi, s, size) }) {
+			atomic.AddUint64(&x.sent, -size)
+			x.space.signal()
+			return false, true
+		}
+	}
+	return true, false
+}
+
+// casAdmit adds size to the shared counter *sent if fits allows its value.
+func (p *Producer) casAdmit(sent *uint64, size uint64, fits func(uint64) bool) bool {
+	for {
+		s := atomic.LoadUint64(sent)
+		if !fits(s) {
+			return false
+		}
+		if atomic.CompareAndSwapUint64(sent, s, s+size) {
+			return true
+		}
+	}
+}
+
+// fitsBudget reports whether size more bytes fit the exchange's budget
+// when sent bytes have been admitted, refreshing the returned sum if the
+// cached one says no.
+func (p *Producer) fitsBudget(sent, size uint64) bool {
+	if fitsLimit(sent-p.seen, size, p.x.budget) {
+		return true
+	}
+	p.refresh()
+	return fitsLimit(sent-p.seen, size, p.x.budget)
+}
+
+// fitsPartition is fitsBudget for partition qi, whose consumer counts the
+// bytes it released.
+func (p *Producer) fitsPartition(qi int, sent, size uint64) bool {
+	if fitsLimit(sent-p.partSeen[qi], size, p.x.partCap) {
+		return true
+	}
+	p.partSeen[qi] = atomic.LoadUint64(&p.x.cons[qi].released)
+	return fitsLimit(sent-p.partSeen[qi], size, p.x.partCap)
+}
+
+// fitsLimit reports whether size more bytes fit next to held under limit:
+// they do if the total stays within it, or if nothing is held.
+func fitsLimit(held, size, limit uint64) bool { return held == 0 || held+size <= limit }
+
+// refresh sums the bytes every end has returned.
+func (p *Producer) refresh() {
+	x := p.x
+	var n uint64
+	for _, o := range x.prods {
+		n += atomic.LoadUint64(&o.returned)
+	}
+	for _, c := range x.cons {
+		n += atomic.LoadUint64(&c.pooled)
+	}
+	p.seen = n
+}
+
+// globalRoom reports, for a parked producer, whether size bytes would now fit the budget.
+func (p *Producer) globalRoom(size uint64) bool {
+	return p.fitsBudget(atomic.LoadUint64(&p.x.sent), size)
+}
+
+// partRoom reports, for a parked producer, whether size bytes would now fit partition qi.
+func (p *Producer) partRoom(qi int, size uint64) bool {
+	return p.fitsPartition(qi, atomic.LoadUint64(&p.x.queues[qi].sent), size)
+}
+
+// checkHeld verifies, in the checked build, that the bytes held are within
+// the budget plus the morsel just admitted.
+func (p *Producer) checkHeld(held, size uint64) {
+	if check.On {
+		check.Invariant(held <= max(p.x.budget, size), "exchange holds %d bytes; budget %d, morsel %d", held, p.x.budget, size)
+	}
+}

@@ -1,0 +1,97 @@
+// Parking: how a producer waits for room and a consumer for a morsel, without spinning.
+
+package exchange
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// event is a condition some goroutines may wait for (a morsel to receive,
+// room to send), signalled by those who change it.
+//
+// The signaller's side is one load: after publishing its change with a
+// release store, it loads waiters and, only if someone waits, sends a token
+// on ch. A waiter first spins briefly (most waits are short), then counts
+// itself in waiters, calls fence, checks the condition once more and only
+// then blocks on ch, on the exchange's stop channel and on its end channel.
+// The fence pairs with the signaller's plain store (see fence), so one of
+// the two always sees the other: the waiter finds the condition true, or the
+// signaller finds the waiter and sends a token. Tokens may be stale (the
+// waiter found its condition true without one); waiters therefore loop, and
+// a spurious wake-up costs one more check.
+//
+// Invariant: waiters counts the goroutines between their increment and
+// their decrement in wait; ch has room for a token per possible waiter.
+type event struct {
+	_       [64]byte
+	waiters uint32 // goroutines about to block or blocked on ch
+	_       [60]byte
+	ch      chan struct{}
+}
+
+func (e *event) init(maxWaiters int) { e.ch = make(chan struct{}, maxWaiters) }
+
+// signal wakes a waiter, if there is one. Call it after a release store of
+// the change waited for.
+func (e *event) signal() {
+	if atomic.LoadUint32(&e.waiters) != 0 {
+		e.wake()
+	}
+}
+
+// signalAll wakes every waiter.
+func (e *event) signalAll() {
+	if atomic.LoadUint32(&e.waiters) != 0 {
+		for range cap(e.ch) {
+			e.wake()
+		}
+	}
+}
+
+func (e *event) wake() {
+	select {
+	case e.ch <- struct{}{}:
+	default: // a token is waiting already
+	}
+}
+
+// spinChecks is how often wait checks the condition, with a pause between,
+// before it parks: about a microsecond, less than a park and wake-up costs.
+const spinChecks = 32
+
+// wait returns once ready() is true, or stop or end is closed (ready may
+// then be false). A nil end never fires.
+func (e *event) wait(ready func() bool, stop, end <-chan struct{}) {
+	for i := 0; i < spinChecks; i++ {
+		if ready() {
+			return
+		}
+		if i&7 == 7 {
+			runtime.Gosched()
+		} else {
+			pause(64)
+		}
+	}
+	atomic.AddUint32(&e.waiters, 1)
+	fence()
+	for !ready() {
+		select {
+		case <-e.ch:
+			continue
+		case <-stop:
+		case <-end:
+		}
+		break
+	}
+	atomic.AddUint32(&e.waiters, ^uint32(0))
+}
+
+// pause idles for about n loop iterations without touching memory; the
+// noinline keeps the empty loop out of callers' code.
+//
+//go:noinline
+func pause(n int) {
+	for i := 0; i < n; i++ {
+	}
+}
