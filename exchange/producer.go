@@ -277,10 +277,21 @@ func (p *Producer) pushAll(q *queue, slots []uint64) error {
 	return nil
 }
 
-// route sends held record i to queue qi, coalesced or as it is. Callers are busy.
+// route sends held record i to queue qi: a short one through the open
+// coalescing morsel, a long one after that morsel, to keep the order.
+// Callers are busy.
 func (p *Producer) route(qi int, i uint32) error {
-	if n := p.x.recs.prod(i).n; p.x.coalesce > 0 && n < p.x.coalesce {
-		return p.coalesceInto(qi, i, n)
+	if p.x.coalesce > 0 {
+		if n := p.x.recs.prod(i).n; n < p.x.coalesce {
+			return p.coalesceInto(qi, i, n)
+		}
+		if o := p.open[qi]; o != noRecord {
+			p.open[qi] = noRecord
+			if err := p.deliver(qi, o); err != nil {
+				p.dispose(i, false)
+				return err
+			}
+		}
 	}
 	return p.deliver(qi, i)
 }
@@ -345,7 +356,7 @@ func (p *Producer) broadcast(i, n uint32) error {
 		return ErrNoReader
 	}
 	ci := x.recs.cons(i)
-	gen := genOf(ci.word) + 1
+	gen := genOf(atomic.LoadUint64(&ci.word)) + 1 // a consumer's failed finish may still be reading it
 	storeRelease(&ci.word, uint64(gen)<<genShift|mask)
 	for c, q := range x.queues {
 		if mask&(1<<c) == 0 {
@@ -510,7 +521,7 @@ func (p *Producer) dispose(i uint32, admitted bool) {
 		s.state = stateFree
 		check.Fill(p.x.bytes(s, s.size))
 	}
-	if len(p.stash) < cap(p.stash) && !p.x.isStopped() && !p.closed {
+	if !p.x.isStopped() && !p.closed && len(p.stash) < cap(p.stash) { // once stopped, stop owns the stash
 		p.stash = append(p.stash, i)
 		return
 	}
