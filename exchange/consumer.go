@@ -122,8 +122,8 @@ func (c *Consumer) accept(v uint64) Morsel {
 		ci.owner = uint32(c.index)
 		if check.On {
 			s := x.recs.seg(i)
-			check.Invariant(s.state == stateQueued, "received record %d in state %d", i, s.state)
-			s.state = stateReceived
+			check.Invariant(s.getState() == stateQueued, "received record %d in state %d", i, s.getState())
+			s.setState(stateReceived)
 		}
 	}
 	storeRelease(&c.held, c.held+1)
@@ -270,7 +270,7 @@ func (c *Consumer) free(i, gen uint32) {
 	size := uint64(s.size)
 	storeRelease(&c.released, c.released+size)
 	if check.On {
-		s.state = stateFree
+		s.setState(stateFree)
 		check.Fill(x.bytes(s, s.size))
 	}
 	if c.closed || x.isStopped() || atomic.LoadUint32(&x.ended) != 0 || !x.free.push(slotOf(i, 0)) {

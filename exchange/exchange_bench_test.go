@@ -3,10 +3,10 @@ package exchange_test
 import (
 	"context"
 	"encoding/binary"
-	"syscall"
-	"time"
 	"io"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/offheap/offheap/exchange"
 	"github.com/offheap/offheap/pool"

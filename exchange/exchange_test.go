@@ -632,7 +632,8 @@ func TestCloseRaces(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(1+len(t.Name())%5) * time.Millisecond)
-		if err := x.Close(); err != nil {
+		// Ends may hold a morsel each at this moment: the checked build reports them.
+		if err := x.Close(); err != nil && !(check.On && errors.Is(err, exchange.ErrLeaked)) {
 			t.Fatal(err)
 		}
 		wg.Wait()

@@ -84,6 +84,11 @@ type segInfo struct {
 	state uint32   // checked build: see state*
 }
 
+// setState and getState keep the checked build's record state: atomic,
+// because Close's leak report reads it while ends may still hand morsels in.
+func (s *segInfo) setState(st uint32) { atomic.StoreUint32(&s.state, st) }
+func (s *segInfo) getState() uint32   { return atomic.LoadUint32(&s.state) }
+
 type prodInfo struct {
 	gen uint32 // producer generation; atomic for readers of stale handles
 	n   uint32 // the morsel's length
@@ -96,7 +101,7 @@ type consInfo struct {
 }
 
 // A queue slot carries a record index and the morsel's length.
-func slotOf(i, n uint32) uint64      { return uint64(n)<<32 | uint64(i) }
+func slotOf(i, n uint32) uint64     { return uint64(n)<<32 | uint64(i) }
 func unslot(v uint64) (i, n uint32) { return uint32(v), uint32(v >> 32) }
 
 // The record states the checked build tracks, to verify every transition.

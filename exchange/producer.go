@@ -91,7 +91,7 @@ func (p *Producer) hold(i, n uint32) uint32 {
 	storeRelease32(&pr.gen, g)
 	pr.n = n
 	if check.On {
-		p.x.recs.seg(i).state = stateHeld
+		p.x.recs.seg(i).setState(stateHeld)
 	}
 	return g
 }
@@ -239,7 +239,7 @@ func (p *Producer) deliverBatch(qi int, ms []Morsel) (int, error) {
 				continue
 			}
 			if check.On {
-				p.x.recs.seg(i).state = stateQueued
+				p.x.recs.seg(i).setState(stateQueued)
 			}
 			slots = append(slots, slotOf(i, p.x.recs.prod(i).n))
 		}
@@ -314,8 +314,8 @@ func (p *Producer) deliver(qi int, i uint32) error {
 	pr := p.x.recs.prod(i)
 	if check.On {
 		s := p.x.recs.seg(i)
-		check.Invariant(s.state == stateHeld, "send of record %d in state %d", i, s.state)
-		s.state = stateQueued
+		check.Invariant(s.getState() == stateHeld, "send of record %d in state %d", i, s.getState())
+		s.setState(stateQueued)
 	}
 	if p.x.topo == Broadcast {
 		return p.broadcast(i, pr.n)
@@ -518,7 +518,7 @@ func (p *Producer) dispose(i uint32, admitted bool) {
 		p.addReturned(uint64(s.size))
 	}
 	if check.On {
-		s.state = stateFree
+		s.setState(stateFree)
 		check.Fill(p.x.bytes(s, s.size))
 	}
 	if !p.x.isStopped() && !p.closed && len(p.stash) < cap(p.stash) { // once stopped, stop owns the stash

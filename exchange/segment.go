@@ -34,7 +34,7 @@ func (x *Exchange) lookupProd(m Morsel) (*prodInfo, error) {
 	if err := staleness(g, m.gen()); err != nil {
 		return nil, err
 	}
-	if check.On && x.recs.seg(m.index()).state != stateHeld {
+	if check.On && x.recs.seg(m.index()).getState() != stateHeld {
 		return nil, ErrForeign // a live generation in the wrong state: forged
 	}
 	return pr, nil
@@ -53,7 +53,7 @@ func (x *Exchange) lookupCons(m Morsel) (*consInfo, error) {
 	if err := staleness(genOf(atomic.LoadUint64(&ci.word)), m.gen()); err != nil {
 		return nil, err
 	}
-	if st := x.recs.seg(m.index()).state; check.On && st != stateReceived && !(x.topo == Broadcast && st == stateQueued) {
+	if st := x.recs.seg(m.index()).getState(); check.On && st != stateReceived && !(x.topo == Broadcast && st == stateQueued) {
 		return nil, ErrForeign
 	}
 	return ci, nil
@@ -99,7 +99,8 @@ func (p *Producer) fresh(c uint32) (uint32, error) {
 		return 0, poolCause(err)
 	}
 	s := x.recs.seg(i)
-	s.ref, s.size, s.off = ref, c, x.offsetOf(b)
+	s.ref, s.off = ref, x.offsetOf(b)
+	atomic.StoreUint32(&s.size, c) // atomic for Close's leak report, which may read it meanwhile
 	return i, nil
 }
 
@@ -109,10 +110,11 @@ func (x *Exchange) toPool(i uint32) {
 	s := x.recs.seg(i)
 	ref := s.ref
 	if check.On {
-		s.state = stateFree
+		s.setState(stateFree)
 		check.Fill(x.bytes(s, s.size))
 	}
-	s.ref, s.size = 0, 0
+	s.ref = 0
+	atomic.StoreUint32(&s.size, 0)
 	err := x.pool.Unlatch(ref)
 	if err == nil {
 		err = x.pool.Release(ref)

@@ -157,8 +157,8 @@ func (x *Exchange) leaks() error {
 	}
 	var bytes uint64
 	for i := range x.recs.n.Load() {
-		if s := x.recs.seg(i); s.state != stateFree {
-			bytes += uint64(s.size)
+		if s := x.recs.seg(i); s.getState() != stateFree {
+			bytes += uint64(atomic.LoadUint32(&s.size))
 		}
 	}
 	return x.errorf("close", fmt.Errorf("%d morsels, %d bytes: %w", n, bytes, ErrLeaked))
