@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/offheap/offheap/internal/paged"
 	"github.com/offheap/offheap/mapped"
 )
 
@@ -18,7 +19,7 @@ import (
 var Cases = []string{"IntRead", "IntWrite", "LongRead", "LongWrite", "StrRead", "StrWrite"}
 
 // Impls are the implementations, offheap's first: contiguous mapped.Memory,
-// mapped.Paged with PagedPageSize pages, and a plain []byte (the limit).
+// paged.Memory with PagedPageSize pages, and a plain []byte (the limit).
 var Impls = []string{"contiguous", "paged", "slice"}
 
 // Sizes of the workloads, as QuestDB's benchmarks had them.
@@ -77,8 +78,8 @@ func newContiguous(b *testing.B, n int) *mapped.Memory {
 }
 
 // newPaged returns paged memory with 1 MiB pages holding n zero bytes.
-func newPaged(b *testing.B, n int) *mapped.Paged {
-	p, err := mapped.NewPaged(&mapped.Options{Name: "access", Reserve: 1 << 30, PageSize: PagedPageSize})
+func newPaged(b *testing.B, n int) *paged.Memory {
+	p, err := paged.New(&paged.Options{Name: "access", Reserve: 1 << 30, PageSize: PagedPageSize})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func SumInt32(m *mapped.Memory) (sum int64) {
 }
 
 // SumInt32Paged is SumInt32 for paged memory.
-func SumInt32Paged(m *mapped.Paged) (sum int64) {
+func SumInt32Paged(m *paged.Memory) (sum int64) {
 	for i := range Values {
 		sum += int64(m.Int32(4 * i))
 	}
@@ -146,7 +147,7 @@ func PutInt32s(m *mapped.Memory) {
 }
 
 // PutInt32sPaged is PutInt32s for paged memory.
-func PutInt32sPaged(m *mapped.Paged) {
+func PutInt32sPaged(m *paged.Memory) {
 	for i := range Values {
 		m.PutInt32(4*i, int32(i))
 	}
@@ -168,7 +169,7 @@ func SumInt64(m *mapped.Memory) (sum int64) {
 }
 
 // SumInt64Paged is SumInt64 for paged memory.
-func SumInt64Paged(m *mapped.Paged) (sum int64) {
+func SumInt64Paged(m *paged.Memory) (sum int64) {
 	for i := range Values {
 		sum += m.Int64(8 * i)
 	}
@@ -191,7 +192,7 @@ func PutInt64s(m *mapped.Memory) {
 }
 
 // PutInt64sPaged is PutInt64s for paged memory.
-func PutInt64sPaged(m *mapped.Paged) {
+func PutInt64sPaged(m *paged.Memory) {
 	for i := range Values {
 		m.PutInt64(8*i, int64(i))
 	}
@@ -325,7 +326,7 @@ func SumStrLens(m, offs *mapped.Memory) (sum int64) {
 }
 
 // SumStrLensPaged is SumStrLens for paged memory.
-func SumStrLensPaged(m, offs *mapped.Paged) (sum int64) {
+func SumStrLensPaged(m, offs *paged.Memory) (sum int64) {
 	for i := range Strings {
 		s, _ := m.Str(int(offs.Int64(8 * i)))
 		sum += int64(len(s))
