@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/offheap/offheap/exchange"
+	"github.com/offheap/offheap/internal/fuzzops"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -92,37 +93,23 @@ func FuzzExchange(f *testing.F) {
 	f.Add([]byte{5, 1, 2, 0, 1, 0, 2, 0, 3, 0, 4, 1, 0, 1, 0, 1, 0, 10, 0, 4, 0, 6, 0, 12, 0, 11, 0})
 	f.Add(bytes.Repeat([]byte{0, 50, 1, 0, 3, 0, 5, 0, 8, 0}, 30))
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		in := reader(ops)
-		m := newModel(t, &in)
+		in := fuzzops.New(ops)
+		m := newModel(t, in)
 		defer m.finish()
-		for in.more() {
-			m.step(&in)
+		for in.More() {
+			m.step(in)
 			m.check()
 		}
 	})
 }
 
-// reader hands out the fuzz input a byte at a time, zeros once it is spent.
-type reader []byte
-
-func (r *reader) more() bool { return len(*r) > 0 }
-
-func (r *reader) next(n int) int {
-	if len(*r) == 0 || n <= 0 {
-		return 0
-	}
-	v := int((*r)[0]) % n
-	*r = (*r)[1:]
-	return v
-}
-
-func newModel(t *testing.T, in *reader) *model {
-	cfg := in.next(6)
-	m := &model{t: t, topo: exchange.Topology(cfg % 3), queueLen: 2 << in.next(3)}
+func newModel(t *testing.T, in *fuzzops.Reader) *model {
+	cfg := in.Intn(6)
+	m := &model{t: t, topo: exchange.Topology(cfg % 3), queueLen: 2 << in.Intn(3)}
 	if cfg >= 3 {
-		m.coalesce = 64 + 32*in.next(8)
+		m.coalesce = 64 + 32*in.Intn(8)
 	}
-	np, nc := 1+in.next(3), 1+in.next(3)
+	np, nc := 1+in.Intn(3), 1+in.Intn(3)
 	p, err := pool.New(1<<20, &pool.Options{MaxCapacity: 64 << 20, Name: "fuzz"})
 	if err != nil {
 		t.Fatal(err)
@@ -159,29 +146,29 @@ func newModel(t *testing.T, in *reader) *model {
 	return m
 }
 
-func (m *model) step(in *reader) {
-	op := in.next(opCount)
-	pi, ci := in.next(len(m.prods)), in.next(len(m.cons))
+func (m *model) step(in *fuzzops.Reader) {
+	op := in.Intn(opCount)
+	pi, ci := in.Intn(len(m.prods)), in.Intn(len(m.cons))
 	pr, co := m.prods[pi], m.cons[ci]
 	switch op {
 	case opReserve:
-		m.reserve(pr, in.next(256)*(1+in.next(16)), in.next(2) == 0)
+		m.reserve(pr, in.Intn(256)*(1+in.Intn(16)), in.Intn(2) == 0)
 	case opSend:
-		m.send(pr, in.next(len(pr.held)+1), in.next(len(m.queues)))
+		m.send(pr, in.Intn(len(pr.held)+1), in.Intn(len(m.queues)))
 	case opSendBatch:
-		m.sendBatch(pr, in.next(len(pr.held)+1), in.next(len(m.queues)))
+		m.sendBatch(pr, in.Intn(len(pr.held)+1), in.Intn(len(m.queues)))
 	case opRecv:
 		m.recv(ci, co)
 	case opRecvBatch:
-		m.recvBatch(ci, co, 1+in.next(4))
+		m.recvBatch(ci, co, 1+in.Intn(4))
 	case opRelease:
-		m.release(co, in.next(len(co.held)+1))
+		m.release(co, in.Intn(len(co.held)+1))
 	case opReleaseBatch:
-		m.releaseBatch(co, in.next(len(co.held)+1), in.next(2) == 0)
+		m.releaseBatch(co, in.Intn(len(co.held)+1), in.Intn(2) == 0)
 	case opDiscard:
-		m.discard(pr, in.next(len(pr.held)+1))
+		m.discard(pr, in.Intn(len(pr.held)+1))
 	case opStale:
-		m.stale(in.next(len(m.dead) + 1))
+		m.stale(in.Intn(len(m.dead) + 1))
 	case opWrongEnd:
 		m.wrongEnd(pr, co)
 	case opFlush:
