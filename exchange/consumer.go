@@ -63,6 +63,15 @@ func (c *Consumer) leave() { storeRelease32(&c.busy, 0) }
 // exchange stops, ErrClosed or ErrCanceled. The morsel is the consumer's
 // until it calls Release.
 func (c *Consumer) Recv() (Morsel, error) {
+	if c.x.oneToOne && !c.closed {
+		if m, ok := c.recvFast(); ok {
+			return m, nil
+		}
+	}
+	return c.recv()
+}
+
+func (c *Consumer) recv() (Morsel, error) {
 	if c.closed {
 		return Morsel{}, c.x.errorf("recv", ErrClosed)
 	}
@@ -173,6 +182,9 @@ func (c *Consumer) RecvBatch(ms []Morsel) (int, error) {
 // A broadcast morsel's segment is freed when its last consumer releases it.
 // Release also works after the exchange or this end has closed.
 func (c *Consumer) Release(m Morsel) error {
+	if c.x.oneToOne && c.releaseFast(m) {
+		return nil
+	}
 	ci, err := c.check(m)
 	if err != nil {
 		return c.x.morselError("release", m, err)

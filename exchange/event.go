@@ -11,22 +11,28 @@ import (
 // room to send), signalled by those who change it.
 //
 // The signaller's side is one load: after publishing its change with a
-// release store, it loads waiters and, only if someone waits, sends a token
-// on ch. A waiter first spins briefly (most waits are short), then counts
-// itself in waiters, calls fence, checks the condition once more and only
-// then blocks on ch, on the exchange's stop channel and on its end channel.
-// The fence pairs with the signaller's plain store (see fence), so one of
-// the two always sees the other: the waiter finds the condition true, or the
-// signaller finds the waiter and sends a token. Tokens may be stale (the
+// release store, it loads waiters and, only if someone waits and fewer
+// tokens are on their way than there are waiters, sends a token on ch. A
+// waiter first spins briefly (most waits are short), then counts itself in
+// waiters, calls fence, checks the condition once more and only then blocks
+// on ch, on the exchange's stop channel and on its end channel. The fence
+// pairs with the signaller's plain store (see fence), so one of the two
+// always sees the other: the waiter finds the condition true, or the
+// signaller finds the waiter and sends a token. Counting the tokens in
+// flight (pending) keeps a signaller from taking the channel's lock on every
+// hand-off while a woken waiter has not yet run. Tokens may be stale (the
 // waiter found its condition true without one); waiters therefore loop, and
 // a spurious wake-up costs one more check.
 //
 // Invariant: waiters counts the goroutines between their increment and
-// their decrement in wait; ch has room for a token per possible waiter.
+// their decrement in wait; pending counts the tokens sent and not yet
+// received, at most cap(ch), so a send with pending < waiters <= cap(ch)
+// always finds room.
 type event struct {
 	_       [64]byte
 	waiters uint32 // goroutines about to block or blocked on ch
-	_       [60]byte
+	pending uint32 // tokens in ch
+	_       [56]byte
 	ch      chan struct{}
 }
 
@@ -36,23 +42,28 @@ func (e *event) init(maxWaiters int) { e.ch = make(chan struct{}, maxWaiters) }
 // the change waited for.
 func (e *event) signal() {
 	if atomic.LoadUint32(&e.waiters) != 0 {
-		e.wake()
+		e.wake(atomic.LoadUint32(&e.waiters))
 	}
 }
 
 // signalAll wakes every waiter.
-func (e *event) signalAll() {
-	if atomic.LoadUint32(&e.waiters) != 0 {
-		for range cap(e.ch) {
-			e.wake()
-		}
-	}
-}
+func (e *event) signalAll() { e.wake(uint32(cap(e.ch))) }
 
-func (e *event) wake() {
-	select {
-	case e.ch <- struct{}{}:
-	default: // a token is waiting already
+// wake sends tokens until want of them are on their way.
+func (e *event) wake(want uint32) {
+	for {
+		p := atomic.LoadUint32(&e.pending)
+		if p >= want || p >= uint32(cap(e.ch)) {
+			return
+		}
+		if atomic.CompareAndSwapUint32(&e.pending, p, p+1) {
+			select {
+			case e.ch <- struct{}{}:
+			default:
+				atomic.AddUint32(&e.pending, ^uint32(0))
+				return
+			}
+		}
 	}
 }
 
@@ -74,17 +85,18 @@ func (e *event) wait(ready func() bool, stop, end <-chan struct{}) {
 		}
 	}
 	atomic.AddUint32(&e.waiters, 1)
+	defer atomic.AddUint32(&e.waiters, ^uint32(0))
 	fence()
 	for !ready() {
 		select {
 		case <-e.ch:
-			continue
+			atomic.AddUint32(&e.pending, ^uint32(0))
 		case <-stop:
+			return
 		case <-end:
+			return
 		}
-		break
 	}
-	atomic.AddUint32(&e.waiters, ^uint32(0))
 }
 
 // pause idles for about n loop iterations without touching memory; the

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -172,6 +173,7 @@ type Exchange struct {
 	partCap  uint64
 	coalesce uint32
 	multiP   bool // several producers
+	oneToOne bool // Shared, one producer, one consumer, no coalescing, not the checked build: the fast paths apply
 	queues   []*queue
 	free     *queue // released records with their segments, for reuse
 	prods    []*Producer
@@ -228,6 +230,7 @@ func New(ctx context.Context, p *pool.Pool, opts *Options) (*Exchange, error) {
 		partCap:  uint64(o.PartitionBudget),
 		coalesce: uint32(o.Coalesce),
 		multiP:   o.Producers > 1,
+		oneToOne: o.Topology == Shared && o.Producers == 1 && o.Consumers == 1 && o.Coalesce == 0 && !check.On,
 		stopCh:   make(chan struct{}),
 		endCh:    make(chan struct{}),
 		liveP:    o.Producers,

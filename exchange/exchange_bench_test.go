@@ -1,183 +1,48 @@
 package exchange_test
 
 import (
-	"context"
-	"encoding/binary"
-	"io"
-	"syscall"
+	"fmt"
 	"testing"
-	"time"
 
-	"github.com/offheap/offheap/exchange"
-	"github.com/offheap/offheap/pool"
+	"github.com/offheap/offheap/internal/workload/handoff"
 )
 
-const morselLen = 64
+// The exchange suite's hand-off cases against every baseline; `offheap
+// bench exchange` runs the same functions (internal/workload/handoff).
+// Producers fill every morsel in place, consumers read every byte of it;
+// ns/op is wall time per morsel.
 
-var template [morselLen]byte
-
-// fill writes a morsel: the template, then its sequence number in the first 8 bytes.
-func fill(b []byte, v int) {
-	copy(b, template[:])
-	binary.LittleEndian.PutUint64(b, uint64(v))
-}
-
-func seq(b []byte) int { return int(binary.LittleEndian.Uint64(b)) }
-
-// cpuTime returns the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
+// BenchmarkHandoff hands 64-byte morsels from one producer to one
+// consumer, one at a time and in batches of 64.
 func BenchmarkHandoff(b *testing.B) {
-	b.Run("offheap", func(b *testing.B) {
-		p, _ := pool.New(64<<20, nil)
-		defer p.Close()
-		x, _ := exchange.New(context.Background(), p, &exchange.Options{Budget: 1 << 20})
-		defer x.Close()
-		pr, _ := x.Producer()
-		co, _ := x.Consumer()
-		b.ReportAllocs()
-		b.SetBytes(morselLen)
-		done := make(chan int)
-		go func() {
-			s := 0
-			for {
-				m, err := co.Recv()
-				if err == io.EOF {
-					break
-				}
-				s += seq(m.Bytes())
-				co.Release(m)
-			}
-			done <- s
-		}()
-		for i := range b.N {
-			m, _ := pr.Reserve(morselLen)
-			fill(m.Bytes(), i)
-			pr.Send(m)
+	for _, batch := range []int{1, 64} {
+		for _, impl := range handoff.Impls {
+			b.Run(fmt.Sprintf("batch=%d/%s", batch, impl), bench(impl, 1, 1, 64, batch))
 		}
-		pr.Close()
-		<-done
-	})
-	b.Run("chan-ref", func(b *testing.B) {
-		p, _ := pool.New(64<<20, nil)
-		defer p.Close()
-		ch := make(chan pool.Ref, 1024)
-		b.ReportAllocs()
-		b.SetBytes(morselLen)
-		done := make(chan int)
-		go func() {
-			s := 0
-			for r := range ch {
-				v, _ := p.Latch(r)
-				s += seq(v)
-				p.Unlatch(r)
-				p.Release(r)
-			}
-			done <- s
-		}()
-		for i := range b.N {
-			r, v, _ := p.Reserve(morselLen)
-			fill(v, i)
-			p.Unlatch(r)
-			ch <- r
-		}
-		close(ch)
-		<-done
-	})
-	b.Run("chan-bytes", func(b *testing.B) {
-		ch := make(chan []byte, 1024)
-		b.ReportAllocs()
-		b.SetBytes(morselLen)
-		done := make(chan int)
-		go func() {
-			s := 0
-			for v := range ch {
-				s += seq(v)
-			}
-			done <- s
-		}()
-		for i := range b.N {
-			v := make([]byte, morselLen)
-			fill(v, i)
-			ch <- v
-		}
-		close(ch)
-		<-done
-	})
-}
-
-func BenchmarkHandoffWaits(b *testing.B) {
-	p, _ := pool.New(64<<20, nil)
-	defer p.Close()
-	x, _ := exchange.New(context.Background(), p, &exchange.Options{Budget: 1 << 20})
-	defer x.Close()
-	pr, _ := x.Producer()
-	co, _ := x.Consumer()
-	done := make(chan int)
-	go func() {
-		s := 0
-		for {
-			m, err := co.Recv()
-			if err == io.EOF {
-				break
-			}
-			s += seq(m.Bytes())
-			co.Release(m)
-		}
-		done <- s
-	}()
-	for i := range b.N {
-		m, _ := pr.Reserve(morselLen)
-		fill(m.Bytes(), i)
-		pr.Send(m)
 	}
-	pr.Close()
-	<-done
-	st := x.Stats()
-	b.ReportMetric(float64(st.Waits)/float64(b.N), "waits/op")
 }
 
-// BenchmarkCycleOne runs a morsel's whole life in one goroutine: the
-// instructions of a hand-off without the cache-line transfers.
-func BenchmarkCycleOne(b *testing.B) {
-	b.Run("offheap", func(b *testing.B) {
-		p, _ := pool.New(64<<20, nil)
-		defer p.Close()
-		x, _ := exchange.New(context.Background(), p, &exchange.Options{Budget: 1 << 20})
-		defer x.Close()
-		pr, _ := x.Producer()
-		co, _ := x.Consumer()
-		b.ReportAllocs()
-		s := 0
-		for i := range b.N {
-			m, _ := pr.Reserve(morselLen)
-			fill(m.Bytes(), i)
-			pr.Send(m)
-			m, _ = co.Recv()
-			s += seq(m.Bytes())
-			co.Release(m)
+// BenchmarkMPMC hands 64-byte morsels from two producers to two consumers.
+func BenchmarkMPMC(b *testing.B) {
+	for _, impl := range handoff.Impls {
+		b.Run(impl, bench(impl, 2, 2, 64, 1))
+	}
+}
+
+// BenchmarkSize hands morsels of 1 KiB to 4 MiB from one producer to one
+// consumer; MB/s is the payload delivered.
+func BenchmarkSize(b *testing.B) {
+	for _, n := range []int{1 << 10, 16 << 10, 256 << 10, 1 << 20, 4 << 20} {
+		for _, impl := range handoff.Impls {
+			b.Run(fmt.Sprintf("n=%d/%s", n, impl), bench(impl, 1, 1, n, 1))
 		}
-	})
-	b.Run("chan-ref", func(b *testing.B) {
-		p, _ := pool.New(64<<20, nil)
-		defer p.Close()
-		ch := make(chan pool.Ref, 1024)
-		b.ReportAllocs()
-		s := 0
-		for i := range b.N {
-			r, v, _ := p.Reserve(morselLen)
-			fill(v, i)
-			p.Unlatch(r)
-			ch <- r
-			r = <-ch
-			v, _ = p.Latch(r)
-			s += seq(v)
-			p.Unlatch(r)
-			p.Release(r)
-		}
-	})
+	}
+}
+
+func bench(impl string, np, nc, size, batch int) func(*testing.B) {
+	f, err := handoff.Handoff(impl, np, nc, size, batch)
+	if err != nil {
+		return func(b *testing.B) { b.Fatal(err) }
+	}
+	return f
 }

@@ -140,6 +140,10 @@ func (t *records) init(maxRecords int) {
 	t.dir = make([]atomic.Pointer[chunk], (maxRecords+chunkLen-1)/chunkLen)
 }
 
+// chunkOf returns the chunk of record i, which must be below t.n; record i
+// is at i&(chunkLen-1) in it.
+func (t *records) chunkOf(i uint32) *chunk { return t.dir[i>>chunkBits].Load() }
+
 // seg, prod and cons return the parts of record i, which must be below t.n.
 func (t *records) seg(i uint32) *segInfo   { return &t.dir[i>>chunkBits].Load().seg[i&(chunkLen-1)] }
 func (t *records) prod(i uint32) *prodInfo { return &t.dir[i>>chunkBits].Load().prod[i&(chunkLen-1)] }

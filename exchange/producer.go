@@ -63,6 +63,15 @@ func (p *Producer) leave() { storeRelease32(&p.busy, 0) }
 // and then Send. The bytes are not zeroed. It does not wait for the budget:
 // Send does.
 func (p *Producer) Reserve(n int) (Morsel, error) {
+	if p.x.oneToOne && uint(n) <= maxMorsel && !p.closed {
+		if m, ok := p.reserveFast(n); ok {
+			return m, nil
+		}
+	}
+	return p.reserve(n)
+}
+
+func (p *Producer) reserve(n int) (Morsel, error) {
 	if n < 0 || n > maxMorsel {
 		return Morsel{}, p.sizeError("reserve", n, fmt.Errorf("size out of range 0 to %d: %w", maxMorsel, ErrInvalid))
 	}
@@ -112,6 +121,9 @@ func (p *Producer) Commit(data []byte) (Morsel, error) {
 // is left (ErrNoReader), m has been released; for any other error nothing
 // changed and m is still the producer's.
 func (p *Producer) Send(m Morsel) error {
+	if p.x.oneToOne && p.sendFast(m) {
+		return nil
+	}
 	if p.x.topo == Partitioned {
 		return p.x.morselError("send", m, fmt.Errorf("a partitioned exchange needs SendTo: %w", ErrInvalid))
 	}
@@ -528,27 +540,45 @@ func (p *Producer) dispose(i uint32, admitted bool) {
 	p.x.toPool(i)
 }
 
-// take returns a free record with a segment of class c: from the stash, the
-// free ring, or the pool. Callers are busy.
+// take returns a free record with a segment of class c: from the stash,
+// which it refills from the free ring a batch at a time (so the free ring's
+// cursor line crosses between CPUs once a batch), or from the pool. A record
+// whose segment does not fit goes back to the pool. Callers are busy.
 func (p *Producer) take(c uint32) (uint32, error) {
 	x := p.x
-	if k := len(p.stash); k > 0 {
-		i := p.stash[k-1]
-		if fits(x.recs.seg(i).size, c) {
-			p.stash = p.stash[:k-1]
-			return i, nil
+	for {
+		k := len(p.stash)
+		if k == 0 && !p.refill() {
+			return p.fresh(c)
 		}
-	}
-	if v, ok := x.free.pop(); ok {
-		i, _ := unslot(v)
-		size := x.recs.seg(i).size
-		p.addReturned(uint64(size))
-		if fits(size, c) {
+		k = len(p.stash)
+		i := p.stash[k-1]
+		p.stash = p.stash[:k-1]
+		if fits(x.recs.seg(i).size, c) {
 			return i, nil
 		}
 		x.toPool(i)
 	}
-	return p.fresh(c)
+}
+
+// refillLen is how many records the producer takes from the free ring at once.
+const refillLen = 16
+
+// refill moves up to refillLen records from the free ring to the empty
+// stash, counting their bytes returned; false if the free ring is empty.
+func (p *Producer) refill() bool {
+	var buf [refillLen]uint64
+	n := p.x.free.popN(buf[:])
+	var bytes uint64
+	for _, v := range buf[:n] {
+		i, _ := unslot(v)
+		bytes += uint64(p.x.recs.seg(i).size)
+		p.stash = append(p.stash, i)
+	}
+	if n > 0 {
+		p.addReturned(bytes)
+	}
+	return n > 0
 }
 
 // drainFree gives every segment in the free ring back to the pool and
