@@ -148,6 +148,11 @@ func (c *Consumer) RecvBatch(ms []Morsel) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	if c.x.oneToOne {
+		if n := c.recvBatchFast(ms); n > 0 {
+			return n, nil
+		}
+	}
 	if !c.enter() {
 		c.leave()
 		return 0, c.x.errorf("recv", c.x.stopCause())
@@ -205,6 +210,9 @@ func (c *Consumer) Release(m Morsel) error {
 // ReleaseBatch releases every morsel in ms. If one is bad (or repeated) it
 // returns that one's error and releases none.
 func (c *Consumer) ReleaseBatch(ms []Morsel) error {
+	if c.x.oneToOne && c.releaseBatchFast(ms) {
+		return nil
+	}
 	for k, m := range ms {
 		if err := c.claim(m); err != nil {
 			for _, d := range ms[:k] {

@@ -842,9 +842,7 @@ func TestAllocs(t *testing.T) {
 	}
 	ms := make([]exchange.Morsel, 16)
 	batch := func() {
-		for i := range ms {
-			ms[i], _ = ps[0].Reserve(64)
-		}
+		_ = ps[0].ReserveBatch(ms, 64)
 		_ = ps[0].SendBatch(ms)
 		n, _ := cs[0].RecvBatch(ms)
 		_ = cs[0].ReleaseBatch(ms[:n])

@@ -77,6 +77,7 @@ const (
 	opCloseProducer
 	opCloseConsumer
 	opClose
+	opReserveBatch
 	opCount
 )
 
@@ -179,6 +180,8 @@ func (m *model) step(in *fuzzops.Reader) {
 		m.closeConsumer(ci, co)
 	case opClose:
 		m.close()
+	case opReserveBatch:
+		m.reserveBatch(pr, in.Intn(8), in.Intn(300))
 	}
 }
 
@@ -213,6 +216,32 @@ func (m *model) reserve(pr *mprod, n int, commit bool) {
 			m.t.Fatalf("reserve %d: morsel of %d", n, h.Len())
 		}
 		pr.held = append(pr.held, &mmorsel{h: h, data: data})
+	}
+}
+
+func (m *model) reserveBatch(pr *mprod, k, n int) {
+	hs := make([]exchange.Morsel, k)
+	err := pr.end.ReserveBatch(hs, n)
+	switch {
+	case k == 0:
+		if err != nil {
+			m.t.Fatalf("empty reserve batch: %v", err)
+		}
+	case pr.closed:
+		m.wantErr(err, exchange.ErrClosed, "reserve batch on a closed producer")
+	case m.stopped:
+		m.wantErr(err, exchange.ErrClosed, "reserve batch after Close")
+	case err != nil:
+		m.t.Fatalf("reserve batch of %d x %d: %v", k, n, err)
+	default:
+		for _, h := range hs {
+			data := m.contents(n)
+			if h.Len() != n {
+				m.t.Fatalf("reserve batch: morsel of %d, want %d", h.Len(), n)
+			}
+			copy(h.Bytes(), data)
+			pr.held = append(pr.held, &mmorsel{h: h, data: data})
+		}
 	}
 }
 

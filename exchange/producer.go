@@ -105,6 +105,25 @@ func (p *Producer) hold(i, n uint32) uint32 {
 	return g
 }
 
+// ReserveBatch fills ms with new morsels of n bytes each, as Reserve
+// would. If it fails, it has reserved none.
+func (p *Producer) ReserveBatch(ms []Morsel, n int) error {
+	k := 0
+	if p.x.oneToOne && uint(n) <= maxMorsel && !p.closed {
+		k = p.reserveBatchFast(ms, n)
+	}
+	for ; k < len(ms); k++ {
+		var err error
+		if ms[k], err = p.reserve(n); err != nil {
+			for _, m := range ms[:k] {
+				_ = p.Discard(m)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
 // Commit returns a new morsel holding a copy of data, to Send.
 func (p *Producer) Commit(data []byte) (Morsel, error) {
 	m, err := p.Reserve(len(data))
@@ -176,6 +195,9 @@ func (p *Producer) send(qi int, m Morsel) error {
 // and sends none; if the exchange stops or loses its consumers midway, the
 // morsels not yet sent are released.
 func (p *Producer) SendBatch(ms []Morsel) error {
+	if p.x.oneToOne && p.sendBatchFast(ms) {
+		return nil
+	}
 	if p.x.topo == Partitioned {
 		return p.x.errorf("send batch", fmt.Errorf("a partitioned exchange needs SendBatchTo: %w", ErrInvalid))
 	}
@@ -562,7 +584,7 @@ func (p *Producer) take(c uint32) (uint32, error) {
 }
 
 // refillLen is how many records the producer takes from the free ring at once.
-const refillLen = 16
+const refillLen = 64
 
 // refill moves up to refillLen records from the free ring to the empty
 // stash, counting their bytes returned; false if the free ring is empty.

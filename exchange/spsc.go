@@ -63,6 +63,15 @@ func (r *spsc) pushN(vs []uint64) int {
 	return int(n)
 }
 
+// spaceFor reports whether n more values fit (for the producer).
+func (r *spsc) spaceFor(n int) bool {
+	if r.mask+1-(r.tail-r.headSeen) >= uint64(n) {
+		return true
+	}
+	r.headSeen = atomic.LoadUint64(&r.head)
+	return r.mask+1-(r.tail-r.headSeen) >= uint64(n)
+}
+
 // pop takes the oldest index; false if the ring is empty.
 func (r *spsc) pop() (uint64, bool) {
 	h := r.head
