@@ -396,7 +396,7 @@ func (k ringKit) consume(i, batch int) (uint64, error) {
 func (k ringKit) close() error { k.r.Cancel(); return nil }
 
 // SlowConsumer sends count morsels of size bytes through t to a consumer
-// ten times slower than the producer (it waits 10*wait per morsel, the
+// ten times slower than the producer (it spins 10*wait per morsel, the
 // producer wait) and returns the peak bytes in flight (sent and not yet
 // released) divided by budget plus one morsel. The bytes are counted by t
 // itself (Held), sampled at every hand-off.
@@ -409,7 +409,7 @@ func SlowConsumer(t Transport, count, size, budget int, wait time.Duration) (flo
 				errc <- err
 				return
 			}
-			time.Sleep(wait)
+			spin(wait)
 		}
 		errc <- s.Close()
 	}()
@@ -419,7 +419,7 @@ func SlowConsumer(t Transport, count, size, budget int, wait time.Duration) (flo
 		err := r.Recv(func(b []byte) {
 			Sum(b)
 			high.Store(max(high.Load(), t.Held()))
-			time.Sleep(10 * wait)
+			spin(10 * wait)
 		})
 		if err == io.EOF {
 			break
@@ -437,8 +437,8 @@ func SlowConsumer(t Transport, count, size, budget int, wait time.Duration) (flo
 }
 
 // Cancel fills t (np producers, nc consumers that work work per morsel)
-// for settle, cancels it, and returns the seconds until every end has
-// returned and t holds no morsel.
+// for settle, and until it holds a morsel at least, cancels it, and
+// returns the seconds until every end has returned and t holds no morsel.
 func Cancel(t Transport, np, nc, size int, work, settle time.Duration) (float64, error) {
 	var wg sync.WaitGroup
 	for i := range np {
@@ -459,8 +459,11 @@ func Cancel(t Transport, np, nc, size int, work, settle time.Duration) (float64,
 		})
 	}
 	time.Sleep(settle)
-	if t.Held() == 0 {
-		return 0, errors.New("handoff: nothing in flight when cancelling")
+	for wait := time.Now(); t.Held() < int64(size); {
+		if time.Since(wait) > 5*time.Second {
+			return 0, fmt.Errorf("handoff: %d bytes in flight 5 s after the ends started", t.Held())
+		}
+		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
 	t.Cancel()
