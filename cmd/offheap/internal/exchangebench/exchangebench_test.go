@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/offheap/offheap/cmd/offheap/internal/bench"
+	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/internal/workload/handoff"
 )
 
@@ -46,8 +47,8 @@ func TestArrowIPC(t *testing.T) {
 // TestTasks runs every task of the quick suite once, briefly, and checks
 // each gives its metric.
 func TestTasks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the whole quick suite")
+	if testing.Short() || proc.Race {
+		t.Skip("runs the whole quick suite: minutes under the race detector (the transports' own tests run there)")
 	}
 	ts, err := tasks(bench.Config{Quick: true, Reps: 1, BenchTime: 5 * time.Millisecond})
 	if err != nil {
