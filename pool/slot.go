@@ -23,7 +23,7 @@ type slot struct {
 	link, blink uint32
 }
 
-const slotSize = 40 // unsafe.Sizeof(slot{}), checked in a test
+const slotSize = 40 // unsafe.Sizeof(slot{}), checked by the compiler in unsafe.go
 
 const none = ^uint32(0)
 
