@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -36,9 +37,17 @@ var (
 
 // Ref is a handle to a segment; the zero Ref is never valid. It packs the
 // segment's slot index (plus one) in its low 32 bits and the slot's
-// generation in its high 32 bits, so a Ref whose segment was released is
-// recognised even after its slot holds a newer segment (until the slot has
-// been reused 2^32 times and the generation wraps).
+// generation in its high 32 bits. A slot's generation counts the segments it
+// has held, so a Ref whose segment was released is recognised even after its
+// slot holds a newer segment (a slot retires before its generation would
+// come round again).
+//
+// Every pool draws its slots' first generation at random, so a Ref of
+// another pool is recognised as foreign unless it happens to carry the
+// generation of a segment in the same slot of this one: each use of a
+// foreign Ref is rejected, with ErrUnknownRef and nothing changed, with
+// probability 1 - 2^-32, whatever the two pools did (for two pools used
+// alike, exactly when their first generations differ).
 type Ref uint64
 
 func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) + 1) }
@@ -75,7 +84,9 @@ type Segment struct{ Offset, Len, Latches int }
 // (see slot) kept in a second vmem region: it holds no Go pointers, so the
 // garbage collector never scans it, and it too grows in place, so lock-free
 // readers can index it at any time. A Ref is a slot index and a generation;
-// releasing a segment bumps its slot's generation, so stale Refs fail.
+// releasing a segment bumps its slot's generation, so stale Refs fail, and
+// each pool starts its generations at a random number, so other pools'
+// Refs fail (see Ref).
 // Unused slots form a stack. The table is reserved for every segment and
 // hole a full pool can have, plus 2^20 zero-length segments; a commit that
 // finds no slot left fails with ErrFull.
@@ -119,7 +130,9 @@ type Segment struct{ Offset, Len, Latches int }
 //   - the rounded lengths of the segments in the extent list add up to
 //     top - holeBytes, which Stats reports as Used;
 //   - a segment with latches never moves; its space is freed only when it is
-//     released and its last latch is dropped.
+//     released and its last latch is dropped;
+//   - every slot is free (on the stack), a hole, a segment or retired; no
+//     segment and no slot on the stack has the retired generation.
 type Pool struct {
 	// seq is the lock and sequence word. Each group of fields is padded
 	// from the next by a cache line, whatever the Pool's alignment, so
@@ -135,6 +148,7 @@ type Pool struct {
 	maxCap     int            // the most bytes the pool can hold
 	alignMask  uint64         // alignment - 1
 	alignLog   uint           // log2(alignment)
+	firstGen   uint32         // every slot's first generation: random (see Ref)
 	name       string
 	data       *vmem.Region
 	meta       *vmem.Region
@@ -191,6 +205,7 @@ func New(capacity int, opts *Options) (*Pool, error) {
 		maxCap:    maxCap,
 		alignMask: uint64(align - 1),
 		alignLog:  uint(log2(uint64(align))),
+		firstGen:  rand.Uint32(),
 		name:      o.Name,
 		capacity:  uint64(capacity),
 		first:     none, last: none, freeSlot: none,
