@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"unsafe"
 
@@ -25,14 +26,14 @@ import (
 
 // Errors returned by the pool, wrapped with context; test for them with errors.Is.
 var (
-	ErrFull       = errors.New("pool: full")                                      // no room for the commit, even after compaction and growth
-	ErrTooLarge   = errors.New("pool: larger than the pool can ever hold")        // more than MaxCapacity (or the capacity of a fixed pool)
-	ErrUnknownRef = errors.New("pool: unknown or released ref")                   // zero, stale, foreign or already released
-	ErrNotLatched = errors.New("pool: segment not latched")                       // Unlatch without a Latch
-	ErrBusy       = errors.New("pool: busy")                                      // latches outstanding, or a Reserve not yet published
-	ErrClosed     = errors.New("pool: closed")                                    // use after Close
-	ErrInvalid    = errors.New("pool: invalid argument")                          // bad options or sizes
-	ErrLeaked     = errors.New("pool: closed with live segments (checked build)") // Close found segments never released
+	ErrFull       = errors.New("full")                                      // no room for the commit, even after compaction and growth
+	ErrTooLarge   = errors.New("larger than the pool can ever hold")        // more than MaxCapacity (or the capacity of a fixed pool)
+	ErrUnknownRef = errors.New("unknown or released ref")                   // zero, stale, foreign or already released
+	ErrNotLatched = errors.New("segment not latched")                       // Unlatch without a Latch
+	ErrBusy       = errors.New("busy")                                      // latches outstanding, or a Reserve not yet published
+	ErrClosed     = errors.New("closed")                                    // use after Close
+	ErrInvalid    = errors.New("invalid argument")                          // bad options or sizes
+	ErrLeaked     = errors.New("closed with live segments (checked build)") // Close found segments never released
 )
 
 // Ref is a handle to a segment; the zero Ref is never valid. It packs the
@@ -212,7 +213,7 @@ func New(capacity int, opts *Options) (*Pool, error) {
 	}
 	p.free.init()
 	if err := p.mapRegions(capacity); err != nil {
-		return nil, fmt.Errorf("pool %s: new: %w", p.label(), err)
+		return nil, p.sizeError("new", capacity, cause(err))
 	}
 	return p, nil
 }
@@ -231,7 +232,7 @@ func validate(capacity int, o Options) (align, maxCap int, err error) {
 		err = fmt.Errorf("MaxCapacity %d is neither 0 nor >= capacity %d", o.MaxCapacity, capacity)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("pool %q: new: %v: %w", o.Name, err, ErrInvalid)
+		return 0, 0, fmt.Errorf("%s: new: %v: %w", label(o.Name), err, ErrInvalid)
 	}
 	return align, max(capacity, o.MaxCapacity), nil
 }
@@ -270,17 +271,31 @@ func (p *Pool) unmap() {
 	}
 }
 
-// label names the pool in errors.
-func (p *Pool) label() string { return fmt.Sprintf("%q", p.name) }
+// label names a pool in errors: "pool", or pool "name" if it has one.
+func label(name string) string {
+	if name == "" {
+		return "pool"
+	}
+	return "pool " + strconv.Quote(name)
+}
+
+// cause strips vmem's wrapping off err, which pool wraps with its own
+// context: the innermost error, a vmem sentinel or an OS error.
+func cause(err error) error {
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(err) {
+		err = u
+	}
+	return err
+}
 
 // sizeError wraps err with the pool, the operation and its size.
 func (p *Pool) sizeError(op string, n int, err error) error {
-	return fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, err)
+	return fmt.Errorf("%s: %s %d bytes: %w", label(p.name), op, n, err)
 }
 
 // errorf wraps err with the pool, the operation and the ref.
 func (p *Pool) errorf(op string, ref Ref, err error) error {
-	return fmt.Errorf("pool %s: %s ref %v: %w", p.label(), op, ref, err)
+	return fmt.Errorf("%s: %s ref %v: %w", label(p.name), op, ref, err)
 }
 
 // Close frees the pool's memory. With latches outstanding it returns ErrBusy
@@ -294,11 +309,11 @@ func (p *Pool) errorf(op string, ref Ref, err error) error {
 func (p *Pool) Close() error {
 	h, ok := p.lock()
 	if !ok {
-		return fmt.Errorf("pool %s: close: %w", p.label(), ErrClosed)
+		return fmt.Errorf("%s: close: %w", label(p.name), ErrClosed)
 	}
 	if n := p.latchedSegments(); n > 0 {
 		p.unlock(h)
-		return fmt.Errorf("pool %s: close: %d segments latched: %w", p.label(), n, ErrBusy)
+		return fmt.Errorf("%s: close: %d segments latched: %w", label(p.name), n, ErrBusy)
 	}
 	live, bytes := p.liveSegments(), p.usedBytes()
 	p.final = p.statsLocked()
@@ -308,7 +323,7 @@ func (p *Pool) Close() error {
 	p.unlockClosed(h)
 	p.dropMemory()
 	if check.On && live > 0 {
-		return fmt.Errorf("pool %s: close: %d live segments, %d bytes: %w", p.label(), live, bytes, ErrLeaked)
+		return fmt.Errorf("%s: close: %d live segments, %d bytes: %w", label(p.name), live, bytes, ErrLeaked)
 	}
 	return nil
 }

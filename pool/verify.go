@@ -15,7 +15,7 @@ func (p *Pool) checkAfterMutation() {
 	p.mutations++
 	if n := uint64(p.nslots); n <= 4096 || p.mutations%(n/64) == 0 {
 		if err := p.verify(); err != nil {
-			check.Invariant(false, "pool %s: %v", p.label(), err)
+			check.Invariant(false, "%s: %v", label(p.name), err)
 		}
 	}
 }
