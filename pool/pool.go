@@ -46,8 +46,9 @@ var (
 // another pool is recognised as foreign unless it happens to carry the
 // generation of a segment in the same slot of this one: each use of a
 // foreign Ref is rejected, with ErrUnknownRef and nothing changed, with
-// probability 1 - 2^-32, whatever the two pools did (for two pools used
-// alike, exactly when their first generations differ).
+// probability at least 1 - 2^-32 (one miss in about 4.3 billion), whatever
+// the two pools did; two pools used alike take each other's Refs only if
+// they drew the same first generation.
 type Ref uint64
 
 func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) + 1) }
