@@ -136,7 +136,7 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 }
 
 // dropLast removes the last extent i, whose slot is s: top retreats to its
-// start. Small enough to inline into Release.
+// start.
 func (p *Pool) dropLast(i uint32, s *slot) {
 	p.top, p.last = s.off, s.prev
 	if s.prev == none {
