@@ -33,11 +33,13 @@ func newSpace(pages int) space {
 }
 
 // place takes n free pages, the first such run at or after head (wrapping
-// once), and returns its first page; false if no run of n pages is free.
+// once), and returns its first page; false, with nothing changed, if no run
+// of n pages is free.
 func (s *space) place(n int) (int, bool) {
 	if n <= 0 || n > s.pages {
 		return 0, false
 	}
+	start := s.head
 	for scanned := 0; scanned <= s.pages+n; {
 		if s.head+n > s.pages {
 			scanned += s.pages - s.head
@@ -56,6 +58,7 @@ func (s *space) place(n int) (int, bool) {
 		scanned += end - s.head
 		s.head = end
 	}
+	s.head = start
 	return 0, false
 }
 
