@@ -23,7 +23,7 @@ var (
 )
 
 // stackDepth is the most frames a Checked allocator records of a call stack.
-const stackDepth = 32
+const stackDepth = 64
 
 // Stack is a call stack as program counters, innermost first, as
 // runtime.Callers returns it; runtime.CallersFrames turns it into frames.
