@@ -92,6 +92,9 @@ type CheckedOptions struct {
 //   - a buffer of size n starts roundUp(n) bytes before the end of its
 //     record's data pages.
 //
+// The offheapcheck build checks each record as an operation changes it, and
+// the counts at AssertSize and Close.
+//
 // All methods are safe for concurrent use.
 type Checked struct {
 	mu     sync.Mutex
@@ -208,7 +211,7 @@ func (c *Checked) take(size int, at []uintptr) ([]byte, error) {
 	setRange(c.space.starts, p, p+1, true)
 	c.live++
 	c.bytes += size
-	c.checkInvariants()
+	c.checkRecord(p)
 	off := c.start(p, c.recs[p])
 	return c.mem[off : off+size : off+size], nil
 }
@@ -356,7 +359,7 @@ func (c *Checked) release(p int, r record, at []uintptr, realloc bool) {
 	c.space.free(p, r.pages+1)
 	c.live--
 	c.bytes -= r.size
-	c.checkInvariants()
+	c.checkRecord(p)
 }
 
 // record keeps the first bad free or reallocate. Callers hold c.mu.
@@ -396,6 +399,7 @@ func (c *Checked) AssertSize(t memory.TestingT, sz int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.checkBooks()
 	if c.bytes != sz {
 		t.Errorf("arrowalloc: %d bytes in %d buffers allocated, want %d bytes:\n%s", c.bytes, c.live, sz, c.leakReport(20))
 	}
@@ -410,6 +414,7 @@ func (c *Checked) AssertSize(t memory.TestingT, sz int) {
 func (c *Checked) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.checkBooks()
 	switch {
 	case c.closed:
 		return fmt.Errorf("arrowalloc: close: %w", arena.ErrClosed)
@@ -423,18 +428,29 @@ func (c *Checked) Close() error {
 	return nil
 }
 
-// checkInvariants verifies the books in the offheapcheck build. Callers hold
+// checkRecord verifies, in the offheapcheck build, the invariants of the
+// record at page p that an operation just changed. Callers hold c.mu.
+func (c *Checked) checkRecord(p int) {
+	if !check.On {
+		return
+	}
+	r, ok := c.recs[p]
+	check.Invariant(ok && nextSet(c.space.starts, p, p+1) == p, "record at page %d: kept %v, start bit %v", p, ok, nextSet(c.space.starts, p, p+1) == p)
+	for q := p; q <= p+r.pages; q++ {
+		check.Invariant(c.space.taken(q) != r.released, "page %d of the run at %d: taken %v, released %v", q, p, c.space.taken(q), r.released)
+	}
+}
+
+// checkBooks verifies, in the offheapcheck build, that live and bytes count
+// the live records and that every record has its start bit. Callers hold
 // c.mu.
-func (c *Checked) checkInvariants() {
+func (c *Checked) checkBooks() {
 	if !check.On {
 		return
 	}
 	live, bytes := 0, 0
 	for p, r := range c.recs {
 		check.Invariant(nextSet(c.space.starts, p, p+1) == p, "record at page %d has no start bit", p)
-		for q := p; q <= p+r.pages; q++ {
-			check.Invariant(c.space.taken(q) != r.released, "page %d of the run at %d: taken %v, released %v", q, p, c.space.taken(q), r.released)
-		}
 		if !r.released {
 			live++
 			bytes += r.size
