@@ -1,4 +1,4 @@
-// Benchmarks of the allocator against Arrow's Go allocator, in the same run:
+// Benchmarks of the allocators against Arrow's Go allocator, in the same run:
 // a bare Allocate/Free cycle, a growing Reallocate, and an Int64 builder.
 package arrowalloc
 
@@ -11,19 +11,23 @@ import (
 )
 
 // benchAllocators returns the allocators every benchmark compares: this
-// package's over a fresh arena, and Arrow's Go allocator as the baseline.
+// package's over a fresh arena, Arrow's Go allocator as the baseline, and
+// Checked (what checked mode costs).
 func benchAllocators(b *testing.B) []struct {
 	name string
 	mem  memory.Allocator
 } {
 	a := newArena(b)
 	b.Cleanup(func() { closeArena(b, a) })
+	c := newChecked(b, nil)
+	b.Cleanup(func() { closeChecked(b, c) })
 	return []struct {
 		name string
 		mem  memory.Allocator
 	}{
 		{"arrowalloc", New(a)},
 		{"go", memory.NewGoAllocator()},
+		{"checked", c},
 	}
 }
 
