@@ -421,6 +421,8 @@ func (c *Checked) Close() error {
 	case c.live > 0:
 		return fmt.Errorf("arrowalloc: close with %d buffers (%d bytes) live: %w\n%s", c.live, c.bytes, arena.ErrLeaked, c.leakReport(20))
 	}
+	// Not vmem.Retire: in the checked build it unmaps at once, and a later
+	// mapping at these addresses would turn a stale access into a silent read.
 	if err := c.region.Release(0, len(c.mem)); err != nil {
 		return fmt.Errorf("arrowalloc: close: %w", err)
 	}
