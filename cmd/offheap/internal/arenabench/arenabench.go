@@ -52,7 +52,7 @@ func (b *bursts) tasks(cfg bench.Config) ([]bench.Task, error) {
 		n, reps = b.quick, 1
 	}
 	if n < 1000 {
-		return nil, fmt.Errorf("arenabench: burst of %d blocks (1000 at least)", n)
+		return nil, fmt.Errorf("burst of %d blocks: fewer than 1000 (--arena-burst, --arena-burst-quick)", n)
 	}
 	var ts []bench.Task
 	for _, cs := range []string{"pair", "ring"} {

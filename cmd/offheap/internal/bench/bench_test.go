@@ -205,8 +205,9 @@ func TestFormats(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	all := []Suite{{Name: "a"}, {Name: "b"}}
-	if _, err := Lookup(all, []string{"no-such-suite"}); err == nil {
-		t.Fatal("unknown suite accepted")
+	_, err := Lookup(all, []string{"no-such-suite"})
+	if want := `bench: run suite "no-such-suite": unknown suite (have [a b])`; err == nil || err.Error() != want {
+		t.Fatalf("unknown suite: %v, want %s", err, want)
 	}
 	got, err := Lookup(all, []string{"b", "a"})
 	if err != nil || len(got) != 2 || got[0].Name != "b" || got[1].Name != "a" {

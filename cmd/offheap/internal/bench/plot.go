@@ -297,14 +297,14 @@ func save(path string, charts []chart) error {
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("bench: save plot %s: %w", path, err)
+		return fmt.Errorf("bench: save plot: %w", err) // names the path
 	}
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
 		f.Close()
 		return fmt.Errorf("bench: save plot %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("bench: save plot %s: %w", path, err)
+		return fmt.Errorf("bench: save plot: %w", err) // names the path
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ func (c *columns) columnTasks(cfg bench.Config) ([]bench.Task, error) {
 		rows /= 8
 	}
 	if rows <= 0 {
-		return nil, fmt.Errorf("mappedbench: %d rows per column case", rows)
+		return nil, fmt.Errorf("%d rows per column case: not positive (--mapped-rows)", rows)
 	}
 	var ts []bench.Task
 	for _, cs := range ingest.Cases {

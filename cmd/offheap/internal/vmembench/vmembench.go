@@ -43,7 +43,7 @@ func (s *sizes) tasks(cfg bench.Config) ([]bench.Task, error) {
 		hi = min(hi, 1<<30)
 	}
 	if s.min <= 0 || hi < s.min {
-		return nil, fmt.Errorf("vmembench: sizes from %d to %d", s.min, hi)
+		return nil, fmt.Errorf("sizes from %d to %d bytes: not a range (--vmem-min, --vmem-max)", s.min, hi)
 	}
 	var ts []bench.Task
 	for n := s.min; n <= hi; n *= 2 {
