@@ -24,6 +24,7 @@ func TestErrorText(t *testing.T) {
 	}{
 		{named.Release(r), `pool "morsels": release ref 0.0: unknown or released ref`, ErrUnknownRef},
 		{func() error { _, err := unnamed.Commit(make([]byte, 100)); return err }(), "pool: commit 100 bytes: larger than the pool can ever hold", ErrTooLarge},
+		{unnamed.Release(0), "pool: release ref 0: unknown or released ref", ErrUnknownRef},
 		{func() error { _, err := New(0, &Options{Name: "x"}); return err }(), `pool "x": new: capacity 0 is not positive: invalid argument`, ErrInvalid},
 		{func() error { _, err := New(1<<62, nil); return err }(), "pool: new 4611686018427387904 bytes: cannot allocate memory", syscall.ENOMEM},
 	} {

@@ -57,8 +57,13 @@ func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) 
 func (r Ref) index() uint32 { return uint32(r) - 1 }
 func (r Ref) gen() uint32   { return uint32(r >> 32) }
 
-// String formats r as index.generation.
-func (r Ref) String() string { return fmt.Sprintf("%d.%d", r.index(), r.gen()) }
+// String formats r as index.generation, and the zero Ref as 0.
+func (r Ref) String() string {
+	if r == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d.%d", r.index(), r.gen())
+}
 
 // Options tune a Pool. A nil *Options means the zero value.
 type Options struct {
