@@ -50,7 +50,7 @@ type Paged struct {
 	hwm          int
 	shift        uint
 	size         int // page size, 1<<shift
-	limit        int // most bytes: Options.Reserve rounded down to pages
+	limit        int // most bytes: Options.Reserve, exactly as Memory holds it
 	pages        *pageTable
 	name         string
 }
@@ -77,7 +77,7 @@ func NewPaged(opts *Options) (*Paged, error) {
 	p := &Paged{
 		shift: uint(bits.TrailingZeros(uint(o.PageSize))),
 		size:  o.PageSize,
-		limit: o.Reserve &^ (o.PageSize - 1),
+		limit: o.Reserve,
 		pages: &pageTable{},
 		name:  o.Name,
 	}

@@ -150,7 +150,7 @@ func (m *Memory) Bin(off int) []byte {
 
 // AppendStr appends s as an int32 length and its bytes.
 func (m *Memory) AppendStr(s string) error {
-	if m.len > m.avail-4-len(s) {
+	if m.len > m.avail-4-len(s) || len(s) > math.MaxInt32 {
 		return appendSizedSlow(m, s)
 	}
 	p := unsafe.Add(m.base, m.len)
@@ -165,7 +165,7 @@ func (m *Memory) AppendBin(b []byte) error {
 	if b == nil {
 		return m.AppendNull()
 	}
-	if m.len > m.avail-4-len(b) {
+	if m.len > m.avail-4-len(b) || len(b) > math.MaxInt32 {
 		return appendSizedSlow(m, b)
 	}
 	p := unsafe.Add(m.base, m.len)
