@@ -36,7 +36,8 @@ import (
 //   - hot covers [hotLo, hotHi) with hotHi <= min(page end, len), or is empty
 //     (hotLo == hotHi == 0).
 //   - app is the page holding offset len with appLo its start and appHi its
-//     end, or is empty (appHi == 0) and the next append takes the slow path.
+//     end (or limit, if that comes first), or is empty (appHi == 0) and the
+//     next append takes the slow path.
 //   - bytes in [len, max(hwm, len)) may be stale; bytes past that are zero.
 //
 // A Paged is not safe for concurrent use at all: even a read may move the
@@ -152,7 +153,7 @@ func (p *Paged) cacheApp() {
 		p.checkInvariants()
 		return
 	}
-	p.app, p.appLo, p.appHi = p.pages.bases[i], i<<p.shift, (i+1)<<p.shift
+	p.app, p.appLo, p.appHi = p.pages.bases[i], i<<p.shift, min((i+1)<<p.shift, p.limit)
 	p.checkInvariants()
 }
 
