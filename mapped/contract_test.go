@@ -209,3 +209,26 @@ func TestErrorText(t *testing.T) {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 }
+
+// TestJumpAndSyncDoNotAllocate: Jump, Skip and SyncRange build their errors
+// only when they fail, so a steady state of them allocates nothing.
+func TestJumpAndSyncDoNotAllocate(t *testing.T) {
+	anon, err := mapped.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	file := openT(t, filepath.Join(t.TempDir(), "f"), nil)
+	defer file.Close()
+	for _, m := range []*mapped.Memory{anon, file} {
+		_ = m.AppendBytes(make([]byte, 100))
+		n := testing.AllocsPerRun(100, func() {
+			_ = m.Jump(10)
+			_ = m.Skip(90)
+			_ = m.SyncRange(0, 10)
+		})
+		if n != 0 {
+			t.Fatalf("%v allocs per run", n)
+		}
+	}
+}

@@ -376,12 +376,11 @@ func (e RangeError) RuntimeError() {}
 // never come back as written data after a crash; Sync makes that durable. On
 // error nothing changes.
 func (m *Memory) Jump(off int) error {
-	arg := fmt.Sprintf("to %d", off)
-	if err := m.writable("jump", arg); err != nil {
-		return err
+	if err := m.writable(); err != nil {
+		return m.fail("jump", fmt.Sprintf("to %d", off), "", err)
 	}
 	if off < 0 {
-		return m.fail("jump", arg, "", ErrOffset)
+		return m.fail("jump", fmt.Sprintf("to %d", off), "", ErrOffset)
 	}
 	if off > m.avail {
 		if err := m.grow(off - m.len); err != nil {
@@ -426,12 +425,11 @@ func (m *Memory) Skip(n int) error {
 // extended to a multiple of the extend step (or to exactly the reservation, at
 // its end). On error nothing changes.
 func (m *Memory) grow(n int) error {
-	arg := fmt.Sprintf("by %d bytes", n)
-	if err := m.writable("grow", arg); err != nil {
-		return err
+	if err := m.writable(); err != nil {
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), "", err)
 	}
 	if n < 0 || n > m.limit-m.len {
-		return m.fail("grow", arg, fmt.Sprintf("%d of %d written", m.len, m.limit), vmem.ErrExhausted)
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), fmt.Sprintf("%d of %d written", m.len, m.limit), vmem.ErrExhausted)
 	}
 	end := m.len + n
 	target := m.limit // the next multiple of the step, or the limit
@@ -441,7 +439,7 @@ func (m *Memory) grow(n int) error {
 		target = end + m.extend - r
 	}
 	if err := m.region.Grow(target); err != nil {
-		return m.fail("grow", arg, "", err)
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), "", err)
 	}
 	old := m.avail
 	m.avail = min(m.region.Len(), m.limit)
@@ -453,13 +451,14 @@ func (m *Memory) grow(n int) error {
 	return nil
 }
 
-// writable reports why m cannot be written to, if it cannot.
-func (m *Memory) writable(op, arg string) error {
+// writable reports why m cannot be written to, if it cannot: ErrClosed or
+// ErrReadOnly, for the caller to wrap.
+func (m *Memory) writable() error {
 	if m.region == nil {
-		return m.fail(op, arg, "", ErrClosed)
+		return ErrClosed
 	}
 	if m.ro {
-		return m.fail(op, arg, "", ErrReadOnly)
+		return ErrReadOnly
 	}
 	return nil
 }
@@ -481,17 +480,22 @@ func (m *Memory) Sync() error {
 // SyncRange flushes the written bytes [off, off+n) to the file (widened to
 // whole pages) and waits for the write. It does nothing for anonymous memory.
 func (m *Memory) SyncRange(off, n int) error {
-	arg := fmt.Sprintf("[%d, +%d)", off, n)
-	if m.region == nil {
-		return m.fail("sync", arg, "", ErrClosed)
+	err := ErrClosed
+	if m.region != nil {
+		err = m.syncRange(off, n)
 	}
-	if off < 0 || n < 0 || off > m.len-n {
-		return m.fail("sync", arg, fmt.Sprintf("%d written", m.len), ErrOffset)
-	}
-	if err := m.region.Sync(off, n); err != nil {
-		return m.fail("sync", arg, "", err)
+	if err != nil {
+		return m.fail("sync", fmt.Sprintf("[%d, +%d)", off, n), "", err)
 	}
 	return nil
+}
+
+// syncRange is SyncRange on open memory, its error not yet wrapped.
+func (m *Memory) syncRange(off, n int) error {
+	if off < 0 || n < 0 || off > m.len-n {
+		return fmt.Errorf("%d written: %w", m.len, ErrOffset)
+	}
+	return m.region.Sync(off, n)
 }
 
 // Close unmaps the memory; a writable file is then truncated to Len() and

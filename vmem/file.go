@@ -51,27 +51,36 @@ func MapFile(f *os.File, size int, opts *Options) (*Region, error) {
 	if f == nil {
 		return nil, errs.New(head(o.Name, "map", "", "a nil *os.File"), "", fs.ErrInvalid)
 	}
-	h := head(o.Name, "map", f.Name(), "")
+	r, err := mapFileRegion(f, size, o)
+	if err != nil {
+		return nil, errs.New(head(o.Name, "map", f.Name(), ""), "", err)
+	}
+	return r, nil
+}
+
+// mapFileRegion is MapFile of a file that is not nil, its error not yet
+// wrapped.
+func mapFileRegion(f *os.File, size int, o Options) (*Region, error) {
 	if size <= 0 {
-		return nil, errs.New(h, fmt.Sprintf("%d bytes reserved", size), ErrInvalidSize)
+		return nil, fmt.Errorf("%d bytes reserved: %w", size, ErrInvalidSize)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return nil, errs.New(h, "", err)
+		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, errs.New(h, fmt.Sprintf("mode %v", st.Mode()), ErrNotRegular)
+		return nil, fmt.Errorf("mode %v: %w", st.Mode(), ErrNotRegular)
 	}
 	size = RoundUp(size)
 	base, err := reserve(size)
 	if err != nil {
-		return nil, errs.New(h, fmt.Sprintf("reserve %d bytes", size), err)
+		return nil, err
 	}
 	r := &Region{base: base, size: size, file: f, readOnly: o.ReadOnly, name: o.Name, path: f.Name()}
 	if err := r.open(); err != nil {
 		unlockAll(f)
 		_ = unmap(base, size)
-		return nil, errs.New(h, "", err)
+		return nil, err
 	}
 	r.adviseAll(o)
 	return r, nil
@@ -264,11 +273,8 @@ func (r *Region) SyncAsync(off, n int) error { return r.sync("sync async", off, 
 func (r *Region) sync(op string, off, n int, async bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usable(op, span(off, n)); err != nil {
-		return err
-	}
-	if off < 0 || n < 0 || off > r.Len()-n {
-		return r.fail(op, span(off, n), fmt.Sprintf("%d ready", r.Len()), ErrInvalidSize)
+	if err := r.checkRange(off, n, false); err != nil {
+		return r.fail(op, span(off, n), "", err)
 	}
 	if r.file == nil || n == 0 {
 		return nil

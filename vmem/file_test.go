@@ -243,3 +243,29 @@ func TestErrorText(t *testing.T) {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
 }
+
+// TestCallsDoNotAllocate: the calls a steady state makes (Grow within the
+// ready prefix, Sync, Release and Reuse) allocate nothing on success; their
+// errors are built only when they fail.
+func TestCallsDoNotAllocate(t *testing.T) {
+	f := openFileT(t, filepath.Join(t.TempDir(), "f"), false)
+	r, err := MapFile(f, 64*PageSize(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Grow(4 * PageSize()); err != nil {
+		t.Fatal(err)
+	}
+	a := reserveT(t, 4*PageSize())
+	_ = a.Grow(4 * PageSize())
+	n := testing.AllocsPerRun(100, func() {
+		_ = r.Grow(2 * PageSize())
+		_ = r.Sync(10, 100)
+		_ = a.Release(0, PageSize())
+		_ = a.Reuse(0, PageSize())
+	})
+	if n != 0 {
+		t.Fatalf("%v allocs per run", n)
+	}
+}

@@ -127,17 +127,25 @@ func (r *Region) fail(op, arg, detail string, err error) error {
 // cost no memory until Grow makes them ready.
 func Reserve(size int, opts *Options) (*Region, error) {
 	o := optionsOf(opts)
-	h := head(o.Name, "reserve", "", fmt.Sprintf("%d bytes", size))
-	if size <= 0 {
-		return nil, errs.New(h, "", ErrInvalidSize)
+	r, err := reserveRegion(size, o)
+	if err != nil {
+		return nil, errs.New(head(o.Name, "reserve", "", fmt.Sprintf("%d bytes", size)), "", err)
 	}
-	if o.ReadOnly {
-		return nil, errs.New(h, "ReadOnly applies to files only", ErrReadOnly)
+	return r, nil
+}
+
+// reserveRegion is Reserve, its error not yet wrapped.
+func reserveRegion(size int, o Options) (*Region, error) {
+	switch {
+	case size <= 0:
+		return nil, ErrInvalidSize
+	case o.ReadOnly:
+		return nil, fmt.Errorf("ReadOnly applies to files only: %w", ErrReadOnly)
 	}
 	size = RoundUp(size)
 	base, err := reserve(size)
 	if err != nil {
-		return nil, errs.New(h, "", err)
+		return nil, err
 	}
 	r := &Region{base: base, size: size, name: o.Name}
 	r.adviseAll(o)
@@ -188,20 +196,23 @@ func (r *Region) Bytes() []byte { return view(r.base, r.Len()) }
 func (r *Region) Grow(n int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	arg := fmt.Sprintf("to %d bytes", n)
-	if err := r.usable("grow", arg); err != nil {
-		return err
-	}
-	if n < 0 {
-		return r.fail("grow", arg, "", ErrInvalidSize)
-	}
-	if n > r.size {
-		return r.fail("grow", arg, fmt.Sprintf("%d reserved", r.size), ErrExhausted)
-	}
-	if err := r.grow(n); err != nil {
-		return r.fail("grow", arg, fmt.Sprintf("%d ready", r.Len()), err)
+	if err := r.growTo(n); err != nil {
+		return r.fail("grow", fmt.Sprintf("to %d bytes", n), "", err)
 	}
 	return nil
+}
+
+// growTo checks n and makes the first n bytes ready; callers hold r.mu.
+func (r *Region) growTo(n int) error {
+	switch {
+	case r.closed:
+		return ErrClosed
+	case n < 0:
+		return ErrInvalidSize
+	case n > r.size:
+		return fmt.Errorf("%d reserved: %w", r.size, ErrExhausted)
+	}
+	return r.grow(n)
 }
 
 // grow makes the first n bytes, n <= size, ready; callers hold r.mu. On
@@ -359,16 +370,25 @@ func (r *Region) usable(op, arg string) error {
 // span is the argument of an operation on the n bytes at off.
 func span(off, n int) string { return fmt.Sprintf("[%d, +%d)", off, n) }
 
-// inReady validates a page-aligned range inside the ready prefix. Callers hold r.mu.
+// inReady validates a page-aligned range inside the ready prefix for op.
+// Callers hold r.mu.
 func (r *Region) inReady(op string, off, n int) error {
-	if err := r.usable(op, span(off, n)); err != nil {
-		return err
+	if err := r.checkRange(off, n, true); err != nil {
+		return r.fail(op, span(off, n), "", err)
 	}
-	if off < 0 || n < 0 || off > r.Len()-n {
-		return r.fail(op, span(off, n), fmt.Sprintf("%d ready", r.Len()), ErrInvalidSize)
-	}
-	if off%pageSize != 0 || n%pageSize != 0 {
-		return r.fail(op, span(off, n), "", ErrUnaligned)
+	return nil
+}
+
+// checkRange reports why [off, off+n) is not a range of the ready prefix (of
+// whole pages, if aligned) of an open region. Callers hold r.mu.
+func (r *Region) checkRange(off, n int, aligned bool) error {
+	switch {
+	case r.closed:
+		return ErrClosed
+	case off < 0 || n < 0 || off > r.Len()-n:
+		return fmt.Errorf("%d ready: %w", r.Len(), ErrInvalidSize)
+	case aligned && (off%pageSize != 0 || n%pageSize != 0):
+		return ErrUnaligned
 	}
 	return nil
 }
