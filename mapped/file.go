@@ -89,6 +89,9 @@ func (m *Memory) Refresh() error {
 	if err := m.region.Refresh(); err != nil {
 		return m.fail("refresh", "", "", err)
 	}
+	if n := m.region.FileLen(); n > m.limit {
+		return m.fail("refresh", "", fmt.Sprintf("%d bytes into %d reserved", n, m.limit), vmem.ErrExhausted)
+	}
 	m.len = max(m.len, m.region.FileLen())
 	m.base = regionBase(m.region)
 	m.checkInvariants()

@@ -57,9 +57,10 @@ type Options struct {
 	// 0 means DefaultReserve.
 	Reserve int
 	// ExtendSize is how much a Memory grows at a time, rounded up to a
-	// page (and at most Reserve); 0 means DefaultExtendSize. A file grows by this step too, and
-	// on Linux its new pages are prefaulted in one call
-	// (MADV_POPULATE_WRITE) rather than faulted one by one on first write.
+	// page (and at most Reserve); 0 means DefaultExtendSize. A file grows
+	// by this step too, and on Linux its new pages are prefaulted in one
+	// call (MADV_POPULATE_WRITE) rather than faulted one by one on first
+	// write.
 	ExtendSize int
 	// PageSize is the page size of a Paged, a power of two of at least 8;
 	// 0 means DefaultPageSize. Memory ignores it.
@@ -467,10 +468,11 @@ func (m *Memory) writable() error {
 // the bytes after it that a Jump back zeroed) and waits for the write
 // (msync). It does nothing for anonymous memory.
 func (m *Memory) Sync() error {
-	if err := m.SyncRange(0, m.len); err != nil || m.zeroed <= m.len {
-		return err
+	err := ErrClosed
+	if m.region != nil {
+		err = m.region.Sync(0, max(m.len, m.zeroed))
 	}
-	if err := m.region.Sync(m.len, m.zeroed-m.len); err != nil {
+	if err != nil {
 		return m.fail("sync", "", "", err)
 	}
 	m.zeroed = 0

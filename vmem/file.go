@@ -43,7 +43,8 @@ import (
 // SIGBUS), whatever the writer does through this package. A program that cuts
 // the file by other means can still fault a reader. On macOS, which has no
 // open file description locks, the writer lock is flock(2) and readers are
-// not protected.
+// not protected. On a file system without locks (ENOLCK, as NFS without its
+// lock daemon) MapFile fails rather than map the file unguarded.
 //
 // A failed MapFile leaves the file as it was, its length included.
 func MapFile(f *os.File, size int, opts *Options) (*Region, error) {
@@ -158,7 +159,6 @@ func (r *Region) refresh() error {
 			return err
 		}
 		r.fileLen = n
-		r.ready.Store(int64(RoundUp(n)))
 		return nil
 	}
 	return fmt.Errorf("the file's writer kept cutting it: %w", ErrInUse)
@@ -183,7 +183,7 @@ func (r *Region) lockShared(n int) error {
 
 // follow maps the file of a read-only region up to want bytes once the
 // reader lock covers them and the file holds at least need bytes; callers
-// hold r.mu and set ready. On error nothing changes.
+// hold r.mu. On error nothing changes.
 func (r *Region) follow(want, need int) error {
 	if err := r.lockShared(max(want, r.shared)); err != nil {
 		return err
@@ -201,6 +201,7 @@ func (r *Region) follow(want, need int) error {
 		return err
 	}
 	r.shared = max(want, r.shared)
+	r.ready.Store(int64(RoundUp(r.shared)))
 	return nil
 }
 

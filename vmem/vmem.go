@@ -228,7 +228,7 @@ func (r *Region) grow(n int) error {
 	case r.file == nil:
 		err = protect(unsafe.Add(r.base, old), n-old, ProtReadWrite)
 	case r.readOnly:
-		err = r.follow(n, n-pageSize+1)
+		return r.follow(n, n-pageSize+1) // sets ready
 	default:
 		err = r.extend(old, n)
 	}
