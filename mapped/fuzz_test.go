@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/offheap/offheap/internal/paged"
 	"github.com/offheap/offheap/mapped"
 	"github.com/offheap/offheap/vmem"
 )
@@ -35,12 +36,12 @@ func FuzzMemory(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		paged, err := mapped.NewPaged(&mapped.Options{Reserve: reserve, PageSize: 16})
+		pg, err := paged.New(&paged.Options{Reserve: reserve, PageSize: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
 		file := open()
-		mems := []mem{anon, file, paged}
+		mems := []mem{anon, file, pg}
 		defer func() {
 			for _, m := range mems {
 				_ = m.Close()

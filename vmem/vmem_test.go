@@ -106,7 +106,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"protect unaligned", func() error { return r.Protect(0, 1, ProtRead) }, ErrUnaligned},
 		{"protect bad mode", func() error { return r.Protect(0, p, Prot(7)) }, ErrInvalidSize},
 		{"sync past ready", func() error { return r.Sync(0, 5*p) }, ErrInvalidSize},
-		{"map anon zero", func() error { _, err := MapAnon(0); return err }, ErrInvalidSize},
 	}
 	for _, c := range cases {
 		if err := c.call(); !errors.Is(err, c.want) {
@@ -398,27 +397,6 @@ func TestHugePagesOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(r.Bytes(), 1)
-}
-
-func TestGrowthBaselinesKeepData(t *testing.T) {
-	for name, grow := range map[string]func([]byte, int) ([]byte, error){"mremap": GrowRemap, "copy": GrowCopy} {
-		b, err := MapAnon(mib)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fill(b, 4)
-		want := bytes.Clone(b)
-		nb, err := grow(b, 4*mib)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if len(nb) != 4*mib || !bytes.Equal(nb[:mib], want) {
-			t.Fatalf("%s lost data", name)
-		}
-		if err := Unmap(nb); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // TestStaleViewAfterRelease reads a released page through a view taken before
