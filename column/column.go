@@ -27,7 +27,7 @@
 // finished only when every byte of it outside the first commit's slot is
 // zero; any other such file is ErrCorrupt and left exactly as it was. So is a
 // variable column's data file when its index file is missing, empty or zeroed.
-// A failed open leaves no new file behind.
+// An open that fails on such files (ErrCorrupt, ErrMismatch) creates none.
 //
 // # One writer
 //
