@@ -39,14 +39,13 @@ type Number interface {
 // pointer is the address type of mapped memory; only this file converts it.
 type pointer = unsafe.Pointer
 
-// regionBase returns the fixed base address of a region with ready bytes, or
-// nil for a region with none yet.
+// regionBase returns the fixed base address of a region with ready bytes
+// (vmem.Region.Base), or nil for a region with none yet.
 func regionBase(r *vmem.Region) pointer {
-	b := r.Bytes()
-	if len(b) == 0 {
+	if r.Len() == 0 {
 		return nil
 	}
-	return unsafe.Pointer(unsafe.SliceData(b))
+	return r.Base()
 }
 
 // sizeOf is the size of T in bytes.

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -239,7 +238,7 @@ func (p *Pool) mapRegions(capacity int) error {
 		p.unmap()
 		return err
 	}
-	p.base = regionBase(p.data)
+	p.base = p.data.Base()
 	p.counters, p.slots = metaTables(p.meta, int(maxSlots))
 	p.dataReady = uint64(p.data.Len())
 	p.slotsReady = uint64((p.meta.Len() - countersSize) / slotSize)
@@ -291,7 +290,11 @@ func (p *Pool) Close() error {
 	p.final.FreeSegments, p.final.LargestFree, p.final.Fragmentation, p.final.PendingReleases = 0, 0, 0, 0
 	atomic.OrUint64(&p.moves, movesClosed) // before the memory goes: readers then retry and fail
 	p.unlockClosed(h)
-	p.dropMemory()
+	// Readers that loaded the state before Close may still be copying out
+	// of the regions, so their pages go back to the OS now and the regions
+	// are unmapped when the Pool is unreachable (at once in the checked
+	// build, where readers always take the lock).
+	_ = vmem.Retire(p, p.data, p.meta)
 	if check.On && live > 0 {
 		return fmt.Errorf("pool %s: close: %d live segments, %d bytes: %w", p.label(), live, bytes, ErrLeaked)
 	}
@@ -307,23 +310,6 @@ func (p *Pool) latchedSegments() int {
 		}
 	}
 	return n
-}
-
-// dropMemory returns the pool's pages to the OS after Close. In the checked
-// build readers always take the lock, so none can be inside the regions and
-// they are unmapped at once; otherwise unmapping waits for the Pool to be
-// unreachable.
-func (p *Pool) dropMemory() {
-	if check.On {
-		p.unmap()
-		return
-	}
-	_ = p.data.Release(0, p.data.Len())
-	_ = p.meta.Release(0, p.meta.Len())
-	runtime.AddCleanup(p, func(rs [2]*vmem.Region) {
-		_ = rs[0].Close()
-		_ = rs[1].Close()
-	}, [2]*vmem.Region{p.data, p.meta})
 }
 
 func log2(v uint64) int {

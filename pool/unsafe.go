@@ -12,18 +12,12 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// regionBase returns the fixed start address of r, which has a ready prefix.
-//
-// Sound because a vmem.Region's base never moves from Reserve to Close and is
-// outside the Go heap, so holding it as an unsafe.Pointer keeps nothing alive
-// and the collector ignores it.
-func regionBase(r *vmem.Region) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(r.Bytes())) }
-
 // view returns n bytes at offset off of the data region.
 //
-// Sound because every caller has checked off+n against the ready length
-// (directly, or because the allocator only hands out ready space), and the
-// region stays mapped while the Pool is reachable (see dropMemory).
+// Sound because p.base is the data region's vmem.Region.Base (see there),
+// every caller has checked off+n against the ready length (directly, or
+// because the allocator only hands out ready space), and the region stays
+// mapped while the Pool is reachable (Close retires it with vmem.Retire).
 func (p *Pool) view(off, n uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(p.base, off)), n)
 }
@@ -49,7 +43,7 @@ func (p *Pool) slot(i uint32) *slot {
 // nothing to find in them and they may live outside the heap), the region is
 // page aligned, and it is reserved for countersSize + maxSlots*slotSize bytes.
 func metaTables(r *vmem.Region, maxSlots int) ([]pcounter, []slot) {
-	base := regionBase(r)
+	base := r.Base()
 	counters := unsafe.Slice((*pcounter)(base), maxProcs)
 	slots := unsafe.Slice((*slot)(unsafe.Add(base, countersSize)), maxSlots)
 	return counters, slots

@@ -131,7 +131,7 @@ func parse(args []string, all []bench.Suite, stderr io.Writer) (options, error) 
 	fs.BoolVar(&o.list, "list", false, "list the suites and exit")
 	fs.IntVar(&o.cfg.Reps, "reps", 5, "runs per figure; the median is reported")
 	fs.DurationVar(&o.cfg.BenchTime, "benchtime", 0, "duration of each Go-benchmark figure (default 300ms, quick 50ms)")
-	maxMiB := fs.Int64("max-mem", physicalMemory()/4>>20, "memory in `MiB` any one measurement may use")
+	maxMiB := fs.Int64("max-mem", bench.PhysicalMemory()/4>>20, "memory in `MiB` any one measurement may use")
 	for _, s := range all {
 		if s.Flags != nil {
 			s.Flags(fs)

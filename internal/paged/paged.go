@@ -275,7 +275,7 @@ func (p *Memory) addPage() error {
 		return errorf(p.name, fmt.Sprintf("grow: page %d", len(p.pages.regions)), err)
 	}
 	p.pages.regions = append(p.pages.regions, r)
-	p.pages.bases = append(p.pages.bases, regionBase(r))
+	p.pages.bases = append(p.pages.bases, r.Base())
 	return nil
 }
 

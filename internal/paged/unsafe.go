@@ -2,7 +2,8 @@
 // accessors (a value in the hot or append page), zero-copy views of bytes
 // that lie in one page, and the byte views the slow paths copy through.
 //
-// Why the conversions here are sound: every pointer is a page's base plus an
+// Why the conversions here are sound: every pointer is a page's base (its
+// region's vmem.Region.Base, made ready in full when obtained) plus an
 // offset inside that page, where the page is a live vmem mapping (never Go
 // heap memory, so the collector neither moves nor frees it) and the offset
 // was first checked against the written prefix and the page's bounds; the
@@ -17,15 +18,10 @@ import (
 	"unsafe"
 
 	"github.com/offheap/offheap/mapped"
-	"github.com/offheap/offheap/vmem"
 )
 
 // pointer is the address type of a page; only this file converts it.
 type pointer = unsafe.Pointer
-
-// regionBase returns the fixed base address of a page's region, which is
-// made ready in full when the page is obtained.
-func regionBase(r *vmem.Region) pointer { return unsafe.Pointer(unsafe.SliceData(r.Bytes())) }
 
 // sizeOf is the size of T in bytes.
 func sizeOf[T mapped.Number]() int {

@@ -32,7 +32,7 @@ func newPtrTable(n int) (*ptrTable, error) {
 		_ = r.Close()
 		return nil, err
 	}
-	slots := unsafe.Slice((**byte)(unsafe.Pointer(unsafe.SliceData(r.Bytes()))), n)
+	slots := unsafe.Slice((**byte)(r.Base()), n)
 	return &ptrTable{r: r, slots: slots}, nil
 }
 

@@ -67,11 +67,34 @@ type Task struct {
 type Suite struct {
 	Name string
 	Doc  string // one paragraph for the report: what is measured and against what
+	// Claim, if set, is the published result the suite reproduces; the
+	// report opens the suite's section, and its headline table, with it.
+	Claim *Claim
 	// Flags optionally registers the suite's own flags; their names should
 	// start with the suite's name ("vmem-max").
 	Flags func(fs *flag.FlagSet)
 	// Tasks lists the measurements for cfg, in the order they should run.
 	Tasks func(cfg Config) ([]Task, error)
+}
+
+// Claim is a seed's published result and how to read this run's answer to it
+// off the suite's results.
+type Claim struct {
+	Seed      string // who published it, as a reader knows it: "Opteryx MemoryPool"
+	Published string // their figure in their terms: "134,104 commits/s of 100 B"
+	// Answer returns this run's figure in the same terms, naming the case
+	// it comes from, or "" when the run lacks the results it needs.
+	Answer func(Outcome) string
+}
+
+// Value returns the result of case c, impl and n for metric, if measured.
+func (o Outcome) Value(c, impl string, n int64, metric string) (float64, bool) {
+	for _, r := range o.Results {
+		if r.Case == c && r.Impl == impl && r.N == n && r.Metric == metric {
+			return r.Value, true
+		}
+	}
+	return 0, false
 }
 
 // Lookup returns the suites of all named, in the order given, or an error

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,13 +43,27 @@ func fakeSuite() Suite {
 				SeriesMetric: "rss_mib", Series: []Point{{0, v}, {1, v / 2}}}, nil
 		}
 	}
-	return Suite{Name: "fake", Doc: "a test suite", Tasks: func(Config) ([]Task, error) {
+	noSeries := func(f func() (Sample, error)) func() (Sample, error) {
+		return func() (Sample, error) {
+			s, err := f()
+			s.Series = nil
+			return s, err
+		}
+	}
+	claim := &Claim{Seed: "Someone", Published: "9 ns/op", Answer: func(o Outcome) string {
+		v, ok := o.Value("c", "mine", 10, "ns/op")
+		if !ok {
+			return ""
+		}
+		return fmt.Sprintf("%.0f ns/op", v)
+	}}
+	return Suite{Name: "fake", Doc: "a test suite", Claim: claim, Tasks: func(Config) ([]Task, error) {
 		return []Task{
 			{Case: "c", Impl: "mine", N: 10, Run: run(9, 1, 5)},
 			{Case: "c", Impl: "theirs", N: 10, Run: run(20, 10, 30)},
 			{Case: "c", Impl: "mine", N: 1000, Run: run(7)},
 			{Case: "c", Impl: "theirs", N: 1000, Run: run(70)},
-			{Case: "one", Impl: "mine", Run: run(2), MaxReps: 1},
+			{Case: "one", Impl: "mine", Run: noSeries(run(2)), MaxReps: 1},
 			{Case: "big", Impl: "theirs", Skip: "too big"},
 		}, nil
 	}}
@@ -120,24 +136,78 @@ func TestWriteReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, png := range []string{"fake-c-ns_op.png", "fake-one-ns_op.png", "fake-c-timeline.png"} {
-		if !strings.Contains(string(md), "("+png+")") {
-			t.Errorf("report does not link %s", png)
-		}
-		st, err := os.Stat(filepath.Join(dir, png))
-		if err != nil || st.Size() < 1000 {
-			t.Errorf("plot %s missing or empty: %v", png, err)
+	st, err := os.Stat(filepath.Join(dir, "fake-c.png"))
+	if err != nil || st.Size() < 1000 || !strings.Contains(string(md), "(fake-c.png)") {
+		t.Errorf("case c's figure missing, empty or not linked: %v", err)
+	}
+	// Case one has a single impl, so nothing to compare, and no series.
+	if _, err := os.Stat(filepath.Join(dir, "fake-one.png")); err == nil || strings.Contains(string(md), "fake-one.png") {
+		t.Error("a figure for a case with nothing to compare")
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 2 {
+		t.Errorf("%d files in the report, want report.md and one figure", len(files))
+	}
+	for _, want := range []string{
+		"Skipped: big/theirs n=0: too big",
+		"| Someone | 9 ns/op | fake | 9 ns/op |",
+		"**Someone published:** 9 ns/op  \n**This run:** 9 ns/op",
+		"Command: `offheap bench fake`",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
-	if !strings.Contains(string(md), "Skipped: big/theirs n=0: too big") {
-		t.Errorf("report does not list the skipped task:\n%s", md)
+}
+
+// TestPanels checks what a case's figure shows: a panel per metric that
+// differs between impls, a category per size, values by impl.
+func TestPanels(t *testing.T) {
+	out, err := (&Runner{Config: Config{Reps: 3}}).Run(fakeSuite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := panels(out.Results, "c")
+	if len(ps) != 1 || ps[0].unit != "ns/op" { // allocs/op is 0 for both impls
+		t.Fatalf("panels %+v, want one of ns/op", ps)
+	}
+	p := ps[0]
+	if !slices.Equal(p.cats, []string{"10", "1k"}) || !slices.Equal(p.impls, []string{"mine", "theirs"}) ||
+		!slices.Equal(p.vals[0], []float64{5, 7}) || !slices.Equal(p.vals[1], []float64{20, 70}) {
+		t.Fatalf("panel %+v", p)
+	}
+	// One size, several metrics: a panel per unit, a category per metric.
+	rs := []Result{
+		{Case: "b", Impl: "x", Metric: "rss_base_mib", Value: 10}, {Case: "b", Impl: "y", Metric: "rss_base_mib", Value: 10.2},
+		{Case: "b", Impl: "x", Metric: "rss_peak_mib", Value: 100}, {Case: "b", Impl: "y", Metric: "rss_peak_mib", Value: 300},
+		{Case: "b", Impl: "x", Metric: "rss_after_mib", Value: 10}, {Case: "b", Impl: "y", Metric: "rss_after_mib", Value: 290},
+		{Case: "b", Impl: "x", Metric: "free_seconds", Value: 1}, {Case: "b", Impl: "y", Metric: "free_seconds", Value: 2},
+	}
+	ps = panels(rs, "b")
+	if len(ps) != 2 || ps[0].unit != "mib" || !slices.Equal(ps[0].cats, []string{"rss_peak", "rss_after"}) ||
+		ps[1].unit != "seconds" || !slices.Equal(ps[1].cats, []string{"free"}) {
+		t.Fatalf("panels %+v: want MiB (peak, after; base is constant) and seconds", ps)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+	}{
+		{formatN(16 << 20), "16Mi"}, {formatN(1 << 30), "1Gi"}, {formatN(10_000), "10k"}, {formatN(1_000_000), "1M"}, {formatN(100), "100"},
+		{formatRatio(4.3210), "4.32x"}, {formatRatio(31301.06), "31301x"}, {formatRatio(12.34), "12.3x"},
+		{unitOf("ns/op"), "ns/op"}, {unitOf("rss_after_5s_mib"), "mib"}, {unitOf("seconds"), "seconds"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
 	}
 }
 
 func TestLookup(t *testing.T) {
 	all := []Suite{{Name: "a"}, {Name: "b"}}
-	if _, err := Lookup(all, []string{"no-such-suite"}); err == nil {
-		t.Fatal("unknown suite accepted")
+	_, err := Lookup(all, []string{"no-such-suite"})
+	if want := `bench: run suite "no-such-suite": unknown suite (have [a b])`; err == nil || err.Error() != want {
+		t.Fatalf("unknown suite: %v, want %s", err, want)
 	}
 	got, err := Lookup(all, []string{"b", "a"})
 	if err != nil || len(got) != 2 || got[0].Name != "b" || got[1].Name != "a" {

@@ -1,34 +1,29 @@
-// The Markdown report with PNG plots, written by `offheap bench --out DIR`.
+// The Markdown report written by `offheap bench --out DIR`: the run (date,
+// machine, command), a headline table of each seed's published figure beside
+// this run's, then per suite its claim and answer, what it measures, its full
+// table and one figure per case (plot.go).
 
 package bench
 
 import (
-	"cmp"
 	"fmt"
-	"image/color"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 )
 
-// WriteReport writes dir/report.md and one PNG per plotted figure for outcomes.
+// WriteReport writes dir/report.md and one PNG per plotted case for
+// outcomes, from a run of `offheap bench args...` with cfg.
 func WriteReport(dir string, cfg Config, args []string, outcomes []Outcome) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("bench: write report: %w", err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# offheap bench report\n\n%s, %s/%s, %d CPUs, %s. Command: `offheap bench %s`. "+
-		"Each figure is the median of %d runs; a cell's (Nx) is its ratio to the row's first implementation.\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		runtime.Version(), strings.Join(args, " "), max(cfg.Reps, 1))
+	writeRun(&b, cfg, args)
+	WriteHeadline(&b, outcomes)
 	for _, o := range outcomes {
 		if err := writeSection(&b, dir, o); err != nil {
 			return err
@@ -40,29 +35,83 @@ func WriteReport(dir string, cfg Config, args []string, outcomes []Outcome) erro
 	return nil
 }
 
+// writeRun says when, where and how the figures were measured.
+func writeRun(b *strings.Builder, cfg Config, args []string) {
+	cpu := ""
+	if m := cpuModel(); m != "" {
+		cpu = " (" + m + ")"
+	}
+	fmt.Fprintf(b, "# offheap bench report\n\n"+
+		"Run %s on %s/%s, %d CPUs%s, %.1f GiB of RAM, %s.  \nCommand: `offheap bench %s`.  \n"+
+		"Each figure is the median of %d runs; a cell's (Nx) is its ratio to the row's first implementation, offheap's.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpu,
+		float64(PhysicalMemory())/(1<<30), runtime.Version(), strings.Join(args, " "), max(cfg.Reps, 1))
+}
+
+// WriteHeadline writes a Markdown table with one row per suite that has a
+// Claim: the seed, its published figure, and this run's answer.
+func WriteHeadline(w io.Writer, outcomes []Outcome) {
+	var rows []string
+	for _, o := range outcomes {
+		if c := o.Suite.Claim; c != nil {
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s |", c.Seed, c.Published, o.Suite.Name, answer(o)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n## Headline\n\n| seed | published | suite | this run |\n|---|---|---|---|\n%s\n", strings.Join(rows, "\n"))
+}
+
+// answer is the suite's answer to its claim, or says why there is none.
+func answer(o Outcome) string {
+	if a := o.Suite.Claim.Answer(o); a != "" {
+		return a
+	}
+	return "not measured in this run"
+}
+
 func writeSection(b *strings.Builder, dir string, o Outcome) error {
-	fmt.Fprintf(b, "\n## %s\n\n%s\n\n", o.Suite.Name, o.Suite.Doc)
+	fmt.Fprintf(b, "\n## %s\n\n", o.Suite.Name)
+	if c := o.Suite.Claim; c != nil {
+		fmt.Fprintf(b, "**%s published:** %s  \n**This run:** %s\n\n", c.Seed, c.Published, answer(o))
+	}
+	fmt.Fprintf(b, "%s\n\n", o.Suite.Doc)
 	if err := WriteTable(b, o, true); err != nil {
 		return err
 	}
 	for _, s := range o.Skipped {
 		fmt.Fprintf(b, "\nSkipped: %s\n", s)
 	}
-	for _, g := range groups(o.Results) {
-		name := fileName(o.Suite.Name, g.Case, g.Metric)
-		if err := plotGroup(filepath.Join(dir, name), g); err != nil {
+	for _, c := range cases(o) {
+		name := fileName(o.Suite.Name, c)
+		ok, err := plotCase(filepath.Join(dir, name), o, c)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(b, "\n![%s %s %s](%s)\n", o.Suite.Name, g.Case, g.Metric, name)
-	}
-	for _, c := range seriesCases(o.Series) {
-		name := fileName(o.Suite.Name, c, "timeline")
-		if err := plotSeries(filepath.Join(dir, name), o.Suite.Name+" "+c, o.Series, c); err != nil {
-			return err
+		if ok {
+			fmt.Fprintf(b, "\n![%s: %s](%s)\n", o.Suite.Name, c, name)
 		}
-		fmt.Fprintf(b, "\n![%s %s over time](%s)\n", o.Suite.Name, c, name)
 	}
 	return nil
+}
+
+// cases returns the cases of o's results, in the order first measured.
+func cases(o Outcome) []string {
+	var cs []string
+	for _, r := range o.Results {
+		cs = appendNew(cs, r.Case)
+	}
+	return cs
+}
+
+func appendNew(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
 }
 
 func fileName(parts ...string) string {
@@ -74,145 +123,4 @@ func fileName(parts ...string) string {
 		return '_'
 	}, s)
 	return s + ".png"
-}
-
-// group is the results of one case and metric: a plot.
-type group struct {
-	Case, Metric string
-	ByImpl       map[string][]Result
-	Impls        []string
-}
-
-func groups(results []Result) []group {
-	var out []group
-	for _, r := range results {
-		i := slices.IndexFunc(out, func(g group) bool { return g.Case == r.Case && g.Metric == r.Metric })
-		if i < 0 {
-			out = append(out, group{Case: r.Case, Metric: r.Metric, ByImpl: map[string][]Result{}})
-			i = len(out) - 1
-		}
-		g := &out[i]
-		if _, ok := g.ByImpl[r.Impl]; !ok {
-			g.Impls = append(g.Impls, r.Impl)
-		}
-		g.ByImpl[r.Impl] = append(g.ByImpl[r.Impl], r)
-	}
-	return out
-}
-
-// plotGroup draws value against n, one line per impl, on log axes where the
-// data span more than a factor of 16; with a single n it draws bars.
-func plotGroup(path string, g group) error {
-	p := plot.New()
-	p.Title.Text = g.Case
-	p.Y.Label.Text = g.Metric
-	var ns, vs []float64
-	for _, rs := range g.ByImpl {
-		for _, r := range rs {
-			ns, vs = append(ns, float64(r.N)), append(vs, r.Value)
-		}
-	}
-	if slices.Min(ns) == slices.Max(ns) {
-		return plotBars(p, path, g)
-	}
-	p.X.Label.Text = "n"
-	logAxes(p, ns, vs)
-	p.Legend.Top, p.Legend.Left = true, true
-	for i, impl := range g.Impls {
-		rs := slices.SortedFunc(slices.Values(g.ByImpl[impl]), func(a, b Result) int { return cmp.Compare(a.N, b.N) })
-		xy := make(plotter.XYs, len(rs))
-		for j, r := range rs {
-			xy[j] = plotter.XY{X: float64(r.N), Y: r.Value}
-		}
-		if err := addLine(p, impl, i, xy); err != nil {
-			return err
-		}
-	}
-	return save(p, path)
-}
-
-func plotBars(p *plot.Plot, path string, g group) error {
-	vals := make(plotter.Values, len(g.Impls))
-	for i, impl := range g.Impls {
-		vals[i] = g.ByImpl[impl][0].Value
-	}
-	bars, err := plotter.NewBarChart(vals, vg.Points(30))
-	if err != nil {
-		return fmt.Errorf("bench: plot %s: %w", path, err)
-	}
-	bars.Color = plotutil.Color(0)
-	p.Add(bars)
-	p.NominalX(g.Impls...)
-	return save(p, path)
-}
-
-func plotSeries(path, title string, all []Series, c string) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "seconds"
-	p.Legend.Top = true
-	i := 0
-	for _, s := range all {
-		if s.Case != c {
-			continue
-		}
-		p.Y.Label.Text = s.Metric
-		xy := make(plotter.XYs, len(s.Points))
-		for j, pt := range s.Points {
-			xy[j] = plotter.XY{X: pt.X, Y: pt.Y}
-		}
-		if err := addLine(p, s.Impl, i, xy); err != nil {
-			return err
-		}
-		i++
-	}
-	return save(p, path)
-}
-
-func seriesCases(all []Series) []string {
-	var cs []string
-	for _, s := range all {
-		if !slices.Contains(cs, s.Case) {
-			cs = append(cs, s.Case)
-		}
-	}
-	return cs
-}
-
-func addLine(p *plot.Plot, name string, i int, xy plotter.XYs) error {
-	l, pts, err := plotter.NewLinePoints(xy)
-	if err != nil {
-		return fmt.Errorf("bench: plot %s: %w", name, err)
-	}
-	c := plotutil.Color(i)
-	l.Color, pts.Color = c, c
-	l.Dashes = plotutil.Dashes(i)
-	pts.Shape = plotutil.Shape(i)
-	p.Add(l, pts)
-	p.Legend.Add(name, l, pts)
-	return nil
-}
-
-// logAxes switches an axis to a log scale when its positive data span more
-// than a factor of 16.
-func logAxes(p *plot.Plot, xs, ys []float64) {
-	if spans(xs) {
-		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
-	}
-	if spans(ys) {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, plot.LogTicks{Prec: -1}
-	}
-}
-
-func spans(v []float64) bool {
-	lo, hi := slices.Min(v), slices.Max(v)
-	return lo > 0 && hi/lo > 16
-}
-
-func save(p *plot.Plot, path string) error {
-	p.BackgroundColor = color.White
-	if err := p.Save(7*vg.Inch, 4*vg.Inch, path); err != nil {
-		return fmt.Errorf("bench: save plot %s: %w", path, err)
-	}
-	return nil
 }

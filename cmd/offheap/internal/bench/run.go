@@ -52,7 +52,7 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 			smp, err := t.Run()
 			_ = bar.Add(1)
 			if err != nil {
-				return out, fmt.Errorf("bench: suite %s case %s impl %s n %d: %w", s.Name, t.Case, t.Impl, t.N, err)
+				return out, fmt.Errorf("bench: run suite %s case %s impl %s n %d: %w", s.Name, t.Case, t.Impl, t.N, err)
 			}
 			samples = append(samples, smp)
 		}

@@ -32,7 +32,7 @@ func open(impl string, live int) (payload.Store, error) {
 		return freecacheStore{freecache.NewCache(4 * bytes)}, nil
 	}
 	if !slices.Contains(payload.Impls, impl) {
-		return nil, fmt.Errorf("poolbench: open %q: unknown impl (have %v)", impl, Impls)
+		return nil, fmt.Errorf("open %q: unknown impl (have %v)", impl, Impls)
 	}
 	return payload.Open(impl, live)
 }

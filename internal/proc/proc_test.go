@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// TestAuditQuiesceWaitsForPinned guards the property the arena's sweep
+// TestQuiesceWaitsForPinned guards the property the arena's sweep
 // relies on: Quiesce does not return while a section pinned before it is
 // still running (it would if runtime.ReadMemStats stopped stopping the world).
-func TestAuditQuiesceWaitsForPinned(t *testing.T) {
+func TestQuiesceWaitsForPinned(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	}
