@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
 // Ext2 mounts a new ext2 file system of size bytes, which has no fallocate,
-// and returns its root; it is unmounted when the test ends.
+// on a loop device and returns its root; it is unmounted and the loop device
+// detached when the test ends.
 func Ext2(t testing.TB, size int64) string {
 	t.Helper()
 	mayMount(t)
@@ -31,7 +33,17 @@ func Ext2(t testing.TB, size int64) string {
 	if out, err := exec.Command(mkfs, "-q", "-F", "-m", "0", img).CombinedOutput(); err != nil {
 		t.Skipf("mkfs.ext2: %v: %s", err, out)
 	}
-	return mount(t, "-o", "loop", img)
+	out, err := exec.Command("losetup", "--find", "--show", img).Output()
+	if err != nil {
+		t.Skipf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { // runs after the unmount, which was registered later
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	return mount(t, dev)
 }
 
 // Tmpfs mounts a tmpfs of size bytes and returns its root; it is unmounted
@@ -58,6 +70,9 @@ func mount(t testing.TB, args ...string) string {
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			// Still busy (a failed test left a file open): detach it lazily,
+			// so it goes when the process does.
+			_ = exec.Command("umount", "-l", dir).Run()
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
 	})
