@@ -172,9 +172,9 @@ func TestSlotRetiredAtLastGeneration(t *testing.T) {
 	}
 	i := r1.index()
 	s := p.slot(i)
-	s.word = uint64(genMask-1) | stateFree<<stateShift // as if reused 2^32-2 times
+	s.word = uint64(p.retiredGen()-1) | stateFree<<stateShift // as if reused 2^32-2 times
 	last := commitT(t, p, []byte("last"))
-	if last.index() != i || last.gen() != genMask-1 {
+	if last.index() != i || last.gen() != p.retiredGen()-1 {
 		t.Fatalf("expected slot %d at its last generation, got %v", i, last)
 	}
 	if err := p.Release(last); err != nil {
@@ -184,7 +184,7 @@ func TestSlotRetiredAtLastGeneration(t *testing.T) {
 	if next.index() == i {
 		t.Fatalf("slot %d reused after its last generation: %v", i, next)
 	}
-	for _, stale := range []Ref{r1, last, makeRef(i, 0)} {
+	for _, stale := range []Ref{r1, last, makeRef(i, p.firstGen)} {
 		if _, err := p.Read(stale, nil); !errors.Is(err, ErrUnknownRef) {
 			t.Fatalf("stale %v: %v", stale, err)
 		}

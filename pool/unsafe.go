@@ -48,3 +48,21 @@ func metaTables(r *vmem.Region, maxSlots int) ([]pcounter, []slot) {
 	slots := unsafe.Slice((*slot)(unsafe.Add(base, countersSize)), maxSlots)
 	return counters, slots
 }
+
+// The sizes and offsets the code above and the types' docs rely on, checked
+// by the compiler: each array length is a constant that underflows, and so
+// does not compile, if the layout differs.
+var (
+	// slot takes slotSize (40) bytes, which slot(i) steps by.
+	_ [slotSize - unsafe.Sizeof(slot{})]byte
+	_ [unsafe.Sizeof(slot{}) - slotSize]byte
+	// pcounter fills one 64-byte cache line, and countersSize holds maxProcs of them.
+	_ [64 - unsafe.Sizeof(pcounter{})]byte
+	_ [unsafe.Sizeof(pcounter{}) - 64]byte
+	_ [countersSize - maxProcs*unsafe.Sizeof(pcounter{})]byte
+	_ [maxProcs*unsafe.Sizeof(pcounter{}) - countersSize]byte
+	// No cache line holds both the lock word and what readers read, nor what
+	// readers read and what writers write, however the Pool is aligned.
+	_ [unsafe.Offsetof(Pool{}.base) - (unsafe.Offsetof(Pool{}.seq) + 8 + 63)]byte
+	_ [unsafe.Offsetof(Pool{}.capacity) - (unsafe.Offsetof(Pool{}.overflow) + unsafe.Sizeof(overflowCounts{}) + 63)]byte
+)
