@@ -30,12 +30,12 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 		p.checkHeld(x.sent-p.seen, size)
 		return true, false
 	}
-	if !p.casAdmit(&x.sent, size, func(s uint64) bool { return p.fitsBudget(s, size) }) {
+	if !tryAdd(&x.sent, size, func(s uint64) bool { return p.fitsBudget(s, size) }, &x.space) {
 		return false, false
 	}
 	if x.topo == Partitioned {
 		q := x.queues[qi]
-		if !p.casAdmit(&q.sent, size, func(s uint64) bool { return p.fitsPartition(qi, s, size) }) {
+		if !tryAdd(&q.sent, size, func(s uint64) bool { return p.fitsPartition(qi, s, size) }, &q.notFull) {
 			atomic.AddUint64(&x.sent, -size)
 			x.space.signal()
 			return false, true
@@ -44,17 +44,18 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 	return true, false
 }
 
-// casAdmit adds size to the shared counter *sent if fits allows its value.
-func (p *Producer) casAdmit(sent *uint64, size uint64, fits func(uint64) bool) bool {
-	for {
-		s := atomic.LoadUint64(sent)
-		if !fits(s) {
-			return false
-		}
-		if atomic.CompareAndSwapUint64(sent, s, s+size) {
-			return true
-		}
+// tryAdd adds size to the shared counter *sent, and keeps it if fits
+// allows the value before it; otherwise it takes it back and signals ev,
+// on which a producer that saw the bytes for a moment may be waiting. An
+// atomic add never retries, unlike a CAS loop; the value fits judges
+// includes other producers' tentative adds, so it errs on the safe side.
+func tryAdd(sent *uint64, size uint64, fits func(uint64) bool, ev *event) bool {
+	if fits(atomic.AddUint64(sent, size) - size) {
+		return true
 	}
+	atomic.AddUint64(sent, -size)
+	ev.signal()
+	return false
 }
 
 // fitsBudget reports whether size more bytes fit the exchange's budget

@@ -826,34 +826,74 @@ func TestLeakReport(t *testing.T) {
 	_ = ps[0].Discard(m)
 }
 
-// TestAllocs checks that a hand-off allocates nothing, one at a time or in batches.
+// TestAllocs checks that a hand-off allocates nothing, one at a time or in
+// batches, on the 1:1 fast path and on the general paths of every topology.
 func TestAllocs(t *testing.T) {
 	if check.On {
 		t.Skip("the checked build's invariant checks allocate")
 	}
 	p := newPool(t, 1<<20)
-	x := newExchange(t, p, nil)
-	ps, cs := ends(t, x, 1, 1)
-	one := func() {
-		m, _ := ps[0].Reserve(64)
-		_ = ps[0].Send(m)
-		m, _ = cs[0].Recv()
-		_ = cs[0].Release(m)
-	}
-	ms := make([]exchange.Morsel, 16)
-	batch := func() {
-		_ = ps[0].ReserveBatch(ms, 64)
-		_ = ps[0].SendBatch(ms)
-		n, _ := cs[0].RecvBatch(ms)
-		_ = cs[0].ReleaseBatch(ms[:n])
-	}
-	for name, f := range map[string]func(){"one": one, "batch": batch} {
-		f()
-		if a := testing.AllocsPerRun(1000, f); a != 0 {
-			t.Errorf("%s: %v allocs per hand-off", name, a)
+	for _, o := range []exchange.Options{
+		{},
+		{Producers: 2, Consumers: 2},
+		{Topology: exchange.Partitioned, Consumers: 2},
+		{Topology: exchange.Broadcast, Consumers: 2},
+		{Coalesce: 256},
+	} {
+		x := newExchange(t, p, &o)
+		ps, cs := ends(t, x, max(o.Producers, 1), max(o.Consumers, 1))
+		send := func(m exchange.Morsel) {
+			if o.Topology == exchange.Partitioned {
+				_ = ps[0].SendTo(1, m)
+			} else {
+				_ = ps[0].Send(m)
+			}
 		}
-	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
+		readers := cs[:1]
+		switch o.Topology {
+		case exchange.Partitioned:
+			readers = cs[1:]
+		case exchange.Broadcast:
+			readers = cs
+		}
+		one := func() {
+			m, _ := ps[0].Reserve(64)
+			send(m)
+			if o.Coalesce > 0 {
+				_ = ps[0].Flush()
+			}
+			for _, c := range readers {
+				m, _ = c.Recv()
+				_ = c.Release(m)
+			}
+		}
+		ms := make([]exchange.Morsel, 16)
+		batch := func() {
+			_ = ps[0].ReserveBatch(ms, 64)
+			if o.Topology == exchange.Partitioned {
+				_ = ps[0].SendBatchTo(1, ms)
+			} else {
+				_ = ps[0].SendBatch(ms)
+			}
+			_ = ps[0].Flush()
+			for _, c := range readers {
+				for bytes := 0; bytes < len(ms)*64; {
+					n, _ := c.RecvBatch(ms)
+					for _, m := range ms[:n] {
+						bytes += m.Len()
+					}
+					_ = c.ReleaseBatch(ms[:n])
+				}
+			}
+		}
+		for name, f := range map[string]func(){"one": one, "batch": batch} {
+			f()
+			if a := testing.AllocsPerRun(200, f); a != 0 {
+				t.Errorf("%+v %s: %v allocs per hand-off", o, name, a)
+			}
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
