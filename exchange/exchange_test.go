@@ -739,6 +739,55 @@ func TestConsumerClose(t *testing.T) {
 	}
 }
 
+// TestCloseWakesBudgetWaiter checks that a producer parked on a full budget
+// returns ErrNoReader when the last consumer closes while still holding the
+// morsels that fill it, and that those can be released afterwards.
+func TestCloseWakesBudgetWaiter(t *testing.T) {
+	noLeak(t)
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Budget: 4 << 10})
+	ps, cs := ends(t, x, 1, 1)
+	var held []exchange.Morsel
+	for range 4 {
+		m, _ := ps[0].Reserve(1000)
+		if err := ps[0].Send(m); err != nil {
+			t.Fatal(err)
+		}
+		r, err := cs[0].Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, r)
+	}
+	blocked := make(chan error)
+	go func() {
+		m, _ := ps[0].Reserve(1000)
+		blocked <- ps[0].Send(m)
+	}()
+	for x.Stats().Waits == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := cs[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, exchange.ErrNoReader) {
+			t.Fatalf("blocked send returned %v, want ErrNoReader", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the producer stayed parked after the last consumer closed")
+	}
+	for _, m := range held {
+		if err := cs[0].Release(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestBroadcastRefcount checks that a broadcast morsel is freed once, after
 // its last consumer releases it, whatever the order.
 func TestBroadcastRefcount(t *testing.T) {

@@ -442,7 +442,9 @@ func (p *Producer) waitBudget(qi int, size uint64, partFull bool) error {
 	if !partFull && p.drainFree() > 0 {
 		return nil
 	}
-	ev, ready := &p.x.space, func() bool { return p.x.isStopped() || p.x.free.ready() || p.globalRoom(size) }
+	ev, ready := &p.x.space, func() bool {
+		return p.x.isStopped() || p.x.free.ready() || p.globalRoom(size) || p.noReader(qi)
+	}
 	if partFull {
 		q := p.x.queues[qi]
 		ev, ready = &q.notFull, func() bool { return p.x.isStopped() || q.isClosed() || p.partRoom(qi, size) }
@@ -453,10 +455,24 @@ func (p *Producer) waitBudget(qi int, size uint64, partFull bool) error {
 	if !p.enter() {
 		return p.x.stopCause()
 	}
-	if partFull && p.x.queues[qi].isClosed() {
+	if p.noReader(qi) {
 		return ErrNoReader
 	}
 	return nil
+}
+
+// noReader reports whether a morsel sent to queue qi would find no
+// consumer: its queue is closed, or for a broadcast every queue.
+func (p *Producer) noReader(qi int) bool {
+	if p.x.topo != Broadcast {
+		return p.x.queues[qi].isClosed()
+	}
+	for _, q := range p.x.queues {
+		if !q.isClosed() {
+			return false
+		}
+	}
+	return true
 }
 
 // Flush sends the producer's open coalescing morsels now, so a trickle of
