@@ -182,6 +182,7 @@ type Exchange struct {
 	stopped  uint32               // atomic: 0 open, else stopCanceled or stopClosed
 	ended    uint32               // atomic: every producer has closed
 	stopCh   chan struct{}        // closed by stop
+	sweptCh  chan struct{}        // closed once stop has returned what no end holds
 	endCh    chan struct{}        // closed when the last producer closes
 	_        [64]byte
 
@@ -232,6 +233,7 @@ func New(ctx context.Context, p *pool.Pool, opts *Options) (*Exchange, error) {
 		multiP:   o.Producers > 1,
 		oneToOne: o.Topology == Shared && o.Producers == 1 && o.Consumers == 1 && o.Coalesce == 0 && !check.On,
 		stopCh:   make(chan struct{}),
+		sweptCh:  make(chan struct{}),
 		endCh:    make(chan struct{}),
 		liveP:    o.Producers,
 		liveC:    o.Consumers,
@@ -341,10 +343,11 @@ func (x *Exchange) Consumer() (*Consumer, error) {
 	return x.cons[x.handedC-1], nil
 }
 
-// Close cancels the exchange (see Exchange) with ErrClosed and returns what
-// no end holds to the pool. Ends parked in Send or Recv return at once. In
-// the checked build, Close reports morsels the ends still hold with
-// ErrLeaked. A second Close returns ErrClosed.
+// Close cancels the exchange (see Exchange) with ErrClosed, unless its
+// context was cancelled first, and returns once what no end holds is back
+// in the pool. Ends parked in Send or Recv return at once. In the checked
+// build, Close reports morsels the ends still hold with ErrLeaked. A second
+// Close returns ErrClosed.
 func (x *Exchange) Close() error {
 	x.mu.Lock()
 	again := x.closeCalled
@@ -354,6 +357,7 @@ func (x *Exchange) Close() error {
 		return x.errorf("close", ErrClosed)
 	}
 	x.stop(stopClosed, nil)
+	<-x.sweptCh // a cancellation may be sweeping in its own goroutine
 	x.stopContext()
 	return x.leaks()
 }

@@ -589,57 +589,120 @@ func TestCancel(t *testing.T) {
 	}
 }
 
-// TestCloseRaces closes the exchange while producers and consumers are busy:
-// every end returns an error rather than hanging or faulting, and once they
-// have handed in what they held the pool is as it was.
+// TestCloseRaces stops exchanges of every topology, by Close or by
+// cancelling the context, while producers and consumers are busy sending
+// and receiving, one at a time or in batches, some of them closing their
+// ends: every end returns an error rather than hanging or faulting, and
+// once they have handed in what they held the pool is as it was.
 func TestCloseRaces(t *testing.T) {
-	for range 20 {
-		noLeak(t)
-		p := newPool(t, 1<<20)
-		x := newExchange(t, p, &exchange.Options{Producers: 2, Consumers: 2, Budget: 16 << 10, QueueLen: 8})
-		ps, cs := ends(t, x, 2, 2)
-		var wg sync.WaitGroup
-		for pid, pr := range ps {
-			wg.Go(func() {
-				for s := 0; ; s++ {
-					m, err := pr.Reserve(100 + s%900)
-					if err != nil {
-						return
-					}
-					stamp(m.Bytes(), pid, s)
-					if err := pr.Send(m); err != nil {
-						if !errors.Is(err, exchange.ErrClosed) {
-							t.Error(err)
+	configs := []exchange.Options{
+		{Producers: 2, Consumers: 2, Budget: 16 << 10, QueueLen: 8},
+		{Topology: exchange.Partitioned, Producers: 2, Consumers: 3, Budget: 32 << 10, PartitionBudget: 8 << 10},
+		{Topology: exchange.Broadcast, Producers: 2, Consumers: 3, Budget: 16 << 10, QueueLen: 8},
+		{Producers: 1, Consumers: 1, Budget: 8 << 10},
+		{Producers: 2, Consumers: 1, Coalesce: 512, QueueLen: 4},
+	}
+	for round := range 40 {
+		o := configs[round%len(configs)]
+		t.Run(fmt.Sprintf("%d/%v", round, o.Topology), func(t *testing.T) {
+			noLeak(t)
+			closeRace(t, o, round)
+		})
+	}
+}
+
+func closeRace(t *testing.T, o exchange.Options, round int) {
+	p := newPool(t, 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	x := newExchangeCtx(t, ctx, p, &o)
+	ps, cs := ends(t, x, o.Producers, o.Consumers)
+	stopped := func(err error) bool {
+		return errors.Is(err, exchange.ErrClosed) || errors.Is(err, exchange.ErrCanceled) || errors.Is(err, exchange.ErrNoReader)
+	}
+	batch := round%3 == 1
+	var wg sync.WaitGroup
+	for pid, pr := range ps {
+		wg.Go(func() {
+			ms := make([]exchange.Morsel, 5)
+			for s := 0; ; s++ {
+				var err error
+				if batch {
+					if err = pr.ReserveBatch(ms, 100+s%300); err == nil {
+						for i, m := range ms {
+							stamp(m.Bytes(), pid, s*len(ms)+i)
 						}
-						return
+						if o.Topology == exchange.Partitioned {
+							err = pr.SendBatchTo(s%o.Consumers, ms)
+						} else {
+							err = pr.SendBatch(ms)
+						}
+					}
+				} else {
+					var m exchange.Morsel
+					if m, err = pr.Reserve(100 + s%900); err == nil {
+						stamp(m.Bytes(), pid, s)
+						if o.Topology == exchange.Partitioned {
+							err = pr.SendTo(s%o.Consumers, m)
+						} else {
+							err = pr.Send(m)
+						}
 					}
 				}
-			})
-		}
-		for _, co := range cs {
-			wg.Go(func() {
-				for {
-					m, err := co.Recv()
-					if err != nil {
-						if !errors.Is(err, exchange.ErrClosed) {
-							t.Error(err)
-						}
-						return
+				if err != nil {
+					if !stopped(err) {
+						t.Error(err)
 					}
-					verify(t, m.Bytes())
-					_ = co.Release(m)
+					return
 				}
-			})
-		}
-		time.Sleep(time.Duration(1+len(t.Name())%5) * time.Millisecond)
-		// Ends may hold a morsel each at this moment: the checked build reports them.
-		if err := x.Close(); err != nil && !(check.On && errors.Is(err, exchange.ErrLeaked)) {
+			}
+		})
+	}
+	for ci, co := range cs {
+		wg.Go(func() {
+			ms := make([]exchange.Morsel, 4)
+			for k := 0; ; k++ {
+				if ci == 0 && round%4 == 3 && k == 50 {
+					_ = co.Close() // one consumer leaves early
+				}
+				n, err := co.RecvBatch(ms[:1+k%4])
+				if err != nil {
+					if !stopped(err) && err != io.EOF {
+						t.Error(err)
+					}
+					return
+				}
+				for _, m := range ms[:n] {
+					if o.Coalesce == 0 {
+						verify(t, m.Bytes())
+					}
+				}
+				if err := co.ReleaseBatch(ms[:n]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(time.Duration(1+round%5) * time.Millisecond)
+	var err error
+	if round%2 == 0 {
+		err = x.Close()
+	} else {
+		cancel()
+	}
+	wg.Wait()
+	// Ends may have held a morsel each when Close ran: the checked build reports them.
+	if err != nil && !(check.On && errors.Is(err, exchange.ErrLeaked)) {
+		t.Fatal(err)
+	}
+	if round%2 == 1 {
+		if err := x.Close(); err != nil {
 			t.Fatal(err)
 		}
-		wg.Wait()
-		if st := p.Stats(); st.Used != 0 {
-			t.Fatalf("pool holds %d bytes after Close and every end returned", st.Used)
-		}
+	}
+	if st := p.Stats(); st.Used != 0 {
+		t.Fatalf("pool holds %d bytes after the exchange stopped and every end returned", st.Used)
 	}
 }
 

@@ -102,8 +102,9 @@ func (r *spsc) popN(out []uint64) int {
 	return int(n)
 }
 
-// ready reports whether a pop would find an index (for a parking consumer).
-func (r *spsc) ready() bool { return atomic.LoadUint64(&r.tail) != r.head }
+// ready reports whether a pop would find an index (for a parking consumer:
+// head is loaded atomically because stop may be draining the ring meanwhile).
+func (r *spsc) ready() bool { return atomic.LoadUint64(&r.tail) != atomic.LoadUint64(&r.head) }
 
 // room reports whether a push would find a slot (for a parking producer).
 func (r *spsc) room() bool { return r.tail-atomic.LoadUint64(&r.head) <= r.mask }

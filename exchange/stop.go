@@ -38,6 +38,7 @@ func (x *Exchange) stop(kind uint32, cause error) bool {
 	x.quiesce(x.prods)
 	x.quiesceConsumers()
 	x.sweep()
+	close(x.sweptCh)
 	return true
 }
 
