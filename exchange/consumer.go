@@ -319,7 +319,7 @@ func (c *Consumer) Close() error {
 	atomic.StoreUint32(&q.closed, 1)
 	fence()
 	q.notFull.signalAll()
-	c.x.space.signalAll() // producers waiting for the budget may have no reader left
+	c.x.space.signalAll()  // producers waiting for the budget may have no reader left
 	c.x.quiesce(c.x.prods) // a producer that missed closed has pushed by now
 	if !c.enter() {
 		c.leave()
