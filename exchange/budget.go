@@ -25,6 +25,10 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 				return false, true
 			}
 			storeRelease(&q.sent, q.sent+size)
+			if check.On {
+				inq := q.sent - p.partSeen[qi]
+				check.Invariant(inq <= max(x.partCap, size), "partition %d holds %d bytes; budget %d, morsel %d", qi, inq, x.partCap, size)
+			}
 		}
 		storeRelease(&x.sent, x.sent+size)
 		p.checkHeld(x.sent-p.seen, size)
@@ -59,7 +63,7 @@ func tryAdd(sent *uint64, size uint64, fits func(uint64) bool, ev *event) bool {
 }
 
 // fitsBudget reports whether size more bytes fit the exchange's budget
-// when sent bytes have been admitted, refreshing the returned sum if the
+// when sent bytes have been admitted, refreshing the released sum if the
 // cached one says no.
 func (p *Producer) fitsBudget(sent, size uint64) bool {
 	if fitsLimit(sent-p.seen, size, p.x.budget) {
@@ -83,7 +87,8 @@ func (p *Producer) fitsPartition(qi int, sent, size uint64) bool {
 // they do if the total stays within it, or if nothing is held.
 func fitsLimit(held, size, limit uint64) bool { return held == 0 || held+size <= limit }
 
-// refresh sums the bytes every end has returned.
+// refresh sums the bytes that have left flight: released by consumers, or
+// disposed of by producers after Send admitted them.
 func (p *Producer) refresh() {
 	x := p.x
 	var n uint64
@@ -91,7 +96,7 @@ func (p *Producer) refresh() {
 		n += atomic.LoadUint64(&o.returned)
 	}
 	for _, c := range x.cons {
-		n += atomic.LoadUint64(&c.pooled)
+		n += atomic.LoadUint64(&c.released)
 	}
 	p.seen = n
 }

@@ -14,8 +14,7 @@ import (
 // concurrent use: each consumer goroutine takes its own (Exchange.Consumer).
 //
 // Invariants: busy is 1 exactly while an operation touches a queue or the
-// free ring, and 0 while it parks; released and pooled only grow, and
-// pooled <= released plus what this end drained at Close.
+// free rings, and 0 while it parks; released only grows.
 type Consumer struct {
 	_        [64]byte
 	busy     uint32 // see Exchange, "Ends, closing and cancellation"
@@ -24,12 +23,12 @@ type Consumer struct {
 	index    int
 	q        *queue
 	bit      uint64 // Broadcast: this consumer's bit in a record's word
-	released uint64 // bytes of morsels this end released; published (partition budget)
-	pooled   uint64 // bytes this end gave back to the pool; published (exchange budget)
+	released uint64 // bytes of morsels this end released; published (the budgets)
 	held     uint64 // handles this end holds (wrapping); published
 	recvs    uint64 // morsels received; published
 	frees    uint64 // morsels released; published
 	waits    uint64 // times parked; published
+	freeNext int    // the producer whose free ring gets the next release
 	scratch  []uint64
 	_        [64]byte
 }
@@ -293,9 +292,8 @@ func (c *Consumer) free(i, gen uint32) {
 		s.setState(stateFree)
 		check.Fill(x.bytes(s, s.size))
 	}
-	if c.closed || x.isStopped() || atomic.LoadUint32(&x.ended) != 0 || !x.free.push(slotOf(i, 0)) {
+	if c.closed || x.isStopped() || atomic.LoadUint32(&x.ended) != 0 || !x.free.push(c.index, &c.freeNext, x.prods, i, uint32(size)) {
 		x.toPool(i)
-		storeRelease(&c.pooled, c.pooled+size)
 	}
 	x.space.signal()
 	if x.topo == Partitioned {

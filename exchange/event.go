@@ -69,7 +69,10 @@ func (e *event) wake(want uint32) {
 
 // spinChecks is how often wait checks the condition, with a pause between,
 // before it parks: about a microsecond, less than a park and wake-up costs.
-const spinChecks = 32
+const (
+	spinChecks = 16
+	spinPauses = 4
+)
 
 // wait returns once ready() is true, or stop or end is closed (ready may
 // then be false). A nil end never fires.
@@ -78,10 +81,10 @@ func (e *event) wait(ready func() bool, stop, end <-chan struct{}) {
 		if ready() {
 			return
 		}
-		if i&7 == 7 {
-			runtime.Gosched()
-		} else {
+		if i < spinPauses {
 			pause(64)
+		} else {
+			runtime.Gosched()
 		}
 	}
 	atomic.AddUint32(&e.waiters, 1)

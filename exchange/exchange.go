@@ -64,11 +64,12 @@ type Options struct {
 	Topology  Topology // Shared, Partitioned or Broadcast
 	Producers int      // producer ends; 0 means 1
 	Consumers int      // consumer ends (partitions, when Partitioned); 0 means 1; at most 32 for Broadcast
-	// Budget bounds the bytes the exchange holds: morsels sent and not yet
-	// released, plus released segments kept for reuse. A producer blocks in
-	// Send while a morsel would take it over the budget (a morsel alone is
-	// always let through), so it is never exceeded by more than one morsel.
-	// A morsel counts its segment's size (see Stats.Budget). 0 means 32 MiB.
+	// Budget bounds the bytes in flight: morsels sent and not yet released.
+	// A producer blocks in Send while a morsel would take them over the
+	// budget (a morsel alone is always let through), so they never exceed
+	// it by more than one morsel. A morsel counts its segment's size (see
+	// Stats.Held). Released segments kept for reuse take at most half as
+	// much again. 0 means 32 MiB.
 	Budget int
 	// PartitionBudget bounds the bytes sent to one partition and not yet
 	// released (Partitioned only), in the same way; 0 means Budget.
@@ -119,16 +120,16 @@ const (
 //
 // # Budget
 //
-// The bytes the exchange holds (sent and not released, plus released
-// segments in the free ring) are counted as sent minus returned: producers
-// add to sent when Send admits a morsel; bytes are returned when a producer
-// takes a segment from the free ring, or when a segment goes back to the
-// pool. Every counter has one writer, on its own cache line, and a producer
-// reads the others only when its cached sum says the budget is reached; a
-// producer that finds it reached first empties the free ring into the pool,
-// then parks. Partition budgets count bytes sent to a partition minus those
-// its consumer released. A slow consumer therefore never makes the
-// exchange's memory grow.
+// The bytes in flight are counted as sent minus released: producers add to
+// sent when Send admits a morsel (one producer with a plain store, several
+// with an atomic add); each consumer counts the bytes it releases, and a
+// producer the admitted bytes it had to drop. Every counter has one writer,
+// on its own cache line, and a producer reads the others only when its
+// cached sum says the budget is reached, and then parks until a release
+// signals it. Partition budgets count bytes sent to a partition minus those
+// its consumer released. Released segments wait in the free rings, which
+// hold half a budget at most (see freeRings). A slow consumer therefore
+// never makes the exchange's memory grow.
 //
 // # Parking
 //
@@ -157,7 +158,7 @@ const (
 // # Invariants
 //
 // Checked in the checked build (-tags offheapcheck):
-//   - the bytes held (sent minus returned) never exceed Budget plus one
+//   - the bytes in flight (sent minus released) never exceed Budget plus one
 //     morsel, nor a partition's PartitionBudget plus one morsel;
 //   - every record is in exactly one state (free, held by a producer,
 //     queued, received) and only the transitions Reserve, Send, receive,
@@ -175,7 +176,7 @@ type Exchange struct {
 	multiP   bool // several producers
 	oneToOne bool // Shared, one producer, one consumer, no coalescing, not the checked build: the fast paths apply
 	queues   []*queue
-	free     *queue // released records with their segments, for reuse
+	free     *freeRings // released records with their segments, for reuse
 	prods    []*Producer
 	cons     []*Consumer
 	base     atomic.Pointer[byte] // the pool's base address, learnt from the first segment
@@ -316,7 +317,19 @@ func (x *Exchange) makeQueues(o Options) {
 	for _, readers := range queuesOf(o) {
 		x.queues = append(x.queues, newQueue(o.QueueLen, o.Producers, readers))
 	}
-	x.free = newQueue(o.QueueLen, o.Consumers, o.Producers)
+	// The free ring must hold every record in circulation, or releases
+	// spill to the pool and reserves come from it: all the queues can hold,
+	// the producers' stashes, and a morsel in every end's hands.
+	x.free = newFreeRings(len(x.queues)*o.QueueLen+(o.Producers+o.Consumers)*stashLen, o.Budget/2, o.Producers, o.Consumers)
+}
+
+// queueLen rounds n up to a power of two.
+func queueLen(n int) int {
+	q := 2
+	for q < n {
+		q <<= 1
+	}
+	return q
 }
 
 // Producer hands out the next producer end; each of Options.Producers ends

@@ -107,7 +107,7 @@ func (c *Consumer) releaseFast(m Morsel) bool {
 	}
 	storeRelease(&ci.word, uint64(g+1)<<genShift) // the handle is dead from here on
 	size := uint64(ch.seg[j].size)                // before the push: then the record is the producer's
-	if c.enter() && !c.closed && atomic.LoadUint32(&x.ended) == 0 && x.free.one.push(slotOf(i, 0)) {
+	if c.enter() && !c.closed && atomic.LoadUint32(&x.ended) == 0 && x.free.rings[0].push(i, uint32(size)) {
 		storeRelease(&c.released, c.released+size)
 		c.leave()
 		storeRelease(&c.held, c.held-1)
@@ -257,7 +257,7 @@ func (c *Consumer) releaseBatchFast(ms []Morsel) bool {
 		storeRelease(&ch.cons[j].word, uint64(g+1)<<genShift) // claimed: dead, and a repeat fails
 		size += uint64(ch.seg[j].size)
 		if k < batchLen {
-			c.scratch[k] = slotOf(i, 0)
+			c.scratch[k] = slotOf(i, ch.seg[j].size)
 		}
 	}
 	pushed := 0
@@ -266,10 +266,10 @@ func (c *Consumer) releaseBatchFast(ms []Morsel) bool {
 		slots := c.scratch[:min(len(ms)-off, batchLen)]
 		if off > 0 {
 			for k, m := range ms[off : off+len(slots)] {
-				slots[k] = slotOf(m.index(), 0)
+				slots[k] = slotOf(m.index(), x.recs.seg(m.index()).size)
 			}
 		}
-		k := x.free.one.pushN(slots)
+		k := x.free.rings[0].pushN(slots)
 		pushed += k
 		open = k == len(slots)
 	}

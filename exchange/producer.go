@@ -13,16 +13,16 @@ import (
 // concurrent use: each producer goroutine takes its own (Exchange.Producer).
 //
 // Invariants: busy is 1 exactly while an operation touches a queue, the free
-// ring, the stash or the open morsels, and 0 while it parks; returned only
-// grows; seen is at most the sum of every end's returned bytes.
+// rings, the stash or the open morsels, and 0 while it parks; returned only
+// grows; seen is at most the bytes that have left flight.
 type Producer struct {
 	_        [64]byte
 	busy     uint32 // see Exchange, "Ends, closing and cancellation"
 	closed   bool
 	x        *Exchange
 	index    int
-	returned uint64   // bytes this end took back from the free ring or gave to the pool; published
-	seen     uint64   // every end's returned bytes, as last summed, plus this end's since
+	returned uint64   // bytes of morsels Send admitted that this end disposed of; published
+	seen     uint64   // the bytes that have left flight (every end's), as last summed, plus this end's since
 	partSeen []uint64 // per partition: its consumer's released bytes, as last read
 	stash    []uint32 // records this end discarded, with their segments
 	open     []uint32 // per queue: the open coalescing morsel's record, or noRecord
@@ -30,6 +30,8 @@ type Producer struct {
 	held     uint64   // handles this end holds (wrapping); published
 	sends    uint64   // morsels sent; published
 	waits    uint64   // times parked; published
+	done     uint32   // atomic: closed, so consumers stop returning records to it
+	freeNext int      // the consumer whose free ring the next refill starts at
 	_        [64]byte
 }
 
@@ -436,15 +438,10 @@ func (p *Producer) waitRoom(q *queue) error {
 }
 
 // waitBudget parks until size bytes may fit the budget (partFull: queue qi's
-// partition budget) or the exchange stops. It first gives the free ring back
-// to the pool, since its bytes count against the budget too. Callers are busy.
+// partition budget), no consumer is left, or the exchange stops. Callers
+// are busy.
 func (p *Producer) waitBudget(qi int, size uint64, partFull bool) error {
-	if !partFull && p.drainFree() > 0 {
-		return nil
-	}
-	ev, ready := &p.x.space, func() bool {
-		return p.x.isStopped() || p.x.free.ready() || p.globalRoom(size) || p.noReader(qi)
-	}
+	ev, ready := &p.x.space, func() bool { return p.x.isStopped() || p.globalRoom(size) || p.noReader(qi) }
 	if partFull {
 		q := p.x.queues[qi]
 		ev, ready = &q.notFull, func() bool { return p.x.isStopped() || q.isClosed() || p.partRoom(qi, size) }
@@ -599,47 +596,41 @@ func (p *Producer) take(c uint32) (uint32, error) {
 	}
 }
 
-// refillLen is how many records the producer takes from the free ring at once.
-const refillLen = 64
+// refillLen is how many records the producer takes from the free ring at
+// once; refillTries is how often it looks again when a consumer has claimed
+// a cell of the free ring and not yet published it, before it takes a new
+// segment from the pool instead.
+const (
+	refillLen   = 64
+	refillTries = 64
+)
 
-// refill moves up to refillLen records from the free ring to the empty
-// stash, counting their bytes returned; false if the free ring is empty.
+// refill moves up to refillLen records from the producer's free rings to
+// the empty stash; false if the rings are empty.
 func (p *Producer) refill() bool {
 	var buf [refillLen]uint64
-	n := p.x.free.popN(buf[:])
-	var bytes uint64
+	n := p.x.free.popN(p.index, &p.freeNext, buf[:])
 	for _, v := range buf[:n] {
 		i, _ := unslot(v)
-		bytes += uint64(p.x.recs.seg(i).size)
 		p.stash = append(p.stash, i)
-	}
-	if n > 0 {
-		p.addReturned(bytes)
 	}
 	return n > 0
 }
 
-// drainFree gives every segment in the free ring back to the pool and
-// returns how many bytes that was. Callers are busy.
-func (p *Producer) drainFree() uint64 {
-	var n uint64
-	for {
-		v, ok := p.x.free.pop()
-		if !ok {
-			break
-		}
-		i, _ := unslot(v)
-		n += uint64(p.x.recs.seg(i).size)
+// drainFree gives every segment in the producer's free rings back to the
+// pool and reports whether there was any. Callers are busy.
+func (p *Producer) drainFree() bool {
+	any := false
+	p.x.free.drain(p.index, func(i uint32) {
+		any = true
 		p.x.toPool(i)
-	}
-	if n > 0 {
-		p.addReturned(n)
-	}
-	return n
+	})
+	return any
 }
 
-// addReturned counts n bytes this end returned, and wakes a producer
-// waiting for the budget.
+// addReturned counts n bytes of admitted morsels this end disposed of (they
+// left flight without a consumer), and wakes a producer waiting for the
+// budget.
 func (p *Producer) addReturned(n uint64) {
 	storeRelease(&p.returned, p.returned+n)
 	p.seen += n
@@ -656,6 +647,7 @@ func (p *Producer) Close() error {
 		return p.x.errorf("close producer", ErrClosed)
 	}
 	last := p.x.producerClosed()
+	atomic.StoreUint32(&p.done, 1)
 	var err error
 	if p.enter() {
 		err = p.flush()
@@ -666,10 +658,10 @@ func (p *Producer) Close() error {
 	}
 	p.closed = true
 	if last {
-		p.x.end()
-		if !p.x.isStopped() {
-			p.drainFree() // nobody will reuse them; consumers now release to the pool
-		}
+		p.x.end() // consumers now release to the pool
+	}
+	if !p.x.isStopped() {
+		p.drainFree() // nobody will take them from this producer's rings
 	}
 	p.leave()
 	if err != nil {

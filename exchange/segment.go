@@ -85,7 +85,7 @@ func (p *Producer) fresh(c uint32) (uint32, error) {
 		return 0, fmt.Errorf("all %d records in use: %w", len(x.recs.dir)*chunkLen, pool.ErrFull)
 	}
 	ref, b, err := x.pool.Reserve(int(c))
-	if errors.Is(err, pool.ErrFull) && p.drainFree() > 0 {
+	if errors.Is(err, pool.ErrFull) && p.drainFree() {
 		ref, b, err = x.pool.Reserve(int(c))
 	}
 	if err == nil {

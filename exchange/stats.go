@@ -10,8 +10,8 @@ type Stats struct {
 	Name     string
 	Topology Topology
 	// Budget is Options.Budget; Held is what counts against it: the
-	// segment bytes of morsels sent and not yet released, plus released
-	// segments the exchange keeps for reuse. Held <= Budget + one morsel.
+	// segment bytes of morsels sent and not yet released (in flight).
+	// Held <= Budget + one morsel.
 	Budget, Held int
 	Queued       int // morsels in queues, sent and not yet received
 	Outstanding  int // handles ends hold: reserved and not sent, received and not released
@@ -33,7 +33,7 @@ func (x *Exchange) Stats() Stats {
 		st.Waits += int(atomic.LoadUint64(&p.waits))
 	}
 	for _, c := range x.cons {
-		held -= atomic.LoadUint64(&c.pooled)
+		held -= atomic.LoadUint64(&c.released)
 		out += atomic.LoadUint64(&c.held)
 		st.Received += int(atomic.LoadUint64(&c.recvs))
 		st.Released += int(atomic.LoadUint64(&c.frees))

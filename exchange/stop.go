@@ -66,9 +66,9 @@ func waitIdle(busy *uint32) {
 	}
 }
 
-// sweep returns to the pool every morsel in a queue or the free ring and
-// the producers' stashes and open coalescing morsels. Only stop calls it,
-// once no end is busy.
+// sweep returns to the pool every morsel in a queue or the free rings and
+// the producers' stashes and open coalescing morsels, and counts those in
+// flight (queued) in swept. Only stop calls it, once no end is busy.
 func (x *Exchange) sweep() {
 	var n uint64
 	for qi, q := range x.queues {
@@ -90,15 +90,7 @@ func (x *Exchange) sweep() {
 			x.toPool(i)
 		}
 	}
-	for {
-		v, ok := x.free.pop()
-		if !ok {
-			break
-		}
-		i, _ := unslot(v)
-		n += uint64(x.recs.seg(i).size)
-		x.toPool(i)
-	}
+	x.free.drain(-1, x.toPool)
 	for _, p := range x.prods {
 		for _, i := range p.stash {
 			x.toPool(i)
