@@ -28,7 +28,6 @@ type Consumer struct {
 	recvs    uint64 // morsels received; published
 	frees    uint64 // morsels released; published
 	waits    uint64 // times parked; published
-	freeNext int    // the producer whose free ring gets the next release
 	scratch  []uint64
 	_        [64]byte
 }
@@ -62,7 +61,7 @@ func (c *Consumer) leave() { storeRelease32(&c.busy, 0) }
 // exchange stops, ErrClosed or ErrCanceled. The morsel is the consumer's
 // until it calls Release.
 func (c *Consumer) Recv() (Morsel, error) {
-	if c.x.oneToOne && !c.closed {
+	if c.x.simple && !c.closed {
 		if m, ok := c.recvFast(); ok {
 			return m, nil
 		}
@@ -186,7 +185,7 @@ func (c *Consumer) RecvBatch(ms []Morsel) (int, error) {
 // A broadcast morsel's segment is freed when its last consumer releases it.
 // Release also works after the exchange or this end has closed.
 func (c *Consumer) Release(m Morsel) error {
-	if c.x.oneToOne && c.releaseFast(m) {
+	if c.x.simple && c.releaseFast(m) {
 		return nil
 	}
 	ci, err := c.check(m)
@@ -292,7 +291,7 @@ func (c *Consumer) free(i, gen uint32) {
 		s.setState(stateFree)
 		check.Fill(x.bytes(s, s.size))
 	}
-	if c.closed || x.isStopped() || atomic.LoadUint32(&x.ended) != 0 || !x.free.push(c.index, &c.freeNext, x.prods, i, uint32(size)) {
+	if c.closed || x.isStopped() || atomic.LoadUint32(&x.ended) != 0 || !x.free.push(c.index, i, uint32(size)) {
 		x.toPool(i)
 	}
 	x.space.signal()

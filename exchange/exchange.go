@@ -174,7 +174,8 @@ type Exchange struct {
 	partCap  uint64
 	coalesce uint32
 	multiP   bool // several producers
-	oneToOne bool // Shared, one producer, one consumer, no coalescing, not the checked build: the fast paths apply
+	oneToOne bool // Shared, one producer, one consumer, no coalescing, not the checked build: the batch fast paths apply
+	simple   bool // Shared, no coalescing, not the checked build: the fast paths apply
 	queues   []*queue
 	free     *freeRings // released records with their segments, for reuse
 	prods    []*Producer
@@ -233,6 +234,7 @@ func New(ctx context.Context, p *pool.Pool, opts *Options) (*Exchange, error) {
 		coalesce: uint32(o.Coalesce),
 		multiP:   o.Producers > 1,
 		oneToOne: o.Topology == Shared && o.Producers == 1 && o.Consumers == 1 && o.Coalesce == 0 && !check.On,
+		simple:   o.Topology == Shared && o.Coalesce == 0 && !check.On,
 		stopCh:   make(chan struct{}),
 		sweptCh:  make(chan struct{}),
 		endCh:    make(chan struct{}),

@@ -1,8 +1,9 @@
-// The 1:1 fast paths: Reserve, Send, Recv and Release of a Shared exchange
-// with one producer and one consumer, in the steady state. Each does what
-// its general path does, in one function; anything out of the ordinary
-// (an empty stash, a full queue or budget, a bad handle, a stopped
-// exchange) falls through to the general path, having changed nothing.
+// The fast paths: Reserve, Send, Recv and Release of a Shared exchange
+// without coalescing (the batch calls with one producer and one consumer),
+// in the steady state. Each does what its general path does, in one
+// function; anything out of the ordinary (an empty stash, a full queue or
+// budget, a bad handle, a stopped exchange) falls through to the general
+// path, having changed nothing.
 
 package exchange
 
@@ -46,22 +47,37 @@ func (p *Producer) sendFast(m Morsel) bool {
 	c, j := x.recs.chunkOf(i), i&(chunkLen-1)
 	pr := &c.prod[j]
 	size := uint64(c.seg[j].size)
-	if used := x.sent - p.seen; pr.gen != g || used != 0 && used+size > x.budget {
+	if pr.gen != g {
 		return false
 	}
 	q := x.queues[0]
 	ok := false
-	if p.enter() && !q.isClosed() && q.one.push(slotOf(i, pr.n)) {
-		// The only producer: the handle may die just after the push.
-		storeRelease32(&pr.gen, g+1)
-		storeRelease(&x.sent, x.sent+size)
-		ok = true
+	if p.enter() && !q.isClosed() {
+		if !x.multiP {
+			if used := x.sent - p.seen; used == 0 || used+size <= x.budget {
+				if ok = q.push(slotOf(i, pr.n)); ok {
+					// The only producer: the handle may die just after the push.
+					storeRelease32(&pr.gen, g+1)
+					storeRelease(&x.sent, x.sent+size)
+				}
+			}
+		} else if s := atomic.AddUint64(&x.sent, size) - size - p.seen; s == 0 || s+size <= x.budget {
+			storeRelease32(&pr.gen, g+1) // before the push: another producer may reuse the record at once
+			if ok = q.push(slotOf(i, pr.n)); !ok {
+				storeRelease32(&pr.gen, g)
+			}
+		}
+		if !ok && x.multiP {
+			atomic.AddUint64(&x.sent, -size)
+		}
 	}
 	p.leave()
 	if ok {
 		q.notEmpty.signal()
 		storeRelease(&p.sends, p.sends+1)
 		storeRelease(&p.held, p.held-1)
+	} else if x.multiP {
+		x.space.signal() // another producer may have seen the bytes for a moment
 	}
 	return ok
 }
@@ -72,14 +88,19 @@ func (c *Consumer) recvFast() (Morsel, bool) {
 	var m Morsel
 	ok := false
 	if c.enter() {
-		if v, popped := c.q.one.pop(); popped {
+		var v uint64
+		if c.q.one != nil {
+			v, ok = c.q.one.pop()
+		} else {
+			v, ok = c.q.many.pop()
+		}
+		if ok {
 			i, n := unslot(v)
 			ch, j := x.recs.chunkOf(i), i&(chunkLen-1)
 			ci := &ch.cons[j]
 			g := genOf(ci.word) + 1
 			storeRelease(&ci.word, uint64(g)<<genShift)
 			m = Morsel{p: x.view(&ch.seg[j]), n: n, x: x.id, ref: uint64(g)<<genShift | uint64(i)}
-			ok = true
 		}
 	}
 	c.leave()
@@ -107,7 +128,7 @@ func (c *Consumer) releaseFast(m Morsel) bool {
 	}
 	storeRelease(&ci.word, uint64(g+1)<<genShift) // the handle is dead from here on
 	size := uint64(ch.seg[j].size)                // before the push: then the record is the producer's
-	if c.enter() && !c.closed && atomic.LoadUint32(&x.ended) == 0 && x.free.rings[0].push(i, uint32(size)) {
+	if c.enter() && !c.closed && atomic.LoadUint32(&x.ended) == 0 && x.free.rings[c.index].push(i, uint32(size)) {
 		storeRelease(&c.released, c.released+size)
 		c.leave()
 		storeRelease(&c.held, c.held-1)

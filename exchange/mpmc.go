@@ -44,9 +44,22 @@ func newMPMC(n int, multiProducer, multiConsumer bool) *mpmc {
 
 // push appends v; false if the ring is full.
 func (r *mpmc) push(v uint64) bool {
-	var one [1]uint64
-	one[0] = v
-	return r.pushN(one[:]) == 1
+	pos := atomic.LoadUint64(&r.tail)
+	for {
+		c := &r.cells[pos&r.mask]
+		switch d := int64(atomic.LoadUint64(&c.seq) - pos); {
+		case d < 0:
+			return false // full: the cell still holds last lap's index
+		case d > 0:
+			pos = atomic.LoadUint64(&r.tail) // another producer took it
+		case r.claim(&r.tail, pos, 1, r.multiProducer):
+			c.val = v
+			storeRelease(&c.seq, pos+1)
+			return true
+		default:
+			pos = atomic.LoadUint64(&r.tail)
+		}
+	}
 }
 
 // pushN appends a prefix of vs, as much as fits, and returns its length.
@@ -76,11 +89,22 @@ func (r *mpmc) pushN(vs []uint64) int {
 
 // pop takes the oldest index; false if the ring is empty.
 func (r *mpmc) pop() (uint64, bool) {
-	var one [1]uint64
-	if r.popN(one[:]) == 0 {
-		return 0, false
+	pos := atomic.LoadUint64(&r.head)
+	for {
+		c := &r.cells[pos&r.mask]
+		switch d := int64(atomic.LoadUint64(&c.seq) - (pos + 1)); {
+		case d < 0:
+			return 0, false // empty: not yet published
+		case d > 0:
+			pos = atomic.LoadUint64(&r.head) // another consumer took it
+		case r.claim(&r.head, pos, 1, r.multiConsumer):
+			v := c.val
+			storeRelease(&c.seq, pos+r.mask+1)
+			return v, true
+		default:
+			pos = atomic.LoadUint64(&r.head)
+		}
 	}
-	return one[0], true
 }
 
 // popN takes up to len(out) indices into out and returns how many.

@@ -30,7 +30,6 @@ type Producer struct {
 	held     uint64   // handles this end holds (wrapping); published
 	sends    uint64   // morsels sent; published
 	waits    uint64   // times parked; published
-	done     uint32   // atomic: closed, so consumers stop returning records to it
 	freeNext int      // the consumer whose free ring the next refill starts at
 	_        [64]byte
 }
@@ -65,7 +64,7 @@ func (p *Producer) leave() { storeRelease32(&p.busy, 0) }
 // and then Send. The bytes are not zeroed. It does not wait for the budget:
 // Send does.
 func (p *Producer) Reserve(n int) (Morsel, error) {
-	if p.x.oneToOne && uint(n) <= maxMorsel && !p.closed {
+	if p.x.simple && uint(n) <= maxMorsel && !p.closed {
 		if m, ok := p.reserveFast(n); ok {
 			return m, nil
 		}
@@ -142,7 +141,7 @@ func (p *Producer) Commit(data []byte) (Morsel, error) {
 // is left (ErrNoReader), m has been released; for any other error nothing
 // changed and m is still the producer's.
 func (p *Producer) Send(m Morsel) error {
-	if p.x.oneToOne && p.sendFast(m) {
+	if p.x.simple && p.sendFast(m) {
 		return nil
 	}
 	if p.x.topo == Partitioned {
@@ -596,20 +595,14 @@ func (p *Producer) take(c uint32) (uint32, error) {
 	}
 }
 
-// refillLen is how many records the producer takes from the free ring at
-// once; refillTries is how often it looks again when a consumer has claimed
-// a cell of the free ring and not yet published it, before it takes a new
-// segment from the pool instead.
-const (
-	refillLen   = 64
-	refillTries = 64
-)
+// refillLen is how many records a producer takes from the free rings at once.
+const refillLen = 64
 
-// refill moves up to refillLen records from the producer's free rings to
+// refill moves up to refillLen records from the free rings to
 // the empty stash; false if the rings are empty.
 func (p *Producer) refill() bool {
 	var buf [refillLen]uint64
-	n := p.x.free.popN(p.index, &p.freeNext, buf[:])
+	n := p.x.free.popN(&p.freeNext, buf[:])
 	for _, v := range buf[:n] {
 		i, _ := unslot(v)
 		p.stash = append(p.stash, i)
@@ -617,11 +610,11 @@ func (p *Producer) refill() bool {
 	return n > 0
 }
 
-// drainFree gives every segment in the producer's free rings back to the
+// drainFree gives every segment in the free rings back to the
 // pool and reports whether there was any. Callers are busy.
 func (p *Producer) drainFree() bool {
 	any := false
-	p.x.free.drain(p.index, func(i uint32) {
+	p.x.free.drain(func(i uint32) {
 		any = true
 		p.x.toPool(i)
 	})
@@ -647,7 +640,6 @@ func (p *Producer) Close() error {
 		return p.x.errorf("close producer", ErrClosed)
 	}
 	last := p.x.producerClosed()
-	atomic.StoreUint32(&p.done, 1)
 	var err error
 	if p.enter() {
 		err = p.flush()
@@ -659,9 +651,9 @@ func (p *Producer) Close() error {
 	p.closed = true
 	if last {
 		p.x.end() // consumers now release to the pool
-	}
-	if !p.x.isStopped() {
-		p.drainFree() // nobody will take them from this producer's rings
+		if !p.x.isStopped() {
+			p.drainFree() // nobody will reuse them
+		}
 	}
 	p.leave()
 	if err != nil {

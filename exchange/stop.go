@@ -90,7 +90,7 @@ func (x *Exchange) sweep() {
 			x.toPool(i)
 		}
 	}
-	x.free.drain(-1, x.toPool)
+	x.free.drain(x.toPool)
 	for _, p := range x.prods {
 		for _, i := range p.stash {
 			x.toPool(i)
