@@ -74,6 +74,10 @@ func genOf(w uint64) uint32 { return uint32(w >> genShift) }
 // producer's side (the record and the morsel's length) travels in the queue
 // slot (see slotOf).
 //
+// The producer and consumer parts are padded to a cache line each: with
+// several producers or consumers, neighbouring records belong to different
+// goroutines, which would otherwise write the same line.
+//
 // Invariants: a record with a segment holds that segment latched once (since
 // pool.Reserve) until the segment goes back to the pool; prodInfo.n <=
 // segInfo.size; size is a size class (see classOf), 0 exactly when ref is 0.
@@ -92,12 +96,14 @@ func (s *segInfo) getState() uint32   { return atomic.LoadUint32(&s.state) }
 type prodInfo struct {
 	gen uint32 // producer generation; atomic for readers of stale handles
 	n   uint32 // the morsel's length
+	_   [56]byte
 }
 
 type consInfo struct {
 	word   uint64 // consumer generation and broadcast owners; see genShift
 	owner  uint32 // the consumer that received it (not Broadcast)
 	claims uint32 // Broadcast: consumers whose ReleaseBatch has claimed it
+	_      [48]byte
 }
 
 // A queue slot carries a record index and the morsel's length.
