@@ -100,13 +100,16 @@ const (
 // A morsel is a pool segment the exchange reserves latched (pool.Reserve)
 // and keeps latched until the segment goes back to the pool, so its address
 // never moves and views need no per-morsel pinning. Each morsel has a record
-// in a table of plain structs (see record); handles (Morsel) carry the
-// record's index and generation, and every change of owner bumps the
-// generation, so a handle used after it was sent or released is recognised
-// in O(1) and the morsel's new owner is never touched. A released record
-// keeps its segment and goes to a free ring, from which the next Reserve of
-// a similar size takes it: in a steady state a morsel's whole life (reserve,
-// fill, send, receive, read, release) makes no pool call and takes no lock.
+// in tables of plain structs, a part for each side so that each writes only
+// its own (see segInfo); handles (Morsel) carry the record's index and a
+// generation, and every change of owner bumps the generation, so a handle
+// used after it was sent or released is recognised in O(1) and the
+// morsel's new owner is never touched. A released record keeps its segment
+// and goes to a free ring, from which the next Reserve of a similar size
+// takes it: in a steady state a morsel's whole life (reserve, fill, send,
+// receive, read, release) makes no pool call and takes no lock, and a
+// Shared exchange without coalescing runs it on fast paths of a few dozen
+// instructions a side (fast.go).
 //
 // # Queues
 //
@@ -144,10 +147,10 @@ const (
 //
 // Producer and Consumer ends are not safe for concurrent use; the Exchange
 // is. Each end marks itself busy in every operation that touches a queue or
-// the free ring. Cancellation (the context given to New, or Close) marks the
+// the free rings. Cancellation (the context given to New, or Close) marks the
 // exchange stopped, wakes every parked end, waits until no end is busy, and
 // then returns to the pool every morsel no end holds: those queued, those in
-// the free ring and the producers' open coalescing morsels. Morsels an end
+// the free rings and the producers' open coalescing morsels. Morsels an end
 // holds stay valid, because their views may be in use; they go back to the
 // pool when the end sends, releases or discards them (Send then fails with
 // ErrCanceled or ErrClosed). So once every end has handed back what it held,
@@ -296,7 +299,7 @@ func validate(ctx context.Context, p *pool.Pool, o *Options) error {
 }
 
 // maxRecords bounds the record table: every morsel the budget and the queues
-// can hold, the free ring and the stashes, and room for morsels the ends hold.
+// can hold, the free rings and the stashes, and room for morsels the ends hold.
 func maxRecords(o Options) int {
 	n := o.Budget/minSegment + 2*o.QueueLen*(len(queuesOf(o))+1) + (o.Producers+o.Consumers)*(stashLen+chunkLen)
 	return min(n, 1<<30)
@@ -319,7 +322,7 @@ func (x *Exchange) makeQueues(o Options) {
 	for _, readers := range queuesOf(o) {
 		x.queues = append(x.queues, newQueue(o.QueueLen, o.Producers, readers))
 	}
-	// The free ring must hold every record in circulation, or releases
+	// The free rings must hold every record in circulation, or releases
 	// spill to the pool and reserves come from it: all the queues can hold,
 	// the producers' stashes, and a morsel in every end's hands.
 	x.free = newFreeRings(len(x.queues)*o.QueueLen+(o.Producers+o.Consumers)*stashLen, o.Budget/2, o.Producers, o.Consumers)

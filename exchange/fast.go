@@ -9,7 +9,7 @@ package exchange
 
 import "sync/atomic"
 
-// reserveFast takes a record from the stash (refilled from the free ring)
+// reserveFast takes a record from the stash (refilled from the free rings)
 // whose segment fits n bytes.
 func (p *Producer) reserveFast(n int) (Morsel, bool) {
 	x := p.x
@@ -112,7 +112,7 @@ func (c *Consumer) recvFast() (Morsel, bool) {
 	return m, ok
 }
 
-// releaseFast kills a live handle and pushes its record to the free ring;
+// releaseFast kills a live handle and pushes its record to its free ring;
 // if the ring is full or the producers have ended, free finishes the
 // release through the pool.
 func (c *Consumer) releaseFast(m Morsel) bool {
@@ -142,7 +142,7 @@ func (c *Consumer) releaseFast(m Morsel) bool {
 }
 
 // reserveBatchFast fills ms with morsels of n bytes from the stash,
-// refilling it from the free ring; it returns how many it filled.
+// refilling it from the free rings; it returns how many it filled.
 func (p *Producer) reserveBatchFast(ms []Morsel, n int) int {
 	x := p.x
 	c := classOf(n)
@@ -254,7 +254,7 @@ func (c *Consumer) recvBatchFast(ms []Morsel) int {
 	return n
 }
 
-// releaseBatchFast releases all of ms, through the free ring (the pool
+// releaseBatchFast releases all of ms, through its free ring (the pool
 // for what does not fit), if every handle in it is live; false having
 // changed nothing otherwise.
 func (c *Consumer) releaseBatchFast(ms []Morsel) bool {

@@ -112,7 +112,7 @@ func unslot(v uint64) (i, n uint32) { return uint32(v), uint32(v >> 32) }
 
 // The record states the checked build tracks, to verify every transition.
 const (
-	stateFree     = iota // in the free ring, a producer's stash, or spare
+	stateFree     = iota // in a free ring, a producer's stash, or spare
 	stateHeld            // reserved by a producer
 	stateQueued          // sent, in a queue (a broadcast stays here until freed)
 	stateReceived        // taken by a consumer

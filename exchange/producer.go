@@ -24,7 +24,7 @@ type Producer struct {
 	returned uint64   // bytes of morsels Send admitted that this end disposed of; published
 	seen     uint64   // the bytes that have left flight (every end's), as last summed, plus this end's since
 	partSeen []uint64 // per partition: its consumer's released bytes, as last read
-	stash    []uint32 // records this end discarded, with their segments
+	stash    []uint32 // free records with their segments: refilled from the free rings, or discarded here
 	open     []uint32 // per queue: the open coalescing morsel's record, or noRecord
 	scratch  []uint64 // slots of a batch
 	held     uint64   // handles this end holds (wrapping); published
@@ -575,7 +575,7 @@ func (p *Producer) dispose(i uint32, admitted bool) {
 }
 
 // take returns a free record with a segment of class c: from the stash,
-// which it refills from the free ring a batch at a time (so the free ring's
+// which it refills from the free rings a batch at a time (so a free ring's
 // cursor line crosses between CPUs once a batch), or from the pool. A record
 // whose segment does not fit goes back to the pool. Callers are busy.
 func (p *Producer) take(c uint32) (uint32, error) {

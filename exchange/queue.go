@@ -5,7 +5,7 @@ package exchange
 import "sync/atomic"
 
 // queue is one partition (or the shared queue, or one broadcast consumer's
-// queue, or the free ring): a ring, the events its sides wait on, and the
+// queue): a ring, the events its sides wait on, and the
 // bytes sent to it for the partition budget.
 //
 // Invariant: exactly one of one and many is set; one when the queue has one

@@ -76,7 +76,7 @@ func staleness(g, hg uint32) error {
 }
 
 // fresh takes a spare (or new) record and gives it a new segment of c bytes
-// from the pool. If the pool is full it first gives the free ring back.
+// from the pool. If the pool is full it first gives the free rings back.
 // Callers are busy.
 func (p *Producer) fresh(c uint32) (uint32, error) {
 	x := p.x
