@@ -144,13 +144,11 @@ func (k exchangeKit) produce(i, count, size, batch int) error {
 	ms := make([]exchange.Morsel, batch)
 	for s := 0; s < count; s += batch {
 		ms := ms[:min(batch, count-s)]
-		for j := range ms {
-			m, err := pr.Reserve(size)
-			if err != nil {
-				return err
-			}
+		if err := pr.ReserveBatch(ms, size); err != nil {
+			return err
+		}
+		for j, m := range ms {
 			Fill(m.Bytes(), s+j)
-			ms[j] = m
 		}
 		if err := pr.SendBatch(ms); err != nil {
 			return err
