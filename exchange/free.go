@@ -130,13 +130,6 @@ func (r *freeRing) popN(out []uint64) int {
 	return n
 }
 
-func (r *freeRing) ready() bool {
-	if r.one != nil {
-		return r.one.ready()
-	}
-	return r.many.ready()
-}
-
 // popN takes up to len(out) slots from the rings, starting at the round-
 // robin position *next, and returns how many.
 func (f *freeRings) popN(next *int, out []uint64) int {
@@ -147,16 +140,6 @@ func (f *freeRings) popN(next *int, out []uint64) int {
 	}
 	*next = (*next + 1) % m
 	return got
-}
-
-// ready reports whether a producer would find a record (for a parking producer).
-func (f *freeRings) ready() bool {
-	for k := range f.rings {
-		if f.rings[k].ready() {
-			return true
-		}
-	}
-	return false
 }
 
 // drain passes every record left in the rings to give. A producer may call
