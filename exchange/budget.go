@@ -34,18 +34,71 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 		p.checkHeld(x.sent-p.seen, size)
 		return true, false
 	}
-	if !tryAdd(&x.sent, size, func(s uint64) bool { return p.fitsBudget(s, size) }, &x.space) {
+	if !p.spend(size) {
 		return false, false
 	}
 	if x.topo == Partitioned {
 		q := x.queues[qi]
 		if !tryAdd(&q.sent, size, func(s uint64) bool { return p.fitsPartition(qi, s, size) }, &q.notFull) {
-			atomic.AddUint64(&x.sent, -size)
-			x.space.signal()
+			p.unspend(size)
 			return false, true
 		}
 	}
 	return true, false
+}
+
+// With several producers, Exchange.sent counts the budget leased to them:
+// a producer takes credit in chunks with one atomic add (lease) and spends
+// it on its morsels without touching any shared line (spend), so the
+// producers do not contend on a counter per morsel. What is in flight is at
+// most what is leased, which admission keeps within the budget; a producer
+// hands back its unused credit (returnCredit) before it parks and when it
+// closes, so credit never idles while another producer waits for it.
+
+// spend counts size bytes sent from the producer's credit, leasing more if
+// it has too little; false if the budget has no room.
+func (p *Producer) spend(size uint64) bool {
+	if p.credit < size && !p.lease(size-p.credit) {
+		return false
+	}
+	p.credit -= size
+	storeRelease(&p.sentBytes, p.sentBytes+size)
+	return true
+}
+
+// unspend takes back a spend whose morsel was not sent after all.
+func (p *Producer) unspend(size uint64) {
+	p.credit += size
+	storeRelease(&p.sentBytes, p.sentBytes-size)
+}
+
+// lease adds at least need bytes to the producer's credit: a chunk if the
+// budget has room for one, else need if it has room for that, else need
+// anyway if nothing at all is in flight (a morsel alone is always let
+// through).
+func (p *Producer) lease(need uint64) bool {
+	x := p.x
+	l := max(need, x.chunk)
+	if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
+		l = need
+		if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
+			if x.inFlight() != 0 {
+				return false
+			}
+			atomic.AddUint64(&x.sent, l) // a morsel alone
+		}
+	}
+	p.credit += l
+	return true
+}
+
+// returnCredit hands the producer's unused credit back to the budget.
+func (p *Producer) returnCredit() {
+	if p.credit > 0 {
+		atomic.AddUint64(&p.x.sent, -p.credit)
+		p.credit = 0
+		p.x.space.signal()
+	}
 }
 
 // tryAdd adds size to the shared counter *sent, and keeps it if fits
@@ -117,4 +170,24 @@ func (p *Producer) checkHeld(held, size uint64) {
 	if check.On {
 		check.Invariant(held <= max(p.x.budget, size), "exchange holds %d bytes; budget %d, morsel %d", held, p.x.budget, size)
 	}
+}
+
+// inFlight returns the bytes sent and not yet released, from every end's
+// counters: with several producers, what they have spent, not leased.
+func (x *Exchange) inFlight() uint64 {
+	var n uint64
+	if x.multiP {
+		for _, p := range x.prods {
+			n += atomic.LoadUint64(&p.sentBytes)
+		}
+	} else {
+		n = atomic.LoadUint64(&x.sent)
+	}
+	for _, p := range x.prods {
+		n -= atomic.LoadUint64(&p.returned)
+	}
+	for _, c := range x.cons {
+		n -= atomic.LoadUint64(&c.released)
+	}
+	return n - atomic.LoadUint64(&x.swept)
 }

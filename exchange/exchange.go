@@ -176,9 +176,10 @@ type Exchange struct {
 	budget   uint64
 	partCap  uint64
 	coalesce uint32
-	multiP   bool // several producers
-	oneToOne bool // Shared, one producer, one consumer, no coalescing, not the checked build: the batch fast paths apply
-	simple   bool // Shared, no coalescing, not the checked build: the fast paths apply
+	multiP   bool   // several producers
+	chunk    uint64 // several producers: the budget a producer leases at once
+	oneToOne bool   // Shared, one producer, one consumer, no coalescing, not the checked build: the batch fast paths apply
+	simple   bool   // Shared, no coalescing, not the checked build: the fast paths apply
 	queues   []*queue
 	free     *freeRings // released records with their segments, for reuse
 	prods    []*Producer
@@ -236,6 +237,7 @@ func New(ctx context.Context, p *pool.Pool, opts *Options) (*Exchange, error) {
 		partCap:  uint64(o.PartitionBudget),
 		coalesce: uint32(o.Coalesce),
 		multiP:   o.Producers > 1,
+		chunk:    uint64(min(max(o.Budget/(4*o.Producers), minSegment), 1<<20)),
 		oneToOne: o.Topology == Shared && o.Producers == 1 && o.Consumers == 1 && o.Coalesce == 0 && !check.On,
 		simple:   o.Topology == Shared && o.Coalesce == 0 && !check.On,
 		stopCh:   make(chan struct{}),

@@ -61,14 +61,14 @@ func (p *Producer) sendFast(m Morsel) bool {
 					storeRelease(&x.sent, x.sent+size)
 				}
 			}
-		} else if s := atomic.AddUint64(&x.sent, size) - size - p.seen; s == 0 || s+size <= x.budget {
+		} else if p.credit >= size {
 			storeRelease32(&pr.gen, g+1) // before the push: another producer may reuse the record at once
-			if ok = q.push(slotOf(i, pr.n)); !ok {
+			if ok = q.push(slotOf(i, pr.n)); ok {
+				p.credit -= size
+				storeRelease(&p.sentBytes, p.sentBytes+size)
+			} else {
 				storeRelease32(&pr.gen, g)
 			}
-		}
-		if !ok && x.multiP {
-			atomic.AddUint64(&x.sent, -size)
 		}
 	}
 	p.leave()
@@ -76,8 +76,6 @@ func (p *Producer) sendFast(m Morsel) bool {
 		q.notEmpty.signal()
 		storeRelease(&p.sends, p.sends+1)
 		storeRelease(&p.held, p.held-1)
-	} else if x.multiP {
-		x.space.signal() // another producer may have seen the bytes for a moment
 	}
 	return ok
 }

@@ -16,22 +16,24 @@ import (
 // rings, the stash or the open morsels, and 0 while it parks; returned only
 // grows; seen is at most the bytes that have left flight.
 type Producer struct {
-	_        [64]byte
-	busy     uint32 // see Exchange, "Ends, closing and cancellation"
-	closed   bool
-	x        *Exchange
-	index    int
-	returned uint64   // bytes of morsels Send admitted that this end disposed of; published
-	seen     uint64   // the bytes that have left flight (every end's), as last summed, plus this end's since
-	partSeen []uint64 // per partition: its consumer's released bytes, as last read
-	stash    []uint32 // free records with their segments: refilled from the free rings, or discarded here
-	open     []uint32 // per queue: the open coalescing morsel's record, or noRecord
-	scratch  []uint64 // slots of a batch
-	held     uint64   // handles this end holds (wrapping); published
-	sends    uint64   // morsels sent; published
-	waits    uint64   // times parked; published
-	freeNext int      // the consumer whose free ring the next refill starts at
-	_        [64]byte
+	_         [64]byte
+	busy      uint32 // see Exchange, "Ends, closing and cancellation"
+	closed    bool
+	x         *Exchange
+	index     int
+	returned  uint64   // bytes of morsels Send admitted that this end disposed of; published
+	seen      uint64   // the bytes that have left flight (every end's), as last summed, plus this end's since
+	partSeen  []uint64 // per partition: its consumer's released bytes, as last read
+	stash     []uint32 // free records with their segments: refilled from the free rings, or discarded here
+	open      []uint32 // per queue: the open coalescing morsel's record, or noRecord
+	scratch   []uint64 // slots of a batch
+	held      uint64   // handles this end holds (wrapping); published
+	sends     uint64   // morsels sent; published
+	waits     uint64   // times parked; published
+	freeNext  int      // the consumer whose free ring the next refill starts at
+	credit    uint64   // several producers: budget leased and not yet spent (see lease)
+	sentBytes uint64   // several producers: bytes spent on sent morsels; published
+	_         [64]byte
 }
 
 const noRecord = ^uint32(0)
@@ -427,6 +429,7 @@ func (p *Producer) dropBits(i, gen uint32, bits uint64) {
 // waitRoom parks until queue q has a free slot, is closed, or the exchange
 // stops; it returns an error only for the stop. Callers are busy.
 func (p *Producer) waitRoom(q *queue) error {
+	p.returnCredit()
 	p.leave()
 	storeRelease(&p.waits, p.waits+1)
 	q.notFull.wait(func() bool { return q.room() || q.isClosed() || p.x.isStopped() }, p.x.stopCh, nil)
@@ -445,6 +448,7 @@ func (p *Producer) waitBudget(qi int, size uint64, partFull bool) error {
 		q := p.x.queues[qi]
 		ev, ready = &q.notFull, func() bool { return p.x.isStopped() || q.isClosed() || p.partRoom(qi, size) }
 	}
+	p.returnCredit()
 	p.leave()
 	storeRelease(&p.waits, p.waits+1)
 	ev.wait(ready, p.x.stopCh, nil)
@@ -649,6 +653,7 @@ func (p *Producer) Close() error {
 		p.stash = p.stash[:0]
 	}
 	p.closed = true
+	p.returnCredit()
 	if last {
 		p.x.end() // consumers now release to the pool
 		if !p.x.isStopped() {

@@ -24,16 +24,13 @@ type Stats struct {
 // Stats returns a snapshot of the exchange's figures.
 func (x *Exchange) Stats() Stats {
 	st := Stats{Name: x.name, Topology: x.topo, Budget: int(x.budget)}
-	held := atomic.LoadUint64(&x.sent) - atomic.LoadUint64(&x.swept)
 	var out uint64
 	for _, p := range x.prods {
-		held -= atomic.LoadUint64(&p.returned)
 		out += atomic.LoadUint64(&p.held)
 		st.Sent += int(atomic.LoadUint64(&p.sends))
 		st.Waits += int(atomic.LoadUint64(&p.waits))
 	}
 	for _, c := range x.cons {
-		held -= atomic.LoadUint64(&c.released)
 		out += atomic.LoadUint64(&c.held)
 		st.Received += int(atomic.LoadUint64(&c.recvs))
 		st.Released += int(atomic.LoadUint64(&c.frees))
@@ -42,6 +39,6 @@ func (x *Exchange) Stats() Stats {
 	for _, q := range x.queues {
 		st.Queued += q.length()
 	}
-	st.Held, st.Outstanding = int(int64(held)), int(int64(out))
+	st.Held, st.Outstanding = int(int64(x.inFlight())), int(int64(out))
 	return st
 }
