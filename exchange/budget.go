@@ -156,7 +156,7 @@ func (p *Producer) refresh() {
 
 // globalRoom reports, for a parked producer, whether size bytes would now fit the budget.
 func (p *Producer) globalRoom(size uint64) bool {
-	return p.fitsBudget(atomic.LoadUint64(&p.x.sent), size)
+	return p.fitsBudget(atomic.LoadUint64(&p.x.sent), size) || p.x.multiP && p.x.inFlight() == 0
 }
 
 // partRoom reports, for a parked producer, whether size bytes would now fit partition qi.

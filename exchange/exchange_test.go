@@ -461,6 +461,51 @@ func TestBudgetBound(t *testing.T) {
 	}
 }
 
+// TestLeasedCredit checks that budget one producer leased and left unused
+// while idle neither lets the bytes in flight exceed the budget plus one
+// morsel nor keeps another producer from sending a morsel alone.
+func TestLeasedCredit(t *testing.T) {
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 2, Budget: 8 << 10})
+	ps, cs := ends(t, x, 2, 1)
+	m, _ := ps[0].Reserve(10) // ps[0] leases a chunk, spends 64 bytes of it, then idles
+	if err := ps[0].Send(m); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := cs[0].Recv()
+	_ = cs[0].Release(r)
+	big := func() exchange.Morsel {
+		m, err := ps[1].Reserve(7 << 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if err := ps[1].Send(big()); err != nil { // alone in flight: let through
+		t.Fatal(err)
+	}
+	blocked := make(chan error)
+	go func() { blocked <- ps[1].Send(big()) }()
+	select {
+	case err := <-blocked:
+		t.Fatalf("a second 7 KiB morsel went over an 8 KiB budget: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if held := x.Stats().Held; held > 8<<10+7<<10 {
+		t.Fatalf("%d bytes in flight", held)
+	}
+	r, _ = cs[0].Recv()
+	_ = cs[0].Release(r)
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	r, _ = cs[0].Recv()
+	_ = cs[0].Release(r)
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPartitionBudget checks that a full partition blocks its producer
 // while another partition still takes morsels.
 func TestPartitionBudget(t *testing.T) {
