@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -453,6 +454,104 @@ func TestBudgetBound(t *testing.T) {
 			t.Logf("peak held %d, peak pool %d, budget %d, waits %d", peak.Load(), peakPool.Load(), budget, x.Stats().Waits)
 			if peak.Load() < budget/2 {
 				t.Errorf("peak held %d: the slow consumer never filled the budget", peak.Load())
+			}
+			if err := x.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestBudgetRandom runs random exchanges (topology, ends, budgets, morsel
+// sizes up to twice the budget, consumers that hold morsels a while) to the
+// end: every morsel arrives, no end hangs, and the bytes in flight stay
+// within the budget plus the largest morsel at every hand-off.
+func TestBudgetRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 24 {
+		o := exchange.Options{
+			Topology:  exchange.Topology(r.IntN(3)),
+			Producers: 1 + r.IntN(3),
+			Consumers: 1 + r.IntN(3),
+			Budget:    1<<10 + r.IntN(16<<10),
+			QueueLen:  2 << r.IntN(6),
+		}
+		if o.Topology == exchange.Partitioned {
+			o.PartitionBudget = 512 + r.IntN(o.Budget)
+		}
+		maxSize := 2 * o.Budget
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			noLeak(t)
+			p := newPool(t, 1<<20)
+			x := newExchange(t, p, &o)
+			ps, cs := ends(t, x, o.Producers, o.Consumers)
+			const count = 200
+			var wg sync.WaitGroup
+			var got atomic.Int64
+			for pid, pr := range ps {
+				seed := r.Uint64()
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(seed, 0))
+					defer pr.Close()
+					for s := range count {
+						m, err := pr.Reserve(16 + r.IntN(maxSize))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						stamp(m.Bytes(), pid, s)
+						if o.Topology == exchange.Partitioned {
+							err = pr.SendTo(r.IntN(o.Consumers), m)
+						} else {
+							err = pr.Send(m)
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			for _, co := range cs {
+				seed := r.Uint64()
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(seed, 0))
+					defer co.Close()
+					for {
+						m, err := co.Recv()
+						if err == io.EOF {
+							return
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						verify(t, m.Bytes())
+						if held := x.Stats().Held; held > o.Budget+maxSize*5/4+64 { // a segment is at most a quarter over its morsel
+							t.Errorf("%d bytes in flight, budget %d", held, o.Budget)
+						}
+						if r.IntN(8) == 0 {
+							time.Sleep(50 * time.Microsecond)
+						}
+						got.Add(1)
+						_ = co.Release(m)
+					}
+				})
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%+v hung:\n%s", o, buf[:runtime.Stack(buf, true)])
+			}
+			want := int64(o.Producers * count)
+			if o.Topology == exchange.Broadcast {
+				want *= int64(o.Consumers)
+			}
+			if got.Load() != want {
+				t.Fatalf("%+v: %d morsels received, want %d", o, got.Load(), want)
 			}
 			if err := x.Close(); err != nil {
 				t.Fatal(err)
