@@ -123,13 +123,13 @@ const (
 //
 // # Budget
 //
-// The bytes in flight are counted as sent minus released: producers add to
-// sent when Send admits a morsel (one producer with a plain store, several
-// with an atomic add); each consumer counts the bytes it releases, and a
-// producer the admitted bytes it had to drop. Every counter has one writer,
-// on its own cache line, and a producer reads the others only when its
-// cached sum says the budget is reached, and then parks until a release
-// signals it. Partition budgets count bytes sent to a partition minus those
+// The bytes in flight are counted as sent minus released: a lone producer
+// adds to sent when Send admits a morsel; several producers lease the
+// budget in chunks with an atomic add and spend it locally (see lease);
+// each consumer counts the bytes it releases, and a producer the admitted
+// bytes it had to drop. Every other counter has one writer, on its own
+// cache line, and a producer reads the others only when its cached sum says
+// the budget is reached, and then parks until a release signals it. Partition budgets count bytes sent to a partition minus those
 // its consumer released. Released segments wait in the free rings, which
 // hold half a budget at most (see freeRings). A slow consumer therefore
 // never makes the exchange's memory grow.
