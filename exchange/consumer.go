@@ -102,6 +102,7 @@ func (c *Consumer) recvSlow() (uint64, error) {
 			}
 			return 0, io.EOF
 		}
+		c.x.free.rings[c.index].flush() // the producer may want them while this end waits
 		c.leave()
 		storeRelease(&c.waits, c.waits+1)
 		c.q.notEmpty.wait(func() bool { return c.q.ready() || c.x.isStopped() || atomic.LoadUint32(&c.x.ended) != 0 },
@@ -309,6 +310,10 @@ func (c *Consumer) Close() error {
 		return c.x.errorf("close consumer", ErrClosed)
 	}
 	c.closed = true
+	if c.enter() {
+		c.x.free.rings[c.index].flush() // from now on this end releases to the pool
+	}
+	c.leave()
 	if !c.x.consumerClosed(c) {
 		return nil
 	}

@@ -66,7 +66,11 @@ func (r *freeRing) push(i, size uint32) bool {
 	}
 	ok := false
 	if r.one != nil {
-		ok = r.one.push(slotOf(i, size))
+		// A lone producer does not need each record at once: publish a
+		// batch at a time, so it reads the cursor once a batch.
+		if ok = r.one.put(slotOf(i, size)); ok && r.one.next-r.one.tail >= freeBatch {
+			r.one.publish()
+		}
 	} else {
 		ok = r.many.push(slotOf(i, size))
 	}
@@ -74,6 +78,18 @@ func (r *freeRing) push(i, size uint32) bool {
 		storeRelease(&r.in, r.in+uint64(size))
 	}
 	return ok
+}
+
+// freeBatch is how many released records a consumer writes to a lone
+// producer's free ring before it publishes them (see flush).
+const freeBatch = 16
+
+// flush publishes what the ring's writer has written. The consumer calls it
+// before it parks and when it closes; stop calls it once no end is busy.
+func (r *freeRing) flush() {
+	if r.one != nil {
+		r.one.publish()
+	}
 }
 
 // fits reports whether bytes more fit the ring's byte cap. Its writer calls it.

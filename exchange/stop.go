@@ -90,6 +90,9 @@ func (x *Exchange) sweep() {
 			x.toPool(i)
 		}
 	}
+	for k := range x.free.rings {
+		x.free.rings[k].flush() // what consumers wrote and had not yet published
+	}
 	x.free.drain(x.toPool)
 	for _, p := range x.prods {
 		for _, i := range p.stash {
