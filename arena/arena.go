@@ -24,17 +24,6 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// Errors returned by arena, wrapped with context; test for them with errors.Is.
-var (
-	ErrDoubleFree  = errors.New("arena: block already free")                // Free of a block that is free (or held by a cache or stack)
-	ErrForeign     = errors.New("arena: not a block of this allocator")     // Free of a slice the allocator did not hand out
-	ErrLeaked      = errors.New("arena: blocks still allocated")            // Close with live blocks
-	ErrClosed      = errors.New("arena: allocator closed")                  // use after Close
-	ErrInvalidSize = errors.New("arena: invalid size")                      // a negative size
-	ErrTooLarge    = errors.New("arena: request too large")                 // more than MaxAlloc bytes
-	ErrExhausted   = errors.New("arena: address space reservation is full") // every arena of the reservation is in use
-)
-
 // MaxAlloc is the largest request Alloc accepts.
 const MaxAlloc = 1 << 44
 
@@ -42,7 +31,7 @@ const MaxAlloc = 1 << 44
 const MaxReserve = 64 << 30
 
 // ArenaSize is the size of an arena: the unit carved from the reservation and
-// returned to the OS whole when all its pools are free.
+// returned to the OS whole when all its pages are free.
 const ArenaSize = 1 << arenaShift
 
 const arenaShift = 20
@@ -59,7 +48,7 @@ type Options struct {
 	// before they go back to the OS together; 0 means 64. Larger batches make
 	// cyclic alloc/free cheaper and hold more memory.
 	ReleaseBatch int
-	// KeepEmpty is how many empty pools each size class keeps for reuse before
+	// KeepEmpty is how many empty pages each size class keeps for reuse before
 	// freeing them; 0 means 1, negative means none.
 	KeepEmpty int
 }
@@ -68,38 +57,41 @@ type Options struct {
 //
 // # Layout
 //
+// In pymalloc's terms: an arena is an arena, a page is what pymalloc calls a
+// pool, and size classes and blocks are the same.
+//
 // At New the allocator reserves one range of address space (Options.Reserve)
 // and carves 1 MiB arenas from it in address order. An arena is split into
-// pools of one OS page; a pool in use serves blocks of one size class. So the
-// arena and pool of any address are found by arithmetic, and a slice that is
-// not at a block start of a pool in use is ErrForeign. Requests above
+// 4 KiB pages; a page in use serves blocks of one size class. So the
+// arena and page of any address are found by arithmetic, and a slice that is
+// not at a block start of a page in use is ErrForeign. Requests above
 // MaxSmall bytes get a vmem region of their own, unmapped when freed.
 //
 // All metadata is out of band and pointer-free. Per arena, a small fixed
-// record on the Go heap (state, count of free pools, list links) and, in a
+// record on the Go heap (state, count of free pages, list links) and, in a
 // second vmem region at a fixed stride, the part that grows with the memory
-// served: per pool its class, its count of allocated blocks and a bitmap of
-// allocated blocks, and the arena's stacks of free pools, dirty (resident)
+// served: per page its class, its count of allocated blocks and a bitmap of
+// allocated blocks, and the arena's stacks of free pages, dirty (resident)
 // and clean (released or never touched). That part goes back to the OS with
 // its arena, so the Go heap does not grow with the memory served.
 //
 // # States
 //
-// A pool is free (class 0; dirty or clean) or in use by one class. A pool in
-// use is full, partial or empty; partial and empty pools are on their class's
-// list, from whose head blocks are taken. When a pool's last block is freed,
-// up to KeepEmpty empty pools per class stay in use against thrash; other
-// pools become free and dirty. Once ReleaseBatch dirty pools are held, their
+// A page is free (class 0; dirty or clean) or in use by one class. A page in
+// use is full, partial or empty; partial and empty pages are on their class's
+// list, from whose head blocks are taken. When a page's last block is freed,
+// up to KeepEmpty empty pages per class stay in use against thrash; other
+// pages become free and dirty. Once ReleaseBatch dirty pages are held, their
 // pages go back to the OS (MADV_DONTNEED, adjacent pages in one call) and
-// they become clean. An arena whose pools are all free is released at once,
-// except for one spare kept against thrash. New pools come from the arena
-// with the fewest free pools (the fullest), so the others drain and go back:
+// they become clean. An arena whose pages are all free is released at once,
+// except for one spare kept against thrash. New pages come from the arena
+// with the fewest free pages (the fullest), so the others drain and go back:
 // arenas sit on per-count lists with a bitmap of non-empty counts, which
 // keeps that order in O(1).
 //
 // A block is allocated to a user, held by a Cache (the user's, or a P's; see
-// below), or free in its pool; blocks held by caches count as allocated in
-// their pool's bitmap. Every block not allocated to a
+// below), or free in its page; blocks held by caches count as allocated in
+// their page's bitmap. Every block not allocated to a
 // user carries an 8-byte tag over its first bytes, derived from its address
 // and a per-allocator random key (live data matches it by a 2^-64 chance);
 // Alloc clears it with the rest of the block. So Free finds a double free at
@@ -113,7 +105,7 @@ type Options struct {
 //
 // Alloc and Free pin the calling goroutine to its P and use that P's own
 // Cache (see pcache.go): a pop or a push with plain loads and stores, no
-// atomic write. A P's cache is refilled from the pools and drained back to
+// atomic write. A P's cache is refilled from the pages and drained back to
 // them in batches under the lock. Close and Purge empty every P's cache after
 // stopping the world for a moment, which waits out the calls in flight. The
 // checked build, and the race detector's (which cannot see the ownership a
@@ -122,9 +114,9 @@ type Options struct {
 //
 // # Invariants
 //
-//   - a pool's allocated count equals the bits set in its bitmap for real blocks;
-//   - a pool is on its class list exactly when it is in use and not full;
-//   - an arena is on the count lists exactly when it is active and has 1..poolsPerArena-1 free pools;
+//   - a page's allocated count equals the bits set in its bitmap for real blocks;
+//   - a page is on its class list exactly when it is in use and not full;
+//   - an arena is on the count lists exactly when it is active and has 1..pagesPerArena-1 free pages;
 //   - released pages are made ready again (vmem Reuse) before they are touched.
 //
 // These are checked in the offheapcheck build, which also poisons freed blocks.
@@ -141,14 +133,14 @@ type Allocator struct {
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
 	arenas []arenaInfo     // one per arena of the reservation
-	byFree []int32         // head of the list of active arenas with k free pools, or -1
+	byFree []int32         // head of the list of active arenas with k free pages, or -1
 	nonEmp []uint64        // bit k set when byFree[k] is not empty
 	spare  int32           // an empty arena kept against thrash, or -1
 	gone   []int32         // released arenas, ready to be reused
-	dirty  []int32         // arenas that may hold dirty free pools
-	ndirty int             // dirty free pools in active arenas
-	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
-	nkeep  [nClasses]int   // empty pools each class keeps in use
+	dirty  []int32         // arenas that may hold dirty free pages
+	ndirty int             // dirty free pages in active arenas
+	used   [nClasses]int32 // head of each class's list of pages with free blocks, or -1
+	nkeep  [nClasses]int   // empty pages each class keeps in use
 	counts [nClasses]classCount
 	pcs    [maxProcs]atomic.Pointer[Cache] // per-P caches, set under mu (see pcache.go)
 	paused atomic.Bool                     // the fast paths must not use pcs: a sweep is running, or Close succeeded
@@ -163,18 +155,18 @@ type Allocator struct {
 type classCount struct {
 	blocks int // allocated, including those held by caches
 	cached int // held by caches
-	pools  int // pools in use
+	pages  int // pages in use
 }
 
-// Pools are 4 KiB on every platform, so pool arithmetic is constant. Where
-// OS pages are larger, free pools go back to the OS a whole page at a time
+// Pages are 4 KiB on every platform, so page arithmetic is constant. Where
+// OS pages are larger, free pages go back to the OS a whole OS page at a time
 // (see release).
 const (
-	poolShift     = 12
-	poolSize      = 1 << poolShift
-	poolMask      = poolSize - 1
-	poolsPerArena = ArenaSize / poolSize
-	wordsPerPool  = poolSize / minBlock / 64 // bitmap words per pool
+	pageShift     = 12
+	pageSize      = 1 << pageShift
+	pageMask      = pageSize - 1
+	pagesPerArena = ArenaSize / pageSize
+	wordsPerPage  = pageSize / minBlock / 64 // bitmap words per page
 )
 
 // osPage is the OS page size: the unit of giving memory back.
@@ -190,7 +182,7 @@ func New(opts *Options) (*Allocator, error) {
 		o.Reserve = 32 << 30
 	}
 	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 {
-		return nil, fmt.Errorf("arena: new %q: reserve %d bytes, release batch %d: %w", o.Name, o.Reserve, o.ReleaseBatch, ErrInvalidSize)
+		return nil, fmt.Errorf("%s: new with reserve %d bytes, release batch %d: %w", label(o.Name), o.Reserve, o.ReleaseBatch, ErrInvalidSize)
 	}
 	if o.ReleaseBatch == 0 {
 		o.ReleaseBatch = 64
@@ -201,20 +193,20 @@ func New(opts *Options) (*Allocator, error) {
 	case o.KeepEmpty < 0:
 		o.KeepEmpty = 0
 	}
-	if osPage < poolSize || osPage > maxPageSize {
-		return nil, fmt.Errorf("arena: new %q: OS pages of %d bytes (4 KiB to %d KiB supported): %w", o.Name, osPage, maxPageSize>>10, errors.ErrUnsupported)
+	if osPage < pageSize || osPage > maxPageSize {
+		return nil, fmt.Errorf("%s: new with OS pages of %d bytes (4 KiB to %d KiB supported): %w", label(o.Name), osPage, maxPageSize>>10, errors.ErrUnsupported)
 	}
 	nArenas := o.Reserve / ArenaSize
 	r, err := vmem.Reserve(nArenas*ArenaSize, &vmem.Options{Name: "arena " + o.Name})
 	if err != nil {
-		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+		return nil, fmt.Errorf("%s: new: %w", label(o.Name), cause(err))
 	}
 	a := &Allocator{
 		region: r, name: o.Name,
 		key:          rand.Uint64(),
 		arenas:       make([]arenaInfo, nArenas),
-		byFree:       make([]int32, poolsPerArena+1),
-		nonEmp:       make([]uint64, (poolsPerArena+64)/64),
+		byFree:       make([]int32, pagesPerArena+1),
+		nonEmp:       make([]uint64, (pagesPerArena+64)/64),
 		spare:        -1,
 		releaseBatch: o.ReleaseBatch, keepEmpty: o.KeepEmpty,
 	}
@@ -227,7 +219,7 @@ func New(opts *Options) (*Allocator, error) {
 	mr, err := vmem.Reserve(nArenas*metaStride, &vmem.Options{Name: "arena metadata " + o.Name})
 	if err != nil {
 		_ = r.Close()
-		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+		return nil, fmt.Errorf("%s: new: %w", label(o.Name), cause(err))
 	}
 	a.metaRegion = mr
 	a.base, a.metaBase = baseOf(r), baseOf(mr)
@@ -263,7 +255,7 @@ func (a *Allocator) Alloc(n int) ([]byte, error) {
 func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	switch {
 	case n < 0 || n > MaxAlloc:
-		return nil, a.sizeErr("alloc", n)
+		return nil, a.badSize("alloc", n)
 	case n > MaxSmall:
 		return a.allocLarge(n)
 	}
@@ -277,7 +269,7 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	a.mu.Lock()
 	if a.closed.Load() {
 		a.mu.Unlock()
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+		return nil, a.sizeError("alloc", n, ErrClosed)
 	}
 	want := 1
 	if a.readyCache(pid) {
@@ -286,7 +278,7 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	got, err := a.takeBlocksOrReclaim(k, batch[:want])
 	a.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
+		return nil, a.sizeError("alloc", n, err)
 	}
 	if got > 1 {
 		a.stash(k, batch[1:got])
@@ -301,11 +293,12 @@ func (a *Allocator) handOut(off uintptr, c, n int) []byte {
 	return b[:n:n]
 }
 
-func (a *Allocator) sizeErr(op string, n int) error {
+// badSize says why n is not a size Alloc or Realloc accepts.
+func (a *Allocator) badSize(op string, n int) error {
 	if n < 0 {
-		return fmt.Errorf("arena: %s %d bytes from %q: %w", op, n, a.name, ErrInvalidSize)
+		return a.sizeError(op, n, ErrInvalidSize)
 	}
-	return fmt.Errorf("arena: %s %d bytes from %q (most is %d): %w", op, n, a.name, MaxAlloc, ErrTooLarge)
+	return a.sizeError(op, n, ErrTooLarge)
 }
 
 // Free gives a block back. A block already free (or held by a Cache) is
@@ -316,8 +309,8 @@ func (a *Allocator) sizeErr(op string, n int) error {
 // Free of it is ErrDoubleFree until then (ErrForeign after, since the
 // address may be mapped again by anyone).
 func (a *Allocator) Free(b []byte) error {
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.freeLarge(b)
 	}
 	pid := -1
@@ -366,11 +359,11 @@ func (a *Allocator) freeLocked(off uintptr, n, pid int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+		return a.blockError("free", a.addr(off), ErrClosed)
 	}
 	c, err := a.validate(off, n)
 	if err != nil {
-		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+		return a.blockError("free", a.addr(off), err)
 	}
 	a.poisonAndTag(off, c)
 	a.freeBlock(off, c)
@@ -386,22 +379,22 @@ func (a *Allocator) validate(off uintptr, n int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !a.poolBits(off).get(idx) || a.tagged(off) {
+	if !a.pageBits(off).get(idx) || a.tagged(off) {
 		return 0, ErrDoubleFree
 	}
 	return c, nil
 }
 
-// blockClass returns the class of the block starting at pool offset off, or
-// 0 if off does not start a block of a pool in use (locate says why). Small
+// blockClass returns the class of the block starting at page offset off, or
+// 0 if off does not start a block of a page in use (locate says why). Small
 // enough to inline into the fast paths, which check the slice's capacity.
 func (a *Allocator) blockClass(off uintptr) int {
 	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
 		return 0
 	}
-	// Class 0 (a pool not in use) fails the first test: endOff[0] is 0.
-	c := a.pool(off).class.Load() & (classSlots - 1)
-	in := off & poolMask
+	// Class 0 (a page not in use) fails the first test: endOff[0] is 0.
+	c := a.page(off).class.Load() & (classSlots - 1)
+	in := off & pageMask
 	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
 		return 0
 	}
@@ -411,17 +404,17 @@ func (a *Allocator) blockClass(off uintptr) int {
 // freeErr says why Free rejects the slice at off with capacity n.
 func (a *Allocator) freeErr(off uintptr, n int) error {
 	if a.closed.Load() { // and the metadata released: it reads as zero
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+		return a.blockError("free", a.addr(off), ErrClosed)
 	}
 	_, _, err := a.locate(off, n)
 	if err == nil {
 		err = ErrDoubleFree // the block carries the free-block tag
 	}
-	return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+	return a.blockError("free", a.addr(off), err)
 }
 
 // locate finds the class and block index of the block starting at off, a
-// pool offset, or says why there is none. It reads only the atomic class, so
+// page offset, or says why there is none. It reads only the atomic class, so
 // a Cache may call it without the lock.
 func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 	// A released arena's metadata reads as zero (class 0) in the normal
@@ -429,11 +422,11 @@ func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
 		return 0, 0, ErrDoubleFree
 	}
-	c := int(a.pool(off).class.Load())
+	c := int(a.page(off).class.Load())
 	if c == 0 {
 		return 0, 0, ErrDoubleFree // no block of this page is in use
 	}
-	in := off & poolMask
+	in := off & pageMask
 	idx := blockIndex(in, c)
 	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
 		return 0, 0, ErrForeign
@@ -458,7 +451,7 @@ func (a *Allocator) Realloc(b []byte, n int) ([]byte, error) {
 		return a.Alloc(n)
 	}
 	if n < 0 || n > MaxAlloc {
-		return nil, a.sizeErr("realloc", n)
+		return nil, a.badSize("realloc", n)
 	}
 	whole, err := a.whole(b)
 	if err != nil {
@@ -485,18 +478,18 @@ func (a *Allocator) Realloc(b []byte, n int) ([]byte, error) {
 
 // whole validates b as Free would and returns its whole block.
 func (a *Allocator) whole(b []byte) ([]byte, error) {
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.largeWhole(b)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return nil, fmt.Errorf("arena: realloc from %q: %w", a.name, ErrClosed)
+		return nil, a.blockError("realloc", a.addr(off), ErrClosed)
 	}
 	c, err := a.validate(off, cap(b))
 	if err != nil {
-		return nil, fmt.Errorf("arena: realloc block at %#x of %q: %w", off, a.name, err)
+		return nil, a.blockError("realloc", a.addr(off), err)
 	}
 	return a.block(off, classSize[c]), nil
 }
@@ -515,7 +508,7 @@ func (a *Allocator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return fmt.Errorf("arena: close %q: %w", a.name, ErrClosed)
+		return a.errorf("close", ErrClosed)
 	}
 	a.sweepCaches()
 	if err := a.leaks(); err != nil {
@@ -532,7 +525,7 @@ func (a *Allocator) dropMemory() error {
 	if check.On {
 		for _, r := range []*vmem.Region{a.region, a.metaRegion} {
 			if err := r.Close(); err != nil {
-				return fmt.Errorf("arena: close %q: %w", a.name, err)
+				return a.errorf("close", err)
 			}
 		}
 		return nil
@@ -557,6 +550,5 @@ func (a *Allocator) leaks() error {
 	if blocks == 0 {
 		return nil
 	}
-	return fmt.Errorf("arena: close %q: %d blocks (%d bytes) still allocated, %d of them held by caches: %w",
-		a.name, blocks, bytes, cached, ErrLeaked)
+	return a.errorf(fmt.Sprintf("close with %s (%d bytes) allocated, %d held by caches", count(blocks, "block"), bytes, cached), ErrLeaked)
 }

@@ -5,8 +5,6 @@
 package arena
 
 import (
-	"fmt"
-
 	"github.com/offheap/offheap/internal/check"
 )
 
@@ -29,9 +27,9 @@ const (
 //
 // # Double frees
 //
-// Free checks, without the lock, that the slice starts at a block of a pool
+// Free checks, without the lock, that the slice starts at a block of a page
 // in use (else ErrForeign) and that the block does not carry the free-block
-// tag that every block not held by a user carries, in a pool or any cache
+// tag that every block not held by a user carries, in a page or any cache
 // (else ErrDoubleFree); the tag is 8 bytes derived from the
 // address and a random per-allocator key, which live data matches only by a
 // 2^-64 chance. So a double free through a Cache is reported at once, as
@@ -120,7 +118,7 @@ func (c *Cache) fill(k int, blocks []uintptr) int {
 
 func (c *Cache) allocSlow(n int) ([]byte, error) {
 	if c.closed {
-		return nil, fmt.Errorf("arena: cache alloc %d bytes: %w", n, ErrClosed)
+		return nil, c.a.sizeError("cache alloc", n, ErrClosed)
 	}
 	return c.a.Alloc(n)
 }
@@ -131,12 +129,12 @@ func (c *Cache) refill(k int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return fmt.Errorf("arena: cache alloc from %q: %w", a.name, ErrClosed)
+		return a.sizeError("cache alloc", classSize[k], ErrClosed)
 	}
 	s := c.stacks[k][:cacheBatch] // empty, with room for cacheMax
 	got, err := a.takeBlocksOrReclaim(k, s)
 	if err != nil {
-		return fmt.Errorf("arena: cache alloc %d-byte block from %q: %w", classSize[k], a.name, err)
+		return a.sizeError("cache alloc", classSize[k], err)
 	}
 	c.stacks[k] = s[:got]
 	c.publish(k)
@@ -151,10 +149,10 @@ func (c *Cache) Free(b []byte) error {
 	// freeing may read it and finds zeros; closed is checked once, below.
 	// The checked build unmaps it, so it checks first.
 	if c.closed || check.On && a.closed.Load() {
-		return fmt.Errorf("arena: cache free: %w", ErrClosed)
+		return a.blockError("cache free", addrOf(b), ErrClosed)
 	}
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.Free(b)
 	}
 	k := a.freeing(off, cap(b))
@@ -162,7 +160,7 @@ func (c *Cache) Free(b []byte) error {
 		return a.freeErr(off, cap(b))
 	}
 	if a.closed.Load() { // Close came first, or raced this call and released what freeing read
-		return fmt.Errorf("arena: cache free: %w", ErrClosed)
+		return a.blockError("cache free", addrOf(b), ErrClosed)
 	}
 	if c.push(k, off) {
 		c.drain(k, cacheBatch)
@@ -205,7 +203,7 @@ func (c *Cache) Flush() {
 // Close flushes the cache; later calls on it return ErrClosed.
 func (c *Cache) Close() error {
 	if c.closed {
-		return fmt.Errorf("arena: close cache: %w", ErrClosed)
+		return c.a.errorf("close cache", ErrClosed)
 	}
 	c.Flush()
 	c.closed = true

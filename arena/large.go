@@ -4,8 +4,6 @@
 package arena
 
 import (
-	"fmt"
-
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -34,13 +32,13 @@ func (a *Allocator) allocLarge(n int) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
+		return nil, a.sizeError("alloc", n, err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
 		_ = r.Close()
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+		return nil, a.sizeError("alloc", n, ErrClosed)
 	}
 	b := r.Bytes()
 	a.large.add(addrOf(b), r)
@@ -108,17 +106,17 @@ func (a *Allocator) freeLarge(b []byte) error {
 	a.mu.Lock()
 	if a.closed.Load() {
 		a.mu.Unlock()
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
+		return a.blockError("free", addrOf(b), ErrClosed)
 	}
 	slot, err := a.large.lookup(b)
 	if err != nil {
 		a.mu.Unlock()
-		return fmt.Errorf("arena: free %d-byte slice at %#x from %q: %w", cap(b), addrOf(b), a.name, err)
+		return a.blockError("free", addrOf(b), err)
 	}
 	r := a.large.remove(addrOf(b), slot)
 	a.mu.Unlock()
 	if err := r.Close(); err != nil {
-		return fmt.Errorf("arena: free large block of %q: %w", a.name, err)
+		return a.blockError("free", addrOf(b), err)
 	}
 	return nil
 }
@@ -128,11 +126,11 @@ func (a *Allocator) largeWhole(b []byte) ([]byte, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return nil, fmt.Errorf("arena: realloc from %q: %w", a.name, ErrClosed)
+		return nil, a.blockError("realloc", addrOf(b), ErrClosed)
 	}
 	slot, err := a.large.lookup(b)
 	if err != nil {
-		return nil, fmt.Errorf("arena: realloc %d-byte slice at %#x from %q: %w", cap(b), addrOf(b), a.name, err)
+		return nil, a.blockError("realloc", addrOf(b), err)
 	}
 	return a.large.regions[slot].Bytes(), nil
 }

@@ -34,7 +34,7 @@ func (a *Allocator) readyCache(pid int) bool {
 }
 
 // stash puts blocks of class k in the current P's cache, and gives back to
-// the pools what does not fit.
+// the pages what does not fit.
 func (a *Allocator) stash(k int, blocks []uintptr) {
 	put := 0
 	pid := proc.Pin()
@@ -47,7 +47,7 @@ func (a *Allocator) stash(k int, blocks []uintptr) {
 	a.giveBack(k, blocks[put:])
 }
 
-// giveBack returns blocks of class k to their pools.
+// giveBack returns blocks of class k to their pages.
 func (a *Allocator) giveBack(k int, blocks []uintptr) {
 	if len(blocks) == 0 {
 		return
@@ -57,14 +57,14 @@ func (a *Allocator) giveBack(k int, blocks []uintptr) {
 	a.mu.Unlock()
 }
 
-// freeBlocks returns blocks of class k to their pools. Callers hold a.mu.
+// freeBlocks returns blocks of class k to their pages. Callers hold a.mu.
 func (a *Allocator) freeBlocks(k int, blocks []uintptr) {
 	for _, off := range blocks {
 		a.freeBlock(off, k)
 	}
 }
 
-// takeBlocks allocates up to len(dst) blocks of class k from the pools into
+// takeBlocks allocates up to len(dst) blocks of class k from the pages into
 // dst and returns how many; it fails only if it got none. Callers hold a.mu.
 func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
 	for i := range dst {
@@ -81,8 +81,8 @@ func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
 }
 
 // takeBlocksOrReclaim is takeBlocks, but when the reservation is full it
-// first takes back what the per-P caches and the kept empty pools hold
-// (free blocks that keep pools in use) and tries once more, for one block.
+// first takes back what the per-P caches and the kept empty pages hold
+// (free blocks that keep pages in use) and tries once more, for one block.
 // Callers hold a.mu.
 func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
 	got, err := a.takeBlocks(k, dst)
@@ -93,8 +93,8 @@ func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
 	return a.takeBlocks(k, dst[:1])
 }
 
-// reclaim gives back to the pools the free blocks that keep pools in use:
-// those the per-P caches hold, and the empty pools each class keeps.
+// reclaim gives back to the pages the free blocks that keep pages in use:
+// those the per-P caches hold, and the empty pages each class keeps.
 // Callers hold a.mu.
 func (a *Allocator) reclaim() {
 	a.sweepCaches()
@@ -106,7 +106,7 @@ func (a *Allocator) reclaim() {
 
 // sweepCaches stops the fast paths from using the per-P caches (until
 // a.paused is cleared), waits for those in flight to end, and gives every
-// block the caches hold back to the pools. Callers hold a.mu.
+// block the caches hold back to the pages. Callers hold a.mu.
 func (a *Allocator) sweepCaches() {
 	a.paused.Store(true)
 	if !perP {

@@ -1,5 +1,5 @@
 // The free-block tag: 8 bytes written over the start of every free block of
-// a pool in use, so that a double free is recognised without the lock.
+// a page in use, so that a double free is recognised without the lock.
 
 package arena
 

@@ -15,7 +15,7 @@ func baseOf(r *vmem.Region) unsafe.Pointer {
 }
 
 // offsetOf returns b's start as an offset from the reservation, and whether
-// that lies inside the carved arenas (where pools are). Only arithmetic is
+// that lies inside the carved arenas (where pages are). Only arithmetic is
 // done on the address: a slice of any origin is safe to pass.
 func (a *Allocator) offsetOf(b []byte) (uintptr, bool) {
 	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(a.base)
@@ -48,3 +48,6 @@ const metaSize = int(unsafe.Sizeof(arenaMeta{}))
 func (a *Allocator) meta(ai int) *arenaMeta {
 	return (*arenaMeta)(unsafe.Add(a.metaBase, ai*metaStride))
 }
+
+// addr returns the address of offset off of the reservation, for errors.
+func (a *Allocator) addr(off uintptr) uintptr { return uintptr(a.base) + off }
