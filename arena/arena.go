@@ -30,6 +30,9 @@ const MaxAlloc = 1 << 44
 // MaxReserve is the most address space Options.Reserve may ask for.
 const MaxReserve = 64 << 30
 
+// MaxLargeReserve is the most address space Options.LargeReserve may ask for.
+const MaxLargeReserve = 8 << 40
+
 // ArenaSize is the size of an arena: the unit carved from the reservation and
 // returned to the OS whole when all its pages are free.
 const ArenaSize = 1 << arenaShift
@@ -44,6 +47,11 @@ type Options struct {
 	// of small blocks (up to MaxSmall) live at once; 0 means 32 GiB, the most
 	// is MaxReserve. It costs no memory.
 	Reserve int
+	// LargeReserve is the address space reserved, at the first large Alloc,
+	// for blocks above MaxSmall, which bounds their bytes (whole pages each)
+	// live at once; 0 means 256 GiB, the most is MaxLargeReserve. It costs
+	// no memory.
+	LargeReserve int
 	// ReleaseBatch is how many free pages inside partly used arenas are held
 	// before they go back to the OS together; 0 means 64. Larger batches make
 	// cyclic alloc/free cheaper and hold more memory.
@@ -144,7 +152,10 @@ type Allocator struct {
 	counts [nClasses]classCount
 	pcs    [maxProcs]atomic.Pointer[Cache] // per-P caches, set under mu (see pcache.go)
 	paused atomic.Bool                     // the fast paths must not use pcs: a sweep is running, or Close succeeded
-	large  largeSet
+
+	lmu          sync.Mutex  // guards large; taken after mu when both are
+	large        *largeSpace // nil until the first large Alloc
+	largeReserve int
 
 	releaseBatch, keepEmpty int
 	releases, releaseErrs   int // calls to vmem Release, and those that failed
@@ -181,8 +192,12 @@ func New(opts *Options) (*Allocator, error) {
 	if o.Reserve == 0 {
 		o.Reserve = 32 << 30
 	}
-	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 {
-		return nil, fmt.Errorf("%s: new with reserve %d bytes, release batch %d: %w", label(o.Name), o.Reserve, o.ReleaseBatch, ErrInvalidSize)
+	if o.LargeReserve == 0 {
+		o.LargeReserve = 256 << 30
+	}
+	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 || o.LargeReserve < osPage || o.LargeReserve > MaxLargeReserve {
+		return nil, fmt.Errorf("%s: new with reserve %d bytes, large reserve %d bytes, release batch %d: %w",
+			label(o.Name), o.Reserve, o.LargeReserve, o.ReleaseBatch, ErrInvalidSize)
 	}
 	if o.ReleaseBatch == 0 {
 		o.ReleaseBatch = 64
@@ -209,6 +224,7 @@ func New(opts *Options) (*Allocator, error) {
 		nonEmp:       make([]uint64, (pagesPerArena+64)/64),
 		spare:        -1,
 		releaseBatch: o.ReleaseBatch, keepEmpty: o.KeepEmpty,
+		largeReserve: o.LargeReserve,
 	}
 	for i := range a.byFree {
 		a.byFree[i] = -1
@@ -304,10 +320,9 @@ func (a *Allocator) badSize(op string, n int) error {
 // Free gives a block back. A block already free (or held by a Cache) is
 // ErrDoubleFree; a slice that does not start at a block this allocator handed
 // out, or that reaches past its block, is ErrForeign. Either way nothing
-// changes. Free of a large block (above MaxSmall) unmaps it at once; its
-// address is remembered among the last 1024 large blocks freed, so a second
-// Free of it is ErrDoubleFree until then (ErrForeign after, since the
-// address may be mapped again by anyone).
+// changes. Free of a large block (above MaxSmall) gives its pages back to
+// the OS at once; if the OS refuses, Free returns the OS's error and the
+// block stays allocated (Free may be called again).
 func (a *Allocator) Free(b []byte) error {
 	off, inPages := a.offsetOf(b)
 	if !inPages {
@@ -507,6 +522,8 @@ func (a *Allocator) whole(b []byte) ([]byte, error) {
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.lmu.Lock()
+	defer a.lmu.Unlock()
 	if a.closed.Load() {
 		return a.errorf("close", ErrClosed)
 	}
@@ -519,29 +536,39 @@ func (a *Allocator) Close() error {
 	return a.dropMemory()
 }
 
-// dropMemory gives the arenas and their metadata back after Close (see
-// Close). Callers hold a.mu.
+// dropMemory gives the arenas, the large blocks' space and their metadata
+// back after Close (see Close). Callers hold a.mu and a.lmu.
 func (a *Allocator) dropMemory() error {
+	rs := []*vmem.Region{a.region, a.metaRegion}
+	if ls := a.large; ls != nil {
+		rs = append(rs, ls.region, ls.metaRgn, ls.usedRgn)
+	}
 	if check.On {
-		for _, r := range []*vmem.Region{a.region, a.metaRegion} {
+		for _, r := range rs {
 			if err := r.Close(); err != nil {
 				return a.errorf("close", err)
 			}
 		}
 		return nil
 	}
-	_ = a.region.Release(0, a.region.Len())
-	_ = a.metaRegion.Release(0, a.metaRegion.Len())
-	runtime.AddCleanup(a, func(rs [2]*vmem.Region) {
-		_ = rs[0].Close()
-		_ = rs[1].Close()
-	}, [2]*vmem.Region{a.region, a.metaRegion})
+	for _, r := range rs {
+		_ = r.Release(0, r.Len())
+	}
+	runtime.AddCleanup(a, func(rs []*vmem.Region) {
+		for _, r := range rs {
+			_ = r.Close()
+		}
+	}, rs)
 	return nil
 }
 
-// leaks reports the blocks still allocated, if any. Callers hold a.mu.
+// leaks reports the blocks still allocated, if any. Callers hold a.mu and
+// a.lmu.
 func (a *Allocator) leaks() error {
-	blocks, bytes, cached := a.large.n, a.large.bytes, 0
+	blocks, bytes, cached := 0, 0, 0
+	if ls := a.large; ls != nil {
+		blocks, bytes = ls.spans.usedSpans, ls.spans.usedPages<<ls.shift
+	}
 	for c := 1; c < nClasses; c++ {
 		blocks += a.counts[c].blocks
 		bytes += a.counts[c].blocks * classSize[c]

@@ -18,7 +18,7 @@ var (
 	ErrLeaked      = errors.New("blocks still allocated")            // Close with live blocks
 	ErrClosed      = errors.New("closed")                            // use after Close
 	ErrInvalidSize = errors.New("invalid size")                      // a negative size, or bad Options
-	ErrTooLarge    = errors.New("request too large")                 // more than MaxAlloc bytes
+	ErrTooLarge    = errors.New("request too large")                 // more than MaxAlloc bytes, or than Options.LargeReserve
 	ErrExhausted   = errors.New("address space reservation is full") // every arena of the reservation is in use
 )
 

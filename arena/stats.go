@@ -17,17 +17,17 @@ type ClassStats struct {
 type Stats struct {
 	Arenas         int // arenas active (pages may be in use) or spare
 	ArenasReleased int // arenas whose pages all went back to the OS (address space kept)
-	InUse          int // bytes of blocks allocated to users: block sizes, not requests; large blocks by their mapping
+	InUse          int // bytes of blocks allocated to users: block sizes, not requests; large blocks in whole pages
 	InUseBlocks    int // blocks allocated to users
 	Cached         int // bytes of free blocks held by caches, as of their last batch exchange (see Cache)
 	Shared         int // bytes of free blocks held by the allocator's per-P caches (Purge and Close empty them; exact only while no call is in flight)
-	Mapped         int // bytes of address space ready: arenas not released and their metadata, plus large mappings
-	Resident       int // bytes of arenas, their metadata and large mappings resident in memory (mincore; 0 where unsupported)
+	Mapped         int // bytes of address space ready: arenas not released and their metadata, large blocks' pages and their metadata
+	Resident       int // bytes of all the above resident in memory, page by page (mincore; 0 where unsupported)
 	PagesInUse     int // pages serving a class
 	PagesDirty     int // free pages still resident, waiting for a batch release
-	LargeBlocks    int // live blocks above MaxSmall, each in its own mapping
+	LargeBlocks    int // live blocks above MaxSmall, each a span of whole pages
 	Releases       int // calls that gave pages back to the OS
-	ReleaseErrors  int // such calls that failed (the memory stayed resident)
+	ReleaseErrors  int // such calls that failed (the memory stayed resident; a large block's Free failed with them)
 	Purges         int // calls to Purge
 	Classes        []ClassStats
 }
@@ -37,10 +37,15 @@ type Stats struct {
 func (a *Allocator) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.lmu.Lock()
+	defer a.lmu.Unlock()
 	s := Stats{
-		LargeBlocks: a.large.n, InUse: a.large.bytes, InUseBlocks: a.large.n,
 		Releases: a.releases, ReleaseErrors: a.releaseErrs, Purges: a.purges,
 		Classes: make([]ClassStats, 0, nClasses-1),
+	}
+	if ls := a.large; ls != nil {
+		s.Releases += ls.releases
+		s.ReleaseErrors += ls.failed
 	}
 	if a.closed.Load() {
 		return s // everything is unmapped; nothing was allocated
@@ -65,8 +70,8 @@ func (a *Allocator) Stats() Stats {
 			s.PagesDirty += int(a.meta(ai).ndirty)
 		}
 	}
-	s.Mapped = s.Arenas*(ArenaSize+metaStride) + a.large.bytes
-	s.Resident = a.large.bytes
+	s.Mapped += s.Arenas * (ArenaSize + metaStride)
+	a.largeStats(&s)
 	if n, err := a.region.Resident(); err == nil {
 		s.Resident += n
 	}

@@ -51,3 +51,39 @@ func (a *Allocator) meta(ai int) *arenaMeta {
 
 // addr returns the address of offset off of the reservation, for errors.
 func (a *Allocator) addr(off uintptr) uintptr { return uintptr(a.base) + off }
+
+// spanEntrySize is the size of a large page's metadata entry.
+const spanEntrySize = int(unsafe.Sizeof(spanEntry{}))
+
+// entriesOf returns the metadata region r as n span entries.
+//
+// Sound because r reserves n*spanEntrySize bytes at a page-aligned base
+// that stays fixed (and outside the Go heap) until its Close, which comes
+// after the last use; spanEntry holds no pointers and its alignment (4)
+// divides the page size. Only entries in r's ready prefix are touched (see
+// spanSet.ready).
+func entriesOf(r *vmem.Region, n uint32) []spanEntry {
+	return unsafe.Slice((*spanEntry)(baseOf(r)), n)
+}
+
+// wordsOf returns the region r as the words of a bitmap of n bits, on the
+// same grounds as entriesOf.
+func wordsOf(r *vmem.Region, n uint32) []uint64 {
+	return unsafe.Slice((*uint64)(baseOf(r)), (n+63)/64)
+}
+
+// block returns n bytes from page p of the large reservation.
+//
+// Sound because p and n lie inside a span that is allocated (so ready and
+// not released) until the block is freed, and the reservation is unmapped
+// only by Close, after every block was freed, or when the Allocator is
+// unreachable.
+func (ls *largeSpace) block(p uint32, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(ls.base, uintptr(p)<<ls.shift)), n)
+}
+
+// offsetOf returns b's start as an offset from the large reservation (a
+// huge one if b starts below it). Only arithmetic is done on the address.
+func (ls *largeSpace) offsetOf(b []byte) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(ls.base)
+}
