@@ -20,11 +20,11 @@ import (
 // process's mappings: the reservation is one mapping however it is carved.
 // All fields are guarded by Allocator.lmu.
 type largeSpace struct {
-	region   *vmem.Region // the pages of the spans
-	metaRgn  *vmem.Region // spanSet.meta
-	usedRgn  *vmem.Region // spanSet.used
+	region   *vmem.Region   // the pages of the spans
+	metaRgn  *vmem.Region   // spanSet.meta
+	usedRgn  *vmem.Region   // spanSet.used
 	base     unsafe.Pointer // the region's first address
-	shift    uint         // log2 of the page size
+	shift    uint           // log2 of the page size
 	spans    spanSet
 	releases int // calls that gave a freed span's pages back
 	failed   int // such calls that failed (the span stayed allocated)
