@@ -13,7 +13,6 @@ package arena
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -73,15 +72,16 @@ type Options struct {
 // 4 KiB pages; a page in use serves blocks of one size class. So the
 // arena and page of any address are found by arithmetic, and a slice that is
 // not at a block start of a page in use is ErrForeign. Requests above
-// MaxSmall bytes get a vmem region of their own, unmapped when freed.
+// MaxSmall bytes are spans of whole OS pages from a second reservation (see
+// large.go and span.go), given back to the OS when freed.
 //
 // All metadata is out of band and pointer-free. Per arena, a small fixed
 // record on the Go heap (state, count of free pages, list links) and, in a
 // second vmem region at a fixed stride, the part that grows with the memory
-// served: per page its class, its count of allocated blocks and a bitmap of
-// allocated blocks, and the arena's stacks of free pages, dirty (resident)
-// and clean (released or never touched). That part goes back to the OS with
-// its arena, so the Go heap does not grow with the memory served.
+// served: per page its class, its count of allocated blocks and a state byte
+// per block, and the arena's stacks of free pages, dirty (resident) and
+// clean (released or never touched). That part goes back to the OS with its
+// arena, so the Go heap does not grow with the memory served.
 //
 // # States
 //
@@ -97,32 +97,47 @@ type Options struct {
 // arenas sit on per-count lists with a bitmap of non-empty counts, which
 // keeps that order in O(1).
 //
+// # Double frees
+//
 // A block is allocated to a user, held by a Cache (the user's, or a P's; see
-// below), or free in its page; blocks held by caches count as allocated in
-// their page's bitmap. Every block not allocated to a
-// user carries an 8-byte tag over its first bytes, derived from its address
-// and a per-allocator random key (live data matches it by a 2^-64 chance);
-// Alloc clears it with the rest of the block. So Free finds a double free at
-// once, without the lock and whatever the block's state: by the tag (and, in
-// the checked build, which frees under the lock, by the bitmap as well).
-// A double free is missed only if the freed block was written to after its
-// first free (a use after free that destroyed the tag), or if two frees of
-// one block race each other.
+// below), or free in its page, and its state byte says which (state.go);
+// blocks held by caches count as allocated in their page. Free moves the
+// byte from "user" to "cache" with a compare-and-swap, so what it can tell
+// is exact, without the lock and whatever was written into the block:
+//
+//   - a Free of an address where no block is allocated to a user (a block
+//     free or held by a cache, a page or arena not in use, a large span
+//     free) is ErrDoubleFree, and changes nothing;
+//   - a Free of an address that is not the start of a block, or of a slice
+//     reaching past its block, is ErrForeign, and changes nothing;
+//   - of two Frees of one block racing each other, exactly one succeeds and
+//     the other is ErrDoubleFree;
+//   - a stale Free of a block whose address has been handed out again, to a
+//     block the stale slice fits in, frees the new owner's block: the
+//     allocator keeps no record of owners besides the address, so it cannot
+//     tell that Free from the new owner's own (a large block that now covers
+//     the address from an earlier page is ErrForeign).
+//
+// The compare-and-swap is the price of the third point: one locked
+// instruction per Free, which Alloc does not pay (it stores the byte).
 //
 // # Fast paths
 //
 // Alloc and Free pin the calling goroutine to its P and use that P's own
-// Cache (see pcache.go): a pop or a push with plain loads and stores, no
-// atomic write. A P's cache is refilled from the pages and drained back to
-// them in batches under the lock. Close and Purge empty every P's cache after
-// stopping the world for a moment, which waits out the calls in flight. The
-// checked build, and the race detector's (which cannot see the ownership a
-// pin gives), take the lock for every call instead. A Cache of the user's
-// own saves the pinning too.
+// Cache (see pcache.go): a pop or a push with plain loads and stores, and
+// Free's compare-and-swap of the state byte. A P's cache is refilled from
+// the pages and drained back to them in batches under the lock. Close and
+// Purge empty every P's cache after stopping the world for a moment, which
+// waits out the calls in flight. The checked build, and the race detector's
+// (which cannot see the ownership a pin gives), take the lock for every call
+// instead, and make every change of a state byte under it, through a user's
+// Cache too. A Cache of the user's own saves the pinning.
 //
 // # Invariants
 //
-//   - a page's allocated count equals the bits set in its bitmap for real blocks;
+//   - a page's allocated count equals the blocks whose state is stCached or stUser;
+//   - every state byte of a page in use holds the page's class, and is 0 past its last block
+//     and on pages not in use;
 //   - a page is on its class list exactly when it is in use and not full;
 //   - an arena is on the count lists exactly when it is active and has 1..pagesPerArena-1 free pages;
 //   - released pages are made ready again (vmem Reuse) before they are touched.
@@ -136,7 +151,6 @@ type Allocator struct {
 	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
 	metaBase   unsafe.Pointer // its start
 	name       string
-	key        uint64 // random key of the free-block tag
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
@@ -177,7 +191,6 @@ const (
 	pageSize      = 1 << pageShift
 	pageMask      = pageSize - 1
 	pagesPerArena = ArenaSize / pageSize
-	wordsPerPage  = pageSize / minBlock / 64 // bitmap words per page
 )
 
 // osPage is the OS page size: the unit of giving memory back.
@@ -218,7 +231,6 @@ func New(opts *Options) (*Allocator, error) {
 	}
 	a := &Allocator{
 		region: r, name: o.Name,
-		key:          rand.Uint64(),
 		arenas:       make([]arenaInfo, nArenas),
 		byFree:       make([]int32, pagesPerArena+1),
 		nonEmp:       make([]uint64, (pagesPerArena+64)/64),
@@ -302,10 +314,20 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	return a.handOut(batch[0], k, n), nil
 }
 
-// handOut clears a block (tag included) and returns its first n bytes.
+// handOut gives a block of class c, held by the caller's cache (state
+// stCached), to the user: it marks it stUser, clears it and returns its first
+// n bytes.
 func (a *Allocator) handOut(off uintptr, c, n int) []byte {
-	b := a.block(off, classSize[c])
-	clear(b[:max(n, minBlock)])
+	p := a.stateOf(off, c, blockIndex(off&pageMask, c))
+	if perP {
+		setState(p, c, stUser)
+	} else { // every state change under the lock (see pcache.go)
+		a.mu.Lock()
+		setState(p, c, stUser)
+		a.mu.Unlock()
+	}
+	b := a.block(off, n)
+	clear(b)
 	return b[:n:n]
 }
 
@@ -336,7 +358,7 @@ func (a *Allocator) Free(b []byte) error {
 				k := a.freeing(off, cap(b))
 				if k == 0 { // find out why under the lock, which a racing Close cannot pass
 					proc.Unpin()
-					return a.freeLocked(off, cap(b), pid)
+					return a.freeErr("free", off, cap(b))
 				}
 				if !c.push(k, off) {
 					proc.Unpin()
@@ -354,83 +376,87 @@ func (a *Allocator) Free(b []byte) error {
 	return a.freeLocked(off, cap(b), pid)
 }
 
-// freeing is Free's check without the lock: if off starts a block allocated
-// to a user, with a slice of capacity n inside it, it marks the block free
-// (poisoned in the checked build, and tagged) and returns its class.
-// Otherwise it returns 0 and changes nothing (freeErr says why).
+// freeing is Free's step without the lock: if off starts a block allocated
+// to a user, with a slice of capacity n inside it, it moves the block to
+// state stCached (poisoned in the checked build) and returns its class;
+// the caller puts it in a cache. Otherwise it returns 0 and changes nothing
+// (freeErr says why). A page's class may change under it: claim then fails,
+// since every state byte holds its page's class.
 func (a *Allocator) freeing(off uintptr, n int) int {
-	c := a.blockClass(off)
-	if c == 0 || n > classSize[c] || a.tagged(off) {
+	c := int(a.page(off).class.Load() & (classSlots - 1))
+	in := off & pageMask
+	idx := blockIndex(in, c)
+	// Class 0 (a page not in use) fails the first test: endOff[0] is 0.
+	if in >= endOff[c] || idx*uintptr(classSize[c]) != in || n > classSize[c] ||
+		!claim(a.stateOf(off, c, idx), c, stUser, stCached) {
 		return 0
 	}
-	a.poisonAndTag(off, c)
+	check.Fill(a.block(off, classSize[c]))
 	return c
 }
 
-// freeLocked is Free with every check made under the lock: the way of the
-// checked build (which also checks the bitmap) and of the race detector's,
-// and the fallback for a P without a cache (pid, -1 if none), which it readies.
+// freeLocked is Free under the lock: the way of the checked build and of the
+// race detector's, and the fallback for a P without a cache (pid, -1 if
+// none), which it readies. The block goes straight back to its page.
 func (a *Allocator) freeLocked(off uintptr, n, pid int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed.Load() {
-		return a.blockError("free", a.addr(off), ErrClosed)
-	}
-	c, err := a.validate(off, n)
+	c, err := a.claimLocked(off, n)
 	if err != nil {
 		return a.blockError("free", a.addr(off), err)
 	}
-	a.poisonAndTag(off, c)
 	a.freeBlock(off, c)
 	a.readyCache(pid)
 	return nil
+}
+
+// claimLocked is freeing under the lock, with the reason it fails. Callers
+// hold a.mu.
+func (a *Allocator) claimLocked(off uintptr, n int) (int, error) {
+	if a.closed.Load() {
+		return 0, ErrClosed
+	}
+	c, idx, err := a.locate(off, n)
+	if err != nil {
+		return 0, err
+	}
+	if !claim(a.stateOf(off, c, idx), c, stUser, stCached) {
+		return 0, ErrDoubleFree
+	}
+	check.Fill(a.block(off, classSize[c]))
+	return c, nil
 }
 
 // validate checks that off is the start of a block allocated to the user,
 // with a slice of capacity n that stays inside it, and returns its class.
 // Callers hold a.mu.
 func (a *Allocator) validate(off uintptr, n int) (int, error) {
+	if a.closed.Load() {
+		return 0, ErrClosed
+	}
 	c, idx, err := a.locate(off, n)
-	if err != nil {
-		return 0, err
+	if err == nil && *a.stateOf(off, c, idx) != stateByte(c, stUser) {
+		err = ErrDoubleFree
 	}
-	if !a.pageBits(off).get(idx) || a.tagged(off) {
-		return 0, ErrDoubleFree
-	}
-	return c, nil
+	return c, err
 }
 
-// blockClass returns the class of the block starting at page offset off, or
-// 0 if off does not start a block of a page in use (locate says why). Small
-// enough to inline into the fast paths, which check the slice's capacity.
-func (a *Allocator) blockClass(off uintptr) int {
-	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
-		return 0
-	}
-	// Class 0 (a page not in use) fails the first test: endOff[0] is 0.
-	c := a.page(off).class.Load() & (classSlots - 1)
-	in := off & pageMask
-	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
-		return 0
-	}
-	return int(c)
-}
-
-// freeErr says why Free rejects the slice at off with capacity n.
-func (a *Allocator) freeErr(off uintptr, n int) error {
-	if a.closed.Load() { // and the metadata released: it reads as zero
-		return a.blockError("free", a.addr(off), ErrClosed)
-	}
-	_, _, err := a.locate(off, n)
+// freeErr says, under the lock (which a racing Close cannot pass), why the
+// lock-free step of a Free (op) rejected the slice at off with capacity n.
+func (a *Allocator) freeErr(op string, off uintptr, n int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, err := a.validate(off, n)
 	if err == nil {
-		err = ErrDoubleFree // the block carries the free-block tag
+		// The block was not the user's when the claim failed, and has been
+		// handed out again since: the Free came too late, as a double free.
+		err = ErrDoubleFree
 	}
-	return a.blockError("free", a.addr(off), err)
+	return a.blockError(op, a.addr(off), err)
 }
 
 // locate finds the class and block index of the block starting at off, a
-// page offset, or says why there is none. It reads only the atomic class, so
-// a Cache may call it without the lock.
+// page offset, or says why there is none. Callers hold a.mu.
 func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 	// A released arena's metadata reads as zero (class 0) in the normal
 	// build; in the checked build it is inaccessible, so look first.
@@ -447,13 +473,6 @@ func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
 		return 0, 0, ErrForeign
 	}
 	return c, idx, nil
-}
-
-// poisonAndTag marks a block free: poisoned in the checked build, and tagged.
-func (a *Allocator) poisonAndTag(off uintptr, c int) {
-	b := a.block(off, classSize[c])
-	check.Fill(b)
-	a.tag(b, off)
 }
 
 // Realloc returns a block of n bytes holding the first min(len(b), n) bytes
@@ -499,9 +518,6 @@ func (a *Allocator) whole(b []byte) ([]byte, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed.Load() {
-		return nil, a.blockError("realloc", a.addr(off), ErrClosed)
-	}
 	c, err := a.validate(off, cap(b))
 	if err != nil {
 		return nil, a.blockError("realloc", a.addr(off), err)
@@ -514,11 +530,12 @@ func (a *Allocator) whole(b []byte) ([]byte, error) {
 // wrapping ErrLeaked that says how many blocks and bytes, and the allocator
 // stays usable. After a successful Close every method returns ErrClosed.
 //
-// The memory goes back to the operating system at once; the address-space
-// reservation is unmapped when the Allocator becomes unreachable, because a
-// Free that races with Close (a stale or double free: the caller's bug) may
-// still be reading the metadata, which then reads as zero and the call
-// fails. The checked build unmaps at once, so such a Free faults.
+// The memory goes back to the operating system at once. The large blocks'
+// reservation is unmapped at once too; the arenas' is unmapped when the
+// Allocator becomes unreachable, because a Free that races with Close (a
+// stale or double free: the caller's bug) may still be reading the metadata
+// without the lock, which then reads as zero and the call fails. The checked
+// build, which reads it only under the lock, unmaps at once.
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -539,10 +556,14 @@ func (a *Allocator) Close() error {
 // dropMemory gives the arenas, the large blocks' space and their metadata
 // back after Close (see Close). Callers hold a.mu and a.lmu.
 func (a *Allocator) dropMemory() error {
-	rs := []*vmem.Region{a.region, a.metaRegion}
+	// Every use of the large space checks closed under a.lmu first, so it
+	// goes at once.
 	if ls := a.large; ls != nil {
-		rs = append(rs, ls.region, ls.metaRgn, ls.usedRgn)
+		if err := ls.close(); err != nil {
+			return a.errorf("close", err)
+		}
 	}
+	rs := []*vmem.Region{a.region, a.metaRegion}
 	if check.On {
 		for _, r := range rs {
 			if err := r.Close(); err != nil {

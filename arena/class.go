@@ -7,7 +7,7 @@ package arena
 // sizes are multiples of 64 (so blocks of 64-byte multiples are 64-byte
 // aligned). Requests above MaxSmall get a mapping of their own.
 const (
-	minBlock = 16         // smallest block; also the size of the free-block tag
+	minBlock = 16         // smallest block
 	smallMax = 512        // the last class of the 16-byte steps
 	MaxSmall = 2048       // largest request served from a page; larger ones are mapped alone
 	nClasses = 1 + 32 + 4 // class 0 means "no class" (a page not in use)

@@ -90,14 +90,6 @@ func (ls *largeSpace) close() error {
 	return first
 }
 
-// releaseAll gives every page and the metadata back to the OS, keeping the
-// reservation.
-func (ls *largeSpace) releaseAll() {
-	for _, r := range []*vmem.Region{ls.region, ls.metaRgn, ls.usedRgn} {
-		_ = r.Release(0, r.Len())
-	}
-}
-
 // allocLarge serves a request above MaxSmall with a span of whole pages.
 func (a *Allocator) allocLarge(n int) ([]byte, error) {
 	a.lmu.Lock()

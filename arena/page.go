@@ -34,9 +34,10 @@ const (
 // holds it); it holds no pointers.
 type arenaMeta struct {
 	pages          [pagesPerArena]pageInfo
-	bits           [ArenaSize / 1024]uint64 // wordsPerPage allocation-bitmap words per page
-	dirty, clean   [pagesPerArena]uint16    // stacks of free pages: resident, and released or never touched
+	bigState       [pagesPerArena * bigStates]uint8 // block states of pages of classes of 64 bytes and more (see state.go)
+	dirty, clean   [pagesPerArena]uint16            // stacks of free pages: resident, and released or never touched
 	ndirty, nclean int32
+	smallState     [pagesPerArena * smallStates]uint8 // block states of pages of the smaller classes, last: often untouched
 }
 
 // metaStride is the bytes of metadata region per arena: whole pages of any
@@ -82,89 +83,64 @@ func init() {
 	}
 }
 
-// bitmap is a page's allocation bitmap: bit i set when block i is allocated.
-// Bits past the last block are set, so they are never handed out.
-type bitmap []uint64
-
-func (m bitmap) get(i uintptr) bool { return m[i/64]&(1<<(i%64)) != 0 }
-func (m bitmap) set(i uintptr)      { m[i/64] |= 1 << (i % 64) }
-func (m bitmap) clr(i uintptr)      { m[i/64] &^= 1 << (i % 64) }
-
-// firstZero returns the index of the first clear bit; the page is not full.
-func (m bitmap) firstZero() uintptr {
-	for i, w := range m {
-		if w != ^uint64(0) {
-			return uintptr(i*64 + bits.TrailingZeros64(^w))
-		}
-	}
-	panic("arena: firstZero on a full page")
-}
-
-// reset clears the bitmap for class c: no block allocated, padding set.
-func (m bitmap) reset(c int) {
-	clear(m)
-	nb := nBlocks[c]
-	for w := nb / 64; w < len(m); w++ {
-		m[w] = ^uint64(0)
-		if w == nb/64 {
-			m[w] <<= nb % 64
-		}
-	}
-}
-
-func (m bitmap) count() int {
-	n := 0
-	for _, w := range m {
-		n += bits.OnesCount64(w)
-	}
-	return n
-}
-
 // page returns the metadata of the page holding page offset off.
 func (a *Allocator) page(off uintptr) *pageInfo {
 	// The index is below pagesPerArena: the mask only tells the compiler so.
 	return &a.meta(int(off >> arenaShift)).pages[(off&(ArenaSize-1))>>pageShift&(pagesPerArena-1)]
 }
 
-// pageBits returns the bitmap of the page holding page offset off.
-func (a *Allocator) pageBits(off uintptr) bitmap {
-	i := int((off>>pageShift)&uintptr(pagesPerArena-1)) * wordsPerPage
-	return a.meta(int(off >> arenaShift)).bits[i : i+wordsPerPage : i+wordsPerPage]
-}
-
 func pageOff(g int32) uintptr { return uintptr(g) << pageShift }
 
-// allocBlock takes a free block of class c and returns its offset.
-func (a *Allocator) allocBlock(c int) (uintptr, error) {
-	g := a.used[c]
-	if g < 0 {
-		var err error
-		if g, err = a.assignPage(c); err != nil {
-			return 0, err
+// takeBlocks moves up to len(dst) free blocks of class c from their pages
+// to the caller (state stCached) and puts their offsets in dst; it returns
+// how many, and fails only if it got none. Callers hold a.mu.
+func (a *Allocator) takeBlocks(c int, dst []uintptr) (int, error) {
+	got := 0
+	for got < len(dst) {
+		g := a.used[c]
+		if g < 0 {
+			var err error
+			if g, err = a.assignPage(c); err != nil {
+				if got > 0 {
+					return got, nil
+				}
+				return 0, err
+			}
 		}
+		got += a.takeFromPage(c, g, dst[got:])
 	}
+	return got, nil
+}
+
+// takeFromPage moves up to len(dst) free blocks of page g, of class c, to
+// the caller, as takeBlocks does, and returns how many.
+func (a *Allocator) takeFromPage(c int, g int32, dst []uintptr) int {
 	off := pageOff(g)
-	p, m := a.page(off), a.pageBits(off)
-	idx := m.firstZero()
-	m.set(idx)
-	if p.kept {
+	p, states := a.page(off), a.states(off, c)
+	n := findFree(states[:(nBlocks[c]+7)&^7], c, dst)
+	for i, idx := range dst[:n] {
+		setState(&states[idx], c, stCached)
+		dst[i] = off + idx*uintptr(classSize[c])
+	}
+	if n > 0 && p.kept {
 		p.kept = false
 		a.nkeep[c]--
 	}
-	p.nalloc++
+	p.nalloc += int32(n)
 	if int(p.nalloc) == nBlocks[c] {
 		a.unlinkPage(c, g)
 	}
-	a.counts[c].blocks++
+	a.counts[c].blocks += n
 	a.checkPage(off, c)
-	return off + idx*uintptr(classSize[c]), nil
+	return n
 }
 
-// freeBlock marks the allocated block at off, of class c, free.
+// freeBlock returns a block of class c held by a cache (state stCached) to
+// its page. Callers hold a.mu.
 func (a *Allocator) freeBlock(off uintptr, c int) {
 	g := int32(off >> pageShift)
-	p, m := a.page(off), a.pageBits(off)
-	m.clr(blockIndex(off&pageMask, c))
+	p := a.page(off)
+	setState(a.stateOf(off, c, blockIndex(off&pageMask, c)), c, stFree)
 	if int(p.nalloc) == nBlocks[c] {
 		a.linkPage(c, g)
 	}
@@ -176,15 +152,26 @@ func (a *Allocator) freeBlock(off uintptr, c int) {
 	}
 }
 
-// checkPage verifies, in the checked build, that a page's count matches its bitmap.
+// checkPage verifies, in the checked build, a page's count and states: as
+// many blocks allocated (to users or caches) as its count says, every block
+// in a state of its class, every byte past the last block 0.
 func (a *Allocator) checkPage(off uintptr, c int) {
 	if !check.On {
 		return
 	}
-	p, m := a.page(off), a.pageBits(off)
-	pad := wordsPerPage*64 - nBlocks[c]
-	check.Invariant(m.count()-pad == int(p.nalloc), "page %#x of class %d: %d allocated, bitmap has %d",
-		off, c, p.nalloc, m.count()-pad)
+	p, states := a.page(off), a.states(off, c)
+	alloc := 0
+	for i, st := range states {
+		switch {
+		case i >= nBlocks[c]:
+			check.Invariant(st == 0, "page %#x of class %d: state %#x past the last block", off, c, st)
+		case st>>stShift != uint8(c) || st&stMask == 0:
+			check.Invariant(false, "page %#x of class %d: block %d in state %#x", off, c, i, st)
+		case st&stMask != stFree:
+			alloc++
+		}
+	}
+	check.Invariant(alloc == int(p.nalloc), "page %#x of class %d: %d allocated, states say %d", off, c, p.nalloc, alloc)
 	check.Invariant(int(p.class.Load()) == c, "page %#x: class %d, want %d", off, p.class.Load(), c)
 }
 
@@ -218,18 +205,16 @@ func (a *Allocator) assignPage(c int) (int32, error) {
 	return g, nil
 }
 
-// initPage readies a free page for class c: bitmap reset, every block tagged.
+// initPage readies a free page for class c: every block free.
 func (a *Allocator) initPage(g int32, c int) {
 	off := pageOff(g)
 	p := a.page(off)
-	p.class.Store(uint32(c))
-	p.nalloc = 0
-	a.pageBits(off).reset(c)
-	size := classSize[c]
-	page := a.block(off, pageSize)
-	for i := 0; i+size <= pageSize; i += size {
-		a.tag(page[i:i+size], off+uintptr(i))
+	states := a.states(off, c)
+	for i := range nBlocks[c] {
+		setState(&states[i], c, stFree)
 	}
+	p.nalloc = 0
+	p.class.Store(uint32(c))
 	a.linkPage(c, g)
 	a.counts[c].pages++
 }
@@ -265,6 +250,7 @@ func (a *Allocator) unassign(c int, g int32) {
 	check.Invariant(a.page(off).nalloc == 0 && !a.page(off).kept, "freeing page %#x with %d blocks allocated", off, a.page(off).nalloc)
 	a.unlinkPage(c, g)
 	a.page(off).class.Store(0)
+	clear(a.states(off, c)) // no stale free can claim a block now
 	a.counts[c].pages--
 	ai := int32(off >> arenaShift)
 	ar := &a.arenas[ai]

@@ -1,9 +1,11 @@
 // Per-P caches: the shared Allocator's fast path. Alloc and Free pin the
 // goroutine to its P and pop or push that P's cache (a Cache of its own) with
 // plain loads and stores; only a cache found empty or full takes the lock,
-// to move a batch. The race detector cannot see the ownership a pin gives,
-// and the checked build checks every free under the lock, so both take the
-// lock for every call instead.
+// to move a batch. The race detector cannot see the ownership a pin gives
+// (nor the soundness of a byte store beside a compare-and-swap of its word,
+// see stateWord), and the checked build checks every free under the lock,
+// so both take the lock for every call instead, and change state bytes only
+// under it.
 
 package arena
 
@@ -62,22 +64,6 @@ func (a *Allocator) freeBlocks(k int, blocks []uintptr) {
 	for _, off := range blocks {
 		a.freeBlock(off, k)
 	}
-}
-
-// takeBlocks allocates up to len(dst) blocks of class k from the pages into
-// dst and returns how many; it fails only if it got none. Callers hold a.mu.
-func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
-	for i := range dst {
-		off, err := a.allocBlock(k)
-		if err != nil {
-			if i > 0 {
-				return i, nil
-			}
-			return 0, err
-		}
-		dst[i] = off
-	}
-	return len(dst), nil
 }
 
 // takeBlocksOrReclaim is takeBlocks, but when the reservation is full it

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/internal/proc"
 )
 
@@ -74,10 +73,14 @@ func checkingWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) erro
 
 // TestFastPathsUnderPurgeCloseAndProcs runs many goroutines through the fast
 // paths while another goroutine purges, fails to close, and changes
-// GOMAXPROCS (including above maxProcs). Afterwards Stats must show nothing in use and
-// Close must succeed.
+// GOMAXPROCS (including above maxProcs). Afterwards Stats must show nothing
+// in use and Close must succeed.
 func TestFastPathsUnderPurgeCloseAndProcs(t *testing.T) {
 	a, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentinel, err := a.Alloc(100) // so Close cannot succeed before the workers hold blocks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +124,9 @@ func TestFastPathsUnderPurgeCloseAndProcs(t *testing.T) {
 	}
 	if t.Failed() {
 		return
+	}
+	if err := a.Free(sentinel); err != nil {
+		t.Fatal(err)
 	}
 	if s := a.Stats(); s.InUseBlocks != 0 || s.InUse != 0 {
 		t.Errorf("after all frees: %v", s)
@@ -623,13 +629,11 @@ func TestCacheFlushClearsCount(t *testing.T) {
 }
 
 // TestStaleCacheFreeRacingClose is TestStaleFreeRacingClose through an empty
-// Cache, which reads the page's metadata with no lock and
-// no pin. (It crashed when Close unmapped the metadata under the reader; the
-// normal build now keeps it mapped until the Allocator is unreachable.)
+// Cache, which reads the page's metadata with no lock and no pin in the
+// normal build. (It crashed when Close unmapped the metadata under the
+// reader; the normal build now keeps it mapped until the Allocator is
+// unreachable, and the checked build reads it only under the lock.)
 func TestStaleCacheFreeRacingClose(t *testing.T) {
-	if check.On {
-		t.Skip("the checked build unmaps at Close, so a stale free racing it faults, as Close documents")
-	}
 	for round := range stressRounds {
 		a, b := freedBlock(t)
 		c := a.NewCache()

@@ -3,6 +3,7 @@
 package arena
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"github.com/offheap/offheap/vmem"
@@ -87,3 +88,38 @@ func (ls *largeSpace) block(p uint32, n int) []byte {
 func (ls *largeSpace) offsetOf(b []byte) uintptr {
 	return uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(ls.base)
 }
+
+// stateWord returns the aligned 32-bit word holding the state byte at p,
+// and the shift of that byte within the word's value.
+//
+// Sound because state bytes lie in arrays of arenaMeta whose offsets and
+// lengths are multiples of 4 (asserted below), in memory outside the Go heap,
+// so the word is inside the same array, and the collector never looks at it.
+// Mixing a plain store of one byte (setState) with a compare-and-swap of the
+// word holding it is safe on every architecture Go supports: byte stores are
+// single-copy atomic and never rewrite their neighbours, and a
+// compare-and-swap that raced a store to any byte of its word fails, so it
+// never writes back a stale value over it. (The Go memory model calls such
+// mixed-size accesses a race; the race detector's build therefore makes every
+// state change under the allocator's lock, see pcache.go.)
+func stateWord(p *uint8) (*uint32, uint) {
+	in := uintptr(unsafe.Pointer(p)) & 3
+	return (*uint32)(unsafe.Add(unsafe.Pointer(p), -int(in))), uint(in^endianFlip) * 8
+}
+
+// endianFlip maps a byte's offset in a word to its place in the word's
+// value: 0 on little-endian machines, 3 on big-endian ones.
+var endianFlip = func() uintptr {
+	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
+		return 0
+	}
+	return 3
+}()
+
+// The state arrays are whole, aligned words (see stateWord).
+const (
+	_ = -(unsafe.Offsetof(arenaMeta{}.bigState) % 4)
+	_ = -(unsafe.Offsetof(arenaMeta{}.smallState) % 4)
+	_ = -(unsafe.Sizeof(arenaMeta{}.bigState) % 4)
+	_ = -(unsafe.Sizeof(arenaMeta{}.smallState) % 4)
+)
