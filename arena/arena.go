@@ -318,17 +318,22 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 // stCached), to the user: it marks it stUser, clears it and returns its first
 // n bytes.
 func (a *Allocator) handOut(off uintptr, c, n int) []byte {
-	p := a.stateOf(off, c, blockIndex(off&pageMask, c))
 	if perP {
-		setState(p, c, stUser)
-	} else { // every state change under the lock (see pcache.go)
-		a.mu.Lock()
-		setState(p, c, stUser)
-		a.mu.Unlock()
+		setState(a.stateAt(off, c), c, stUser)
+	} else {
+		a.setStateLocked(off, c, stUser)
 	}
 	b := a.block(off, n)
 	clear(b)
-	return b[:n:n]
+	return b
+}
+
+// setStateLocked is setState under the lock: the way of the builds without
+// per-P caches (see pcache.go).
+func (a *Allocator) setStateLocked(off uintptr, c int, st uint8) {
+	a.mu.Lock()
+	setState(a.stateAt(off, c), c, st)
+	a.mu.Unlock()
 }
 
 // badSize says why n is not a size Alloc or Realloc accepts.
@@ -383,15 +388,17 @@ func (a *Allocator) Free(b []byte) error {
 // (freeErr says why). A page's class may change under it: claim then fails,
 // since every state byte holds its page's class.
 func (a *Allocator) freeing(off uintptr, n int) int {
-	c := int(a.page(off).class.Load() & (classSlots - 1))
+	m := a.meta(int(off >> arenaShift))
+	c := int(m.pages[(off>>pageShift)&(pagesPerArena-1)].class.Load() & (classSlots - 1))
 	in := off & pageMask
-	idx := blockIndex(in, c)
 	// Class 0 (a page not in use) fails the first test: endOff[0] is 0.
-	if in >= endOff[c] || idx*uintptr(classSize[c]) != in || n > classSize[c] ||
-		!claim(a.stateOf(off, c, idx), c, stUser, stCached) {
+	if in >= endOff[c] || blockIndex(in, c)*uintptr(classSize[c]) != in || n > classSize[c] ||
+		!claim(stateIn(m, off, c), c) {
 		return 0
 	}
-	check.Fill(a.block(off, classSize[c]))
+	if check.On {
+		check.Fill(a.block(off, classSize[c]))
+	}
 	return c
 }
 
@@ -416,11 +423,11 @@ func (a *Allocator) claimLocked(off uintptr, n int) (int, error) {
 	if a.closed.Load() {
 		return 0, ErrClosed
 	}
-	c, idx, err := a.locate(off, n)
+	c, err := a.locate(off, n)
 	if err != nil {
 		return 0, err
 	}
-	if !claim(a.stateOf(off, c, idx), c, stUser, stCached) {
+	if !claim(a.stateAt(off, c), c) {
 		return 0, ErrDoubleFree
 	}
 	check.Fill(a.block(off, classSize[c]))
@@ -434,8 +441,8 @@ func (a *Allocator) validate(off uintptr, n int) (int, error) {
 	if a.closed.Load() {
 		return 0, ErrClosed
 	}
-	c, idx, err := a.locate(off, n)
-	if err == nil && *a.stateOf(off, c, idx) != stateByte(c, stUser) {
+	c, err := a.locate(off, n)
+	if err == nil && *a.stateAt(off, c) != stateByte(c, stUser) {
 		err = ErrDoubleFree
 	}
 	return c, err
@@ -455,24 +462,24 @@ func (a *Allocator) freeErr(op string, off uintptr, n int) error {
 	return a.blockError(op, a.addr(off), err)
 }
 
-// locate finds the class and block index of the block starting at off, a
-// page offset, or says why there is none. Callers hold a.mu.
-func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
+// locate finds the class of the block starting at off, a page offset, or
+// says why there is none. Callers hold a.mu.
+func (a *Allocator) locate(off uintptr, n int) (int, error) {
 	// A released arena's metadata reads as zero (class 0) in the normal
 	// build; in the checked build it is inaccessible, so look first.
 	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
-		return 0, 0, ErrDoubleFree
+		return 0, ErrDoubleFree
 	}
 	c := int(a.page(off).class.Load())
 	if c == 0 {
-		return 0, 0, ErrDoubleFree // no block of this page is in use
+		return 0, ErrDoubleFree // no block of this page is in use
 	}
 	in := off & pageMask
 	idx := blockIndex(in, c)
 	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
-		return 0, 0, ErrForeign
+		return 0, ErrForeign
 	}
-	return c, idx, nil
+	return c, nil
 }
 
 // Realloc returns a block of n bytes holding the first min(len(b), n) bytes

@@ -117,10 +117,11 @@ func (a *Allocator) takeBlocks(c int, dst []uintptr) (int, error) {
 func (a *Allocator) takeFromPage(c int, g int32, dst []uintptr) int {
 	off := pageOff(g)
 	p, states := a.page(off), a.states(off, c)
-	n := findFree(states[:(nBlocks[c]+7)&^7], c, dst)
-	for i, idx := range dst[:n] {
-		setState(&states[idx], c, stCached)
-		dst[i] = off + idx*uintptr(classSize[c])
+	n := findFree(states, c, dst)
+	for i, j := range dst[:n] {
+		setState(&states[j], c, stCached)
+		start, _ := blockIn(int(j), c)
+		dst[i] = off + start
 	}
 	if n > 0 && p.kept {
 		p.kept = false
@@ -140,7 +141,7 @@ func (a *Allocator) takeFromPage(c int, g int32, dst []uintptr) int {
 func (a *Allocator) freeBlock(off uintptr, c int) {
 	g := int32(off >> pageShift)
 	p := a.page(off)
-	setState(a.stateOf(off, c, blockIndex(off&pageMask, c)), c, stFree)
+	setState(a.stateAt(off, c), c, stFree)
 	if int(p.nalloc) == nBlocks[c] {
 		a.linkPage(c, g)
 	}
@@ -161,12 +162,13 @@ func (a *Allocator) checkPage(off uintptr, c int) {
 	}
 	p, states := a.page(off), a.states(off, c)
 	alloc := 0
-	for i, st := range states {
+	for j, st := range states {
+		_, block := blockIn(j, c)
 		switch {
-		case i >= nBlocks[c]:
-			check.Invariant(st == 0, "page %#x of class %d: state %#x past the last block", off, c, st)
+		case !block:
+			check.Invariant(st == 0, "page %#x of class %d: state %#x in granule %d, where no block starts", off, c, st, j)
 		case st>>stShift != uint8(c) || st&stMask == 0:
-			check.Invariant(false, "page %#x of class %d: block %d in state %#x", off, c, i, st)
+			check.Invariant(false, "page %#x of class %d: block of granule %d in state %#x", off, c, j, st)
 		case st&stMask != stFree:
 			alloc++
 		}
@@ -211,7 +213,7 @@ func (a *Allocator) initPage(g int32, c int) {
 	p := a.page(off)
 	states := a.states(off, c)
 	for i := range nBlocks[c] {
-		setState(&states[i], c, stFree)
+		setState(&states[(i*classSize[c])>>stateGran[c]], c, stFree)
 	}
 	p.nalloc = 0
 	p.class.Store(uint32(c))

@@ -14,8 +14,8 @@ import (
 // Block states, in the low bits of a block's state byte; the class of the
 // block's page is in the bits above, so that a compare-and-swap made with a
 // class read before the page changed class fails. A state byte that is 0
-// belongs to no block (past the last block of its page, or a page not in
-// use).
+// belongs to no block: no block starts in its granule, or its page is not
+// in use.
 const (
 	stFree   = 1 // free in its page
 	stCached = 2 // held by a Cache (a user's or a P's); counts as allocated in its page
@@ -27,18 +27,29 @@ const (
 // stateByte is the state byte of a block of class c in state st.
 func stateByte(c int, st uint8) uint8 { return uint8(c)<<stShift | st }
 
-// State bytes live in the arena's metadata, per page: 64 for pages of
-// classes of 64 bytes or more (which hold at most 64 blocks), 256 for the
-// classes below (up to 256 blocks), in two arrays so that the common classes
-// use a quarter of the memory.
+// State bytes live in the arena's metadata, one per granule of the arena:
+// per 64 bytes for pages of classes of 64 bytes and more (no two of their
+// blocks start in one such granule), per 16 bytes for the smaller classes;
+// so a block's state byte is found from its offset with a shift, and the
+// common classes use a quarter of the memory. They are in two arrays of
+// arenaMeta, bigState and smallState.
 const (
-	smallStateClasses = 4 // classes 1-3 (16-48 bytes) use the 256-byte states
-	bigStates         = 64
-	smallStates       = 256
+	smallStateClasses  = 4                     // classes 1-3 (16-48 bytes) use smallState
+	bigGran, smallGran = 6, 4                  // log2 of the granule of each array
+	bigStates          = pageSize >> bigGran   // state bytes per page in bigState
+	smallStates        = pageSize >> smallGran // and in smallState
+)
+
+// stateBase and stateGran are, per class, the offset in arenaMeta of its
+// state array and the log2 of its granule (set in unsafe.go).
+var (
+	stateBase [classSlots]uintptr
+	stateGran [classSlots]uint
 )
 
 // states returns the state bytes of the page holding page offset off, of
-// class c.
+// class c: the byte of granule j stands for the block starting in it, if any
+// (see blockIn).
 func (a *Allocator) states(off uintptr, c int) []uint8 {
 	m := a.meta(int(off >> arenaShift))
 	pi := int(off>>pageShift) & (pagesPerArena - 1)
@@ -48,31 +59,34 @@ func (a *Allocator) states(off uintptr, c int) []uint8 {
 	return m.bigState[pi*bigStates : (pi+1)*bigStates : (pi+1)*bigStates]
 }
 
-// stateOf returns the state byte of the block of class c with index idx in
-// the page holding page offset off.
-func (a *Allocator) stateOf(off uintptr, c int, idx uintptr) *uint8 {
-	m := a.meta(int(off >> arenaShift))
-	pi := uintptr(off>>pageShift) & (pagesPerArena - 1)
-	if c < smallStateClasses {
-		return &m.smallState[(pi*smallStates+idx)&(pagesPerArena*smallStates-1)]
-	}
-	return &m.bigState[(pi*bigStates+idx)&(pagesPerArena*bigStates-1)]
+// blockIn returns the page offset of the block of class c that starts in
+// granule j of its page's states, and whether one does.
+func blockIn(j, c int) (uintptr, bool) {
+	size := classSize[c]
+	start := ((j << stateGran[c]) + size - 1) / size * size
+	return uintptr(start), start < int(endOff[c]) && start>>stateGran[c] == j
 }
 
-// claim changes the state byte at p from class c's state from to state to,
-// atomically, and reports whether it did: false if the byte held anything
-// else. Neighbouring state bytes may change meanwhile (plainly, or by
-// another claim): the compare-and-swap covers the word holding p and is
+// stateAt returns the state byte of the block of class c starting at page
+// offset off.
+func (a *Allocator) stateAt(off uintptr, c int) *uint8 {
+	return stateIn(a.meta(int(off>>arenaShift)), off, c)
+}
+
+// claim moves the state byte at p of a block of class c from stUser to
+// stCached, atomically, and reports whether it did: false if the byte held
+// anything else. Neighbouring state bytes may change meanwhile (plainly, or
+// by another claim): the compare-and-swap covers the word holding p and is
 // retried while p's own byte holds what is expected.
-func claim(p *uint8, c int, from, to uint8) bool {
+func claim(p *uint8, c int) bool {
 	w, sh := stateWord(p)
-	want, next := uint32(stateByte(c, from)), uint32(stateByte(c, to))
+	user := uint32(stateByte(c, stUser)) << sh
 	for {
 		old := atomic.LoadUint32(w)
-		if old>>sh&0xFF != want {
+		if old&(0xFF<<sh) != user {
 			return false
 		}
-		if atomic.CompareAndSwapUint32(w, old, old&^(0xFF<<sh)|next<<sh) {
+		if atomic.CompareAndSwapUint32(w, old, old^(stUser^stCached)<<sh) {
 			return true
 		}
 	}
@@ -84,7 +98,7 @@ func claim(p *uint8, c int, from, to uint8) bool {
 // neighbour.
 func setState(p *uint8, c int, st uint8) { *p = stateByte(c, st) }
 
-// findFree puts in dst the indexes of up to len(dst) blocks of class c in
+// findFree puts in dst the granules of up to len(dst) blocks of class c in
 // state stFree among states, in order, and returns how many it found. It
 // skips 8 states at a time where none is free.
 func findFree(states []uint8, c int, dst []uintptr) int {

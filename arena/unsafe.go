@@ -104,7 +104,7 @@ func (ls *largeSpace) offsetOf(b []byte) uintptr {
 // state change under the allocator's lock, see pcache.go.)
 func stateWord(p *uint8) (*uint32, uint) {
 	in := uintptr(unsafe.Pointer(p)) & 3
-	return (*uint32)(unsafe.Add(unsafe.Pointer(p), -int(in))), uint(in^endianFlip) * 8
+	return (*uint32)(unsafe.Add(unsafe.Pointer(p), -int(in))), uint(in^endianFlip) * 8 & 31
 }
 
 // endianFlip maps a byte's offset in a word to its place in the word's
@@ -123,3 +123,23 @@ const (
 	_ = -(unsafe.Sizeof(arenaMeta{}.bigState) % 4)
 	_ = -(unsafe.Sizeof(arenaMeta{}.smallState) % 4)
 )
+
+// stateIn returns the state byte of the block of class c starting at offset
+// off of the arena whose metadata is m.
+//
+// Sound because stateBase[c] is the offset of an array of arenaMeta with one
+// byte per 1<<stateGran[c] bytes of an arena, so the byte lies inside it
+// for any offset.
+func stateIn(m *arenaMeta, off uintptr, c int) *uint8 {
+	c &= classSlots - 1
+	return (*uint8)(unsafe.Add(unsafe.Pointer(m), stateBase[c]+(off&(ArenaSize-1))>>(stateGran[c]&63)))
+}
+
+func init() {
+	for c := range classSlots {
+		stateBase[c], stateGran[c] = unsafe.Offsetof(arenaMeta{}.bigState), bigGran
+		if c < smallStateClasses {
+			stateBase[c], stateGran[c] = unsafe.Offsetof(arenaMeta{}.smallState), smallGran
+		}
+	}
+}
