@@ -250,7 +250,7 @@ func New(opts *Options) (*Allocator, error) {
 		return nil, fmt.Errorf("%s: new: %w", label(o.Name), cause(err))
 	}
 	a.metaRegion = mr
-	a.base, a.metaBase = baseOf(r), baseOf(mr)
+	a.base, a.metaBase = r.Base(), mr.Base()
 	for pid := range runtime.GOMAXPROCS(0) { // later Ps get theirs on first use
 		a.readyCache(pid)
 	}
@@ -570,23 +570,9 @@ func (a *Allocator) dropMemory() error {
 			return a.errorf("close", err)
 		}
 	}
-	rs := []*vmem.Region{a.region, a.metaRegion}
-	if check.On {
-		for _, r := range rs {
-			if err := r.Close(); err != nil {
-				return a.errorf("close", err)
-			}
-		}
-		return nil
+	if err := vmem.Retire(a, a.region, a.metaRegion); err != nil {
+		return a.errorf("close", err)
 	}
-	for _, r := range rs {
-		_ = r.Release(0, r.Len())
-	}
-	runtime.AddCleanup(a, func(rs []*vmem.Region) {
-		for _, r := range rs {
-			_ = r.Close()
-		}
-	}, rs)
 	return nil
 }
 

@@ -57,7 +57,7 @@ func newLargeSpace(name string, size int) (*largeSpace, error) {
 		_ = mr.Close()
 		return nil, err
 	}
-	ls := &largeSpace{region: r, metaRgn: mr, usedRgn: ur, base: baseOf(r), shift: shift, release: r.Release}
+	ls := &largeSpace{region: r, metaRgn: mr, usedRgn: ur, base: r.Base(), shift: shift, release: r.Release}
 	ls.spans = spanSet{meta: entriesOf(mr, npages), used: wordsOf(ur, npages), npages: npages, grow: ls.grow}
 	return ls, nil
 }

@@ -9,12 +9,6 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// baseOf returns the start of a region's reservation (Bytes of an empty ready
-// prefix still starts there). The address never changes until Close.
-func baseOf(r *vmem.Region) unsafe.Pointer {
-	return unsafe.Pointer(unsafe.SliceData(r.Bytes()))
-}
-
 // offsetOf returns b's start as an offset from the reservation, and whether
 // that lies inside the carved arenas (where pages are). Only arithmetic is
 // done on the address: a slice of any origin is safe to pass.
@@ -64,13 +58,13 @@ const spanEntrySize = int(unsafe.Sizeof(spanEntry{}))
 // divides the page size. Only entries in r's ready prefix are touched (see
 // spanSet.ready).
 func entriesOf(r *vmem.Region, n uint32) []spanEntry {
-	return unsafe.Slice((*spanEntry)(baseOf(r)), n)
+	return unsafe.Slice((*spanEntry)(r.Base()), n)
 }
 
 // wordsOf returns the region r as the words of a bitmap of n bits, on the
 // same grounds as entriesOf.
 func wordsOf(r *vmem.Region, n uint32) []uint64 {
-	return unsafe.Slice((*uint64)(baseOf(r)), (n+63)/64)
+	return unsafe.Slice((*uint64)(r.Base()), (n+63)/64)
 }
 
 // block returns n bytes from page p of the large reservation.
