@@ -3,6 +3,8 @@ package arena
 import (
 	"errors"
 	"testing"
+
+	"github.com/offheap/offheap/internal/fuzzops"
 )
 
 // newSpanSet returns a span set of npages pages with its metadata on the Go
@@ -133,16 +135,17 @@ func FuzzSpans(f *testing.F) {
 	f.Add([]byte{1, 3, 1, 5, 0, 0, 1, 9, 2, 4, 0, 1})
 	f.Add([]byte{1, 200, 1, 200, 1, 200, 0, 1, 0, 0, 1, 100, 1, 7, 2, 77})
 	f.Add([]byte{1, 1, 1, 2, 1, 3, 1, 4, 1, 5, 0, 1, 0, 3, 0, 0, 1, 6, 1, 9, 0, 2})
-	f.Fuzz(func(t *testing.T, ops []byte) {
+	f.Fuzz(func(t *testing.T, data []byte) {
 		m := newSpanModel(t, 600)
-		for i := 0; i+1 < len(ops); i += 2 {
-			switch arg := ops[i+1]; ops[i] % 3 {
+		ops := fuzzops.New(data)
+		for ops.More() {
+			switch ops.Intn(3) {
 			case 0:
-				m.free(int(arg))
+				m.free(ops.Byte())
 			case 1:
-				m.alloc(uint32(arg)%90 + 1)
+				m.alloc(uint32(ops.Byte())%90 + 1)
 			case 2:
-				m.classify(uint32(arg) * 3)
+				m.classify(uint32(ops.Byte()) * 3)
 			}
 			m.check()
 		}
