@@ -115,8 +115,8 @@ type Options struct {
 //   - a stale Free of a block whose address has been handed out again, to a
 //     block the stale slice fits in, frees the new owner's block: the
 //     allocator keeps no record of owners besides the address, so it cannot
-//     tell that Free from the new owner's own (a large block that now covers
-//     the address from an earlier page is ErrForeign).
+//     tell that Free from the new owner's own (a stale Free of an address
+//     that now lies inside another block is ErrForeign).
 //
 // The compare-and-swap is the price of the third point: one locked
 // instruction per Free, which Alloc does not pay (it stores the byte).
@@ -136,8 +136,8 @@ type Options struct {
 // # Invariants
 //
 //   - a page's allocated count equals the blocks whose state is stCached or stUser;
-//   - every state byte of a page in use holds the page's class, and is 0 past its last block
-//     and on pages not in use;
+//   - every state byte of a page in use where a block starts holds the page's class and a
+//     state; every other state byte, and every one of a page not in use, is 0;
 //   - a page is on its class list exactly when it is in use and not full;
 //   - an arena is on the count lists exactly when it is active and has 1..pagesPerArena-1 free pages;
 //   - released pages are made ready again (vmem Reuse) before they are touched.

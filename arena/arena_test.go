@@ -738,7 +738,8 @@ func TestSharedContention(t *testing.T) {
 }
 
 func TestOptionsRejected(t *testing.T) {
-	for _, o := range []Options{{Reserve: 100}, {Reserve: MaxReserve + ArenaSize}, {ReleaseBatch: -1}} {
+	for _, o := range []Options{{Reserve: 100}, {Reserve: MaxReserve + ArenaSize}, {ReleaseBatch: -1},
+		{LargeReserve: -1}, {LargeReserve: 100}, {LargeReserve: MaxLargeReserve + 1<<30}} {
 		if _, err := New(&o); !errors.Is(err, ErrInvalidSize) {
 			t.Errorf("New(%+v): %v", o, err)
 		}

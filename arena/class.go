@@ -5,11 +5,10 @@ package arena
 
 // Class sizes: 16-byte steps up to 512 bytes, then a few larger classes whose
 // sizes are multiples of 64 (so blocks of 64-byte multiples are 64-byte
-// aligned). Requests above MaxSmall get a mapping of their own.
+// aligned). Requests above MaxSmall are spans of whole pages (large.go).
 const (
-	minBlock = 16         // smallest block
 	smallMax = 512        // the last class of the 16-byte steps
-	MaxSmall = 2048       // largest request served from a page; larger ones are mapped alone
+	MaxSmall = 2048       // largest request served from a page; larger ones are spans of whole pages
 	nClasses = 1 + 32 + 4 // class 0 means "no class" (a page not in use)
 
 	// classSlots sizes the per-class tables: a power of two, so a class

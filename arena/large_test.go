@@ -193,3 +193,31 @@ func TestLargeFreeOSError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLargeExhausted: the large reservation bounds the bytes of large
+// blocks live at once. A request above it is ErrTooLarge, one that does not
+// fit beside the live blocks is ErrExhausted, and neither changes anything.
+func TestLargeExhausted(t *testing.T) {
+	a := newAlloc(t, &Options{LargeReserve: 16 << 20})
+	if _, err := a.Alloc(17 << 20); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Alloc above the large reservation: %v", err)
+	}
+	b, err := a.Alloc(10 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(a)
+	if _, err := a.Alloc(10 << 20); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("Alloc past the large reservation: %v", err)
+	}
+	if after := snapshot(a); after != before {
+		t.Fatalf("failed Alloc changed state:\n%s\n%s", before, after)
+	}
+	if err := a.Free(b); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = a.Alloc(16 << 20); err != nil {
+		t.Fatalf("Alloc of the whole large reservation once it is free: %v", err)
+	}
+	_ = a.Free(b)
+}
