@@ -1,13 +1,15 @@
 // Package arena is a small-object allocator in the style of CPython's
 // pymalloc, built on vmem, that gives free memory back to the operating system
 // at once: empty arenas as soon as they are empty (keeping one spare), and free
-// pages inside partly used arenas in small batches.
+// pages inside partly used arenas in small batches. Larger blocks are spans of
+// whole pages of a reservation of their own, given back as they are freed.
 //
 // Alloc returns zeroed memory outside the Go heap; Free takes it back and
 // reports a double free (ErrDoubleFree) or a slice the allocator did not hand
-// out (ErrForeign) without changing anything. Allocator is safe for concurrent
-// use; a Cache is a single-owner handle for hot loops that moves blocks to and
-// from the Allocator in batches.
+// out (ErrForeign) without changing anything, exactly (see Allocator for what
+// that covers). Allocator is safe for concurrent use; a Cache is a
+// single-owner handle for hot loops that moves blocks to and from the
+// Allocator in batches. The design is written at Allocator.
 package arena
 
 import (
