@@ -353,24 +353,35 @@ func contains(s, sub string) bool {
 	return false
 }
 
-func TestExhausted(t *testing.T) {
-	a := newAlloc(t, &Options{Reserve: ArenaSize})
+// allocAll allocates blocks of n bytes until Alloc fails, and returns them
+// and the error.
+func allocAll(a *Allocator, n int) ([][]byte, error) {
 	var live [][]byte
-	var err error
 	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
+		b, err := a.Alloc(n)
+		if err != nil {
+			return live, err
 		}
 		live = append(live, b)
 	}
-	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
-		t.Fatalf("after %d blocks: %v", len(live), err)
-	}
-	for _, b := range live {
+}
+
+// freeAll frees blocks; an error fails t.
+func freeAll(t *testing.T, a *Allocator, blocks [][]byte) {
+	t.Helper()
+	for _, b := range blocks {
 		if err := a.Free(b); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestExhausted(t *testing.T) {
+	a := newAlloc(t, &Options{Reserve: ArenaSize})
+	live, err := allocAll(a, 2048)
+	freeAll(t, a, live)
+	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
+		t.Fatalf("after %d blocks: %v", len(live), err)
 	}
 }
 

@@ -285,20 +285,9 @@ func TestExhaustedSweepsCaches(t *testing.T) {
 	if err := a.Free(b); err != nil {
 		t.Fatal(err)
 	}
-	var live [][]byte
-	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
-		}
-		live = append(live, b)
-	}
+	live, err := allocAll(a, 2048)
 	s := a.Stats()
-	for _, b := range live {
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	freeAll(t, a, live)
 	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
 		t.Fatalf("Alloc(2048) failed after %d blocks (want %d), with %d bytes of other classes live: %v\nstats at failure: %v",
 			len(live), ArenaSize/2048, s.InUse-len(live)*2048, err, s)
@@ -524,20 +513,8 @@ func TestExhaustedSweepsRemovedPs(t *testing.T) {
 	}
 	runtime.GOMAXPROCS(1) // P 1 and its cache are gone until GOMAXPROCS rises
 	stranded := held(1)
-	var live [][]byte
-	var err error
-	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
-		}
-		live = append(live, b)
-	}
-	for _, b := range live {
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	live, err := allocAll(a, 2048)
+	freeAll(t, a, live)
 	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
 		t.Fatalf("Alloc(2048) failed after %d blocks (want %d) while P 1's cache held %d free 2048-byte blocks: %v",
 			len(live), ArenaSize/2048, stranded, err)
