@@ -40,44 +40,82 @@ type Var struct {
 
 // OpenVar opens the variable column at path (and path+DataSuffix), creating
 // it if it does not exist. A reopened column has the rows of its last commit;
-// rows appended after it are dropped.
+// rows appended after it are dropped. A data file holding bytes whose index
+// file is missing, empty or zeroed is ErrCorrupt, as is an index with commits
+// whose data file is missing; both files are then left as they were.
 func OpenVar(path string, opts *Options) (*Var, error) {
-	// The data file first: creating the index then syncs the directory,
-	// making both names durable before anything is committed.
-	_, statErr := os.Stat(path + DataSuffix)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	data, err := mapped.OpenFile(path+DataSuffix, opts.mapped(path+DataSuffix))
-	if err != nil {
-		return nil, fmt.Errorf("column: open %q: %w", path, err)
+	dataPath := path + DataSuffix
+	if n, _ := fileLen(dataPath); n > 0 && !exists(path) { // checked first so as not to create the index
+		return nil, fail("open", path, fmt.Sprintf("no index file for the %d bytes of %s", n, dataPath), ErrCorrupt)
 	}
 	h, err := openHeader(path, header{kind: kindVar, size: 8}, opts)
 	if err != nil {
-		_ = data.Close()
-		if created { // a failed open leaves no file behind
-			_ = os.Remove(path + DataSuffix)
-		}
+		return nil, err
+	}
+	// The index file's writer lock keeps every other open of this column out.
+	data, dataNew, err := openData(h, dataPath, opts)
+	if err != nil {
+		h.discard()
 		return nil, err
 	}
 	c := &Var{h: h, data: data, rows: int(h.last.rows), committed: int(h.last.rows), dataSync: int(h.last.data)}
-	if err := c.dropUncommitted(); err != nil {
-		_ = h.m.Close()
+	if h.fresh { // after the data file exists: create syncs the directory, making both names durable
+		err = h.create()
+	}
+	if err == nil {
+		err = c.dropUncommitted()
+	}
+	if err != nil {
+		if dataNew && h.fresh {
+			_ = os.Remove(dataPath)
+		}
 		_ = data.Close()
+		h.discard()
 		return nil, err
 	}
 	return c, nil
 }
 
+// openData opens the data file of the variable column whose index file is
+// h, creating it if h is fresh: a fresh index needs a missing or empty data
+// file, an index with commits an existing one. created reports whether this
+// open created the file.
+func openData(h *headerFile, path string, opts *Options) (m *mapped.Memory, created bool, err error) {
+	n, ok := fileLen(path)
+	switch {
+	case h.fresh && n > 0:
+		return nil, false, fail("open", h.name, fmt.Sprintf("index without a commit for the %d bytes of %s", n, path), ErrCorrupt)
+	case !h.fresh && !ok:
+		return nil, false, fail("open", h.name, fmt.Sprintf("commit %d counts %d data bytes, but %s is missing", h.last.seq, h.last.data, path), ErrCorrupt)
+	}
+	if m, err = mapped.OpenFile(path, opts.mapped()); err != nil {
+		return nil, false, fail("open", path, "", err)
+	}
+	return m, !ok, nil
+}
+
+// fileLen returns the length of the file at path and whether it exists (an
+// error other than "does not exist" counts as existing, with length 0, and
+// shows when the file is opened).
+func fileLen(path string) (int64, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, !errors.Is(err, fs.ErrNotExist)
+	}
+	return st.Size(), true
+}
+
 // dropUncommitted cuts both files back to the committed rows.
 func (c *Var) dropUncommitted() error {
 	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/8 || c.dataSync < 0 || c.dataSync > c.data.Len() {
-		return fmt.Errorf("column: open %q: header counts %d rows of %d data bytes, files hold %d and %d bytes: %w",
-			c.h.name, c.rows, c.dataSync, c.h.m.Len(), c.data.Len(), ErrCorrupt)
+		return fail("open", c.h.name, fmt.Sprintf("header counts %d rows of %d data bytes, files hold %d and %d bytes",
+			c.rows, c.dataSync, c.h.m.Len(), c.data.Len()), ErrCorrupt)
 	}
 	if err := c.h.m.Jump(HeaderSize + 8*c.rows); err != nil {
-		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+		return fail("open", c.h.name, "", err)
 	}
 	if err := c.data.Jump(c.dataSync); err != nil {
-		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+		return fail("open", c.data.Name(), "", err)
 	}
 	return nil
 }
@@ -110,11 +148,11 @@ func (c *Var) AppendNull() error {
 // err is nil), undoing that append if the index cannot grow.
 func (c *Var) index(off int, err error) error {
 	if err != nil {
-		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+		return fail("append to", c.h.name, "", err)
 	}
 	if err := c.h.m.AppendInt64(int64(off)); err != nil {
 		_ = c.data.Jump(off) // moving back never fails on writable memory
-		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+		return fail("append to", c.h.name, "", err)
 	}
 	c.rows++
 	return nil
@@ -165,7 +203,7 @@ func (c *Var) Close() error {
 	}
 	err := c.h.close(c.Sync())
 	if derr := c.data.Close(); derr != nil {
-		err = joinErr(err, fmt.Errorf("column: close %q: %w", c.data.Name(), derr))
+		err = joinErr(err, fail("close", c.data.Name(), "", derr))
 	}
 	return err
 }

@@ -31,17 +31,27 @@ var mapFile = func(f *os.File, off int, p unsafe.Pointer, n int, prot Prot) erro
 	return err
 }
 
-// extendFile makes f at least n bytes long, allocating its blocks where the
-// file system can so that a full disk shows here rather than as SIGBUS later.
-var extendFile = func(f *os.File, n int) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
+// extendFile extends f from size to n bytes, allocating its blocks where the
+// file system can, so that a full disk shows here rather than as SIGBUS at a
+// later store.
+var extendFile = func(f *os.File, size, n int64) error { return allocateFile(f, size, n) }
+
+// zeros is what writeZeros writes.
+var zeros [64 << 10]byte
+
+// writeZeros extends f from size to n bytes by writing zeros, so the file
+// system allocates every block now, where it has no fallocate: a full disk
+// is then ENOSPC here rather than SIGBUS at a later store into a hole. On
+// error the file may be longer than size; the caller cuts it back.
+func writeZeros(f *os.File, size, n int64) error {
+	for off := size; off < n; {
+		w, err := f.WriteAt(zeros[:min(n-off, int64(len(zeros)))], off)
+		if err != nil {
+			return err
+		}
+		off += int64(w)
 	}
-	if st.Size() >= int64(n) {
-		return nil
-	}
-	return allocateFile(f, st.Size(), int64(n))
+	return nil
 }
 
 func msync(p unsafe.Pointer, n int, async bool) error {

@@ -173,7 +173,7 @@ func TestFailedFileGrowLeavesRegionUsable(t *testing.T) {
 	}
 	fill(r.Bytes(), 7)
 	want := bytes.Clone(r.Bytes())
-	restore := injected(t, &extendFile, func(*os.File, int) error { return syscall.ENOSPC })
+	restore := injected(t, &extendFile, func(*os.File, int64, int64) error { return syscall.ENOSPC })
 	if err := r.Grow(4 * PageSize()); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("injected ENOSPC: got %v", err)
 	}

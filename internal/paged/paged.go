@@ -62,7 +62,8 @@ type Options struct {
 //   - hot covers [hotLo, hotHi) with hotHi <= min(page end, len), or is empty
 //     (hotLo == hotHi == 0).
 //   - app is the page holding offset len with appLo its start and appHi its
-//     end, or is empty (appHi == 0) and the next append takes the slow path.
+//     end (or limit, if that comes first), or is empty (appHi == 0) and the
+//     next append takes the slow path.
 //   - bytes in [len, max(hwm, len)) may be stale; bytes past that are zero.
 //
 // A Memory is not safe for concurrent use at all: even a read may move the
@@ -76,7 +77,7 @@ type Memory struct {
 	hwm          int
 	shift        uint
 	size         int // page size, 1<<shift
-	limit        int // most bytes: Options.Reserve rounded down to pages
+	limit        int // most bytes: Options.Reserve, exactly as Memory holds it
 	pages        *pageTable
 	name         string
 }
@@ -107,7 +108,7 @@ func New(opts *Options) (*Memory, error) {
 	p := &Memory{
 		shift: uint(bits.TrailingZeros(uint(o.PageSize))),
 		size:  o.PageSize,
-		limit: o.Reserve &^ (o.PageSize - 1),
+		limit: o.Reserve,
 		pages: &pageTable{},
 		name:  o.Name,
 	}
@@ -201,7 +202,7 @@ func (p *Memory) cacheApp() {
 		p.checkInvariants()
 		return
 	}
-	p.app, p.appLo, p.appHi = p.pages.bases[i], i<<p.shift, (i+1)<<p.shift
+	p.app, p.appLo, p.appHi = p.pages.bases[i], i<<p.shift, min((i+1)<<p.shift, p.limit)
 	p.checkInvariants()
 }
 
