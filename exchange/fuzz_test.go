@@ -19,20 +19,23 @@ import (
 // never asks for an operation that would block (a receive from an empty
 // queue, a send to a full one), and the budget is large enough never to.
 type model struct {
-	t        *testing.T
-	topo     exchange.Topology
-	queueLen int
-	coalesce int
-	x        *exchange.Exchange
-	pool     *pool.Pool
-	prods    []*mprod
-	cons     []*mcons
-	queues   [][]*mmorsel // what each queue holds, oldest first
-	closedQ  []bool       // queue closed: its readers are gone
-	dead     []dead       // handles that must fail, and how
-	ended    bool         // every producer closed
-	stopped  bool         // Close ran
-	id       int          // for distinct contents
+	t           *testing.T
+	topo        exchange.Topology
+	queueLen    int
+	coalesce    int
+	x           *exchange.Exchange
+	pool        *pool.Pool
+	prods       []*mprod
+	cons        []*mcons
+	queues      [][]*mmorsel // what each queue holds, oldest first
+	closedQ     []bool       // queue closed: its readers are gone
+	dead        []dead       // handles that must fail, and how
+	ended       bool         // every producer closed
+	stopped     bool         // Close ran, or the context was cancelled
+	stopErr     error        // what operations fail with once stopped
+	cancel      context.CancelFunc
+	closeCalled bool // Close ran (a second one fails)
+	id          int  // for distinct contents
 }
 
 type mprod struct {
@@ -78,6 +81,7 @@ const (
 	opCloseConsumer
 	opClose
 	opReserveBatch
+	opCancel
 	opCount
 )
 
@@ -93,6 +97,7 @@ func FuzzExchange(f *testing.F) {
 	f.Add([]byte{0, 2, 2, 0, 200, 0, 100, 2, 0, 3, 0, 13, 5, 0, 7, 0, 1, 0, 0})
 	f.Add([]byte{5, 1, 2, 0, 1, 0, 2, 0, 3, 0, 4, 1, 0, 1, 0, 1, 0, 10, 0, 4, 0, 6, 0, 12, 0, 11, 0})
 	f.Add(bytes.Repeat([]byte{0, 50, 1, 0, 3, 0, 5, 0, 8, 0}, 30))
+	f.Add([]byte{1, 1, 1, 1, 0, 0, 0, 40, 1, 1, 0, 0, 0, 0, 0, 0, 60, 1, 3, 0, 0, 15, 0, 0, 1, 0, 0, 0, 3, 0, 0, 5, 0, 0, 0, 7, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		in := fuzzops.New(ops)
 		m := newModel(t, in)
@@ -116,7 +121,10 @@ func newModel(t *testing.T, in *fuzzops.Reader) *model {
 		t.Fatal(err)
 	}
 	m.pool = p
-	m.x, err = exchange.New(context.Background(), p, &exchange.Options{
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	t.Cleanup(cancel)
+	m.x, err = exchange.New(ctx, p, &exchange.Options{
 		Topology: m.topo, Producers: np, Consumers: nc, Budget: 1 << 30, QueueLen: m.queueLen, Coalesce: m.coalesce,
 	})
 	if err != nil {
@@ -182,6 +190,8 @@ func (m *model) step(in *fuzzops.Reader) {
 		m.close()
 	case opReserveBatch:
 		m.reserveBatch(pr, in.Intn(8), in.Intn(300))
+	case opCancel:
+		m.cancelContext()
 	}
 }
 
@@ -208,7 +218,7 @@ func (m *model) reserve(pr *mprod, n int, commit bool) {
 	case pr.closed:
 		m.wantErr(err, exchange.ErrClosed, "reserve on a closed producer")
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "reserve after Close")
+		m.wantStopped(err, "reserve after the exchange stopped")
 	case err != nil:
 		m.t.Fatalf("reserve %d: %v", n, err)
 	default:
@@ -230,7 +240,7 @@ func (m *model) reserveBatch(pr *mprod, k, n int) {
 	case pr.closed:
 		m.wantErr(err, exchange.ErrClosed, "reserve batch on a closed producer")
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "reserve batch after Close")
+		m.wantStopped(err, "reserve batch after the exchange stopped")
 	case err != nil:
 		m.t.Fatalf("reserve batch of %d x %d: %v", k, n, err)
 	default:
@@ -334,7 +344,7 @@ func (m *model) sent(pr *mprod, k, q int, err error) {
 		m.wantErr(err, exchange.ErrClosed, "send on a closed producer")
 		return
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "send after Close")
+		m.wantStopped(err, "send after the exchange stopped")
 	case m.noReader(q):
 		m.wantErr(err, exchange.ErrNoReader, "send to a closed queue")
 	case err != nil:
@@ -401,7 +411,7 @@ func (m *model) sendBatch(pr *mprod, k, part int) {
 		m.wantErr(err, exchange.ErrClosed, "batch on a closed producer")
 		return
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "batch after Close")
+		m.wantStopped(err, "batch after the exchange stopped")
 	case len(batch) > 0 && m.noReader(q):
 		m.wantErr(err, exchange.ErrNoReader, "batch to a closed queue")
 	case err != nil:
@@ -455,7 +465,7 @@ func (m *model) received(ci int, co *mcons, hs []exchange.Morsel, err error) {
 		m.wantErr(err, exchange.ErrClosed, "recv on a closed consumer")
 		return
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "recv after Close")
+		m.wantStopped(err, "recv after the exchange stopped")
 		return
 	case len(m.queues[q]) == 0:
 		if err != io.EOF {
@@ -627,7 +637,7 @@ func (m *model) flush(pr *mprod) {
 		m.wantErr(err, exchange.ErrClosed, "flush of a closed producer")
 		return
 	case m.stopped:
-		m.wantErr(err, exchange.ErrClosed, "flush after Close")
+		m.wantStopped(err, "flush after the exchange stopped")
 		return
 	case err != nil && !errors.Is(err, exchange.ErrNoReader):
 		m.t.Fatalf("flush: %v", err)
@@ -692,14 +702,38 @@ func (m *model) closeConsumer(ci int, co *mcons) {
 
 func (m *model) close() {
 	err := m.x.Close()
-	if m.stopped {
+	if m.closeCalled {
 		m.wantErr(err, exchange.ErrClosed, "second Close")
 		return
 	}
 	if err != nil && !errors.Is(err, exchange.ErrLeaked) {
 		m.t.Fatalf("close: %v", err)
 	}
-	m.stopped = true
+	m.closeCalled = true
+	m.stop(exchange.ErrClosed)
+}
+
+// cancelContext cancels the exchange's context and, unless Close ran
+// already, waits for the sweep with Close; operations then fail with
+// ErrCanceled (ErrClosed if Close stopped the exchange first).
+func (m *model) cancelContext() {
+	m.cancel()
+	if !m.closeCalled {
+		if err := m.x.Close(); err != nil && !errors.Is(err, exchange.ErrLeaked) {
+			m.t.Fatalf("close after cancel: %v", err)
+		}
+		m.closeCalled = true
+	}
+	// The context's stop runs in a goroutine of its own, so Close may stop
+	// the exchange first: operations then fail with either error.
+	m.stop(nil)
+}
+
+// stop models the end of the exchange: queues and open morsels are gone.
+func (m *model) stop(why error) {
+	if !m.stopped {
+		m.stopped, m.stopErr = true, why
+	}
 	for q := range m.queues {
 		m.queues[q] = nil
 	}
@@ -714,6 +748,16 @@ func (m *model) close() {
 func (m *model) unchanged(before exchange.Stats, what string) {
 	if after := m.x.Stats(); after != before {
 		m.t.Fatalf("%s changed the exchange: %+v -> %+v", what, before, after)
+	}
+}
+
+// wantStopped fails unless err says the exchange stopped, as the model
+// expects: closed, cancelled, or (stopErr nil) either.
+func (m *model) wantStopped(err error, what string) {
+	if m.stopErr != nil {
+		m.wantErr(err, m.stopErr, what)
+	} else if !errors.Is(err, exchange.ErrClosed) && !errors.Is(err, exchange.ErrCanceled) {
+		m.t.Fatalf("%s: %v, want ErrClosed or ErrCanceled", what, err)
 	}
 }
 
@@ -779,7 +823,7 @@ func (m *model) finish() {
 		}
 		co.held = nil
 	}
-	if !m.stopped {
+	if !m.closeCalled {
 		if err := m.x.Close(); err != nil {
 			m.t.Fatalf("final close: %v", err)
 		}
