@@ -54,7 +54,7 @@ type Options struct {
 	// HugePages advises the kernel to back the region with transparent huge pages.
 	HugePages bool
 	// ReadOnly maps a file for reading only (MapFile only). Such a region sees
-	// what a writer appends when Grow is called with the file's new length.
+	// what a writer appends once Refresh is called.
 	ReadOnly bool
 }
 
