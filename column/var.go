@@ -105,17 +105,45 @@ func fileLen(path string) (int64, bool) {
 	return st.Size(), true
 }
 
-// dropUncommitted cuts both files back to the committed rows.
+// dropUncommitted checks the committed rows and cuts both files back to them.
 func (c *Var) dropUncommitted() error {
 	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/8 || c.dataSync < 0 || c.dataSync > c.data.Len() {
 		return fail("open", c.h.name, fmt.Sprintf("header counts %d rows of %d data bytes, files hold %d and %d bytes",
 			c.rows, c.dataSync, c.h.m.Len(), c.data.Len()), ErrCorrupt)
+	}
+	if err := c.verify(); err != nil {
+		return fail("open", c.h.name, "", err)
 	}
 	if err := c.h.m.Jump(HeaderSize + 8*c.rows); err != nil {
 		return fail("open", c.h.name, "", err)
 	}
 	if err := c.data.Jump(c.dataSync); err != nil {
 		return fail("open", c.data.Name(), "", err)
+	}
+	return nil
+}
+
+// verify checks that the committed rows are laid out as appends lay them
+// out: row 0 at offset 0, each value (an int32 length, -1 for null, then its
+// bytes) ending where the next row's begins, and the last ending at the
+// committed data length. So no read of a row can leave the data file: an
+// index or data file damaged so that one would is ErrCorrupt at open, never
+// a panic at a read. It reads every row's offset and length once.
+func (c *Var) verify() error {
+	end := 0
+	for i := range c.rows {
+		off := c.h.m.Int64(HeaderSize + 8*i)
+		if off != int64(end) || end > c.dataSync-4 {
+			return fmt.Errorf("row %d at data offset %d, want %d of %d committed: %w", i, off, end, c.dataSync, ErrCorrupt)
+		}
+		n := int(c.data.Int32(end))
+		if n < -1 || n > c.dataSync-end-4 {
+			return fmt.Errorf("row %d at data offset %d has length %d, %d committed: %w", i, end, n, c.dataSync, ErrCorrupt)
+		}
+		end += 4 + max(n, 0)
+	}
+	if end != c.dataSync {
+		return fmt.Errorf("%d rows end at data offset %d, the header commits %d: %w", c.rows, end, c.dataSync, ErrCorrupt)
 	}
 	return nil
 }
