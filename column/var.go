@@ -4,6 +4,7 @@
 package column
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -130,20 +131,21 @@ func (c *Var) dropUncommitted() error {
 // index or data file damaged so that one would is ErrCorrupt at open, never
 // a panic at a read. It reads every row's offset and length once.
 func (c *Var) verify() error {
+	offs := mapped.Slice[int64](c.h.m, HeaderSize, c.rows)
+	data := c.data.Bytes(0, c.dataSync)
 	end := 0
-	for i := range c.rows {
-		off := c.h.m.Int64(HeaderSize + 8*i)
-		if off != int64(end) || end > c.dataSync-4 {
-			return fmt.Errorf("row %d at data offset %d, want %d of %d committed: %w", i, off, end, c.dataSync, ErrCorrupt)
+	for i, off := range offs {
+		if off != int64(end) || end > len(data)-4 {
+			return fmt.Errorf("row %d at data offset %d, want %d of %d committed: %w", i, off, end, len(data), ErrCorrupt)
 		}
-		n := int(c.data.Int32(end))
-		if n < -1 || n > c.dataSync-end-4 {
-			return fmt.Errorf("row %d at data offset %d has length %d, %d committed: %w", i, end, n, c.dataSync, ErrCorrupt)
+		n := int(int32(binary.NativeEndian.Uint32(data[end:])))
+		if n < -1 || n > len(data)-end-4 {
+			return fmt.Errorf("row %d at data offset %d has length %d, %d committed: %w", i, end, n, len(data), ErrCorrupt)
 		}
 		end += 4 + max(n, 0)
 	}
-	if end != c.dataSync {
-		return fmt.Errorf("%d rows end at data offset %d, the header commits %d: %w", c.rows, end, c.dataSync, ErrCorrupt)
+	if end != len(data) {
+		return fmt.Errorf("%d rows end at data offset %d, the header commits %d: %w", c.rows, end, len(data), ErrCorrupt)
 	}
 	return nil
 }
