@@ -22,11 +22,14 @@ import (
 // second MapFile of it is ErrInUse until the first region closes (open the
 // file again for a second region).
 //
-// A writable region makes the whole file ready, first extending it to a page
-// multiple; Grow extends the file further, allocating its blocks (fallocate,
-// or writing the new range where the file system has no fallocate), so a full
-// disk is an error from Grow and never a fault at a later store. A read-only
-// region maps the file as it is and Refresh maps what a writer appended since.
+// A writable region makes the whole file ready, first allocating any holes
+// in it (a sparse file) and extending it to a page multiple; Grow extends the
+// file further, allocating its blocks (fallocate, or writing the new range
+// where the file system has no fallocate), so a full disk is an error from
+// MapFile or Grow and never a fault at a later store. A read-only region maps
+// the file as it is and Refresh maps what a writer appended since; it cannot
+// allocate, so a sparse file that offheap did not write can still fault its
+// reads on a full tmpfs, where reading a hole takes a page.
 //
 // # Locks
 //
@@ -115,6 +118,9 @@ func (r *Region) open() error {
 	}
 	if n > r.size {
 		return fmt.Errorf("%d bytes into %d reserved: %w", n, r.size, ErrExhausted)
+	}
+	if err := fillHoles(r.file, int64(n)); err != nil {
+		return err
 	}
 	r.fileLen = n
 	return r.grow(n)
