@@ -29,8 +29,9 @@ const DataSuffix = ".data"
 //   - committed <= rows; the header's last slot counts committed rows and
 //     the data length they end at, and both files are durable up to them.
 //
-// A Var is not safe for concurrent use when one goroutine appends; reads
-// from many goroutines at once are fine.
+// A Var is not safe for concurrent use when one goroutine appends, syncs or
+// closes it; reads from many goroutines at once are fine. Close unmaps the
+// files, so a read racing it may fault, as a use of freed memory would.
 type Var struct {
 	h         *headerFile
 	data      *mapped.Memory

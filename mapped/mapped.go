@@ -124,8 +124,11 @@ func optionsOf(opts *Options) (Options, error) {
 // # Concurrency
 //
 // A Memory is not safe for concurrent use when one of the goroutines writes,
-// grows or refreshes it; like a slice, it may be read from many goroutines
-// at once.
+// grows, refreshes or closes it; like a slice, it may be read from many
+// goroutines at once. Close unmaps the memory, so a read or a view that races
+// it (a data race, which the race detector reports) may fault like a use of
+// freed memory: a program that closes memory others read must first make
+// them stop.
 type Memory struct {
 	base   pointer // fixed start of the region; nil after Close
 	len    int     // append offset: the length of the written prefix
