@@ -56,7 +56,9 @@ type Options struct {
 	// call (MADV_POPULATE_WRITE) rather than faulted one by one on first
 	// write.
 	ExtendSize int
-	// ReadOnly opens a file for reading only (OpenFile only).
+	// ReadOnly opens a file for reading only (OpenFile only). Its pages are
+	// mapped read-only: a view of it (Bytes, Bin, Slice) must not be
+	// written through, or the store faults.
 	ReadOnly bool
 }
 
