@@ -96,13 +96,17 @@ func openData(h *headerFile, path string, opts *Options) (m *mapped.Memory, crea
 	return m, !ok, nil
 }
 
-// fileLen returns the length of the file at path and whether it exists (an
-// error other than "does not exist" counts as existing, with length 0, and
-// shows when the file is opened).
+// fileLen returns the length of the file at path and whether it exists. An
+// error other than "does not exist" counts as existing, and a directory,
+// FIFO or device as empty: why such a file is no data file shows when it is
+// opened.
 func fileLen(path string) (int64, bool) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0, !errors.Is(err, fs.ErrNotExist)
+	}
+	if !st.Mode().IsRegular() {
+		return 0, true
 	}
 	return st.Size(), true
 }
