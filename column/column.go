@@ -76,7 +76,8 @@ const HeaderSize = 4096
 // Options tune a column; the zero value (or nil) is ready to use.
 type Options struct {
 	// Reserve is the most bytes each file of the column may hold; 0 means
-	// mapped.DefaultReserve. It costs address space only.
+	// mapped.DefaultReserve. It costs address space only, but a process has
+	// 128 TiB of it: about 2,000 files open at once at the default.
 	Reserve int
 	// ExtendSize is the step the files grow by; 0 means mapped.DefaultExtendSize.
 	ExtendSize int

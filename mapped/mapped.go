@@ -38,7 +38,7 @@ var (
 
 // Defaults for the zero Options.
 const (
-	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold
+	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold (a process's 128 TiB hold about 2,000 such)
 	DefaultExtendSize = 1 << 20  // growth step of a Memory
 )
 
