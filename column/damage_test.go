@@ -195,3 +195,39 @@ func setSeq(b []byte, off int, seq uint64) {
 	binary.LittleEndian.PutUint64(b[off+fieldSeq:], seq)
 	reseal(b, off)
 }
+
+// TestDamagedFixedIsCorrupt: a fixed column's header that counts more rows
+// than its file holds, however it overflows, is ErrCorrupt with the file
+// unchanged.
+func TestDamagedFixedIsCorrupt(t *testing.T) {
+	for name, rows := range map[string]uint64{
+		"one row past the file": 4,
+		"rows of 2^61":          1 << 61, // times 8 bytes wraps to 0
+		"rows of 2^63":          1 << 63,
+		"rows of 2^64-1":        math.MaxUint64,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f")
+			c := openFixed[int64](t, path, nil)
+			for i := range 3 {
+				_ = c.Append(int64(i))
+			}
+			_ = c.Close()
+			b := readFile(t, path)
+			setField(fieldRows, rows)(b, nil)
+			writeBack(t, path, b)
+			before := stateOf(t, path)
+			c, err := column.OpenFixed[int64](path, nil)
+			if err == nil {
+				_ = c.Values()
+				_ = c.Close()
+			}
+			if !errors.Is(err, column.ErrCorrupt) {
+				t.Fatalf("%v, want ErrCorrupt", err)
+			}
+			if s := stateOf(t, path); !s.equal(before) {
+				t.Errorf("the file changed from %v to %v", before, s)
+			}
+		})
+	}
+}
