@@ -35,8 +35,9 @@ const crashLimit = 8 << 20
 // words before it shows.
 func word(gen, off int) uint64 { return uint64(gen)<<40 | uint64(off/8) }
 
-// crashChild reopens the file at path, finds the end of what the last child
-// wrote (after it, every word is zero), jumps there, and then appends words
+// crashChild reopens the file at path, takes what the last child wrote to
+// end at the first zero word (as a format on top would, so a run a kill
+// inside a Jump left after zeros goes), jumps there, and then appends words
 // of one generation at a time, jumping back to a random word (and starting
 // the next generation) now and then. It says "J" on stdout before each jump
 // and "D" after it, so the parent knows when it was killed mid-jump.
@@ -47,10 +48,8 @@ func crashChild(path string) error {
 		return err
 	}
 	end, gen := 0, 0
-	for off := 0; off+8 <= m.Len(); off += 8 {
-		if w := m.Uint64(off); w != 0 {
-			end, gen = off+8, max(gen, int(w>>40))
-		}
+	for ; end+8 <= m.Len() && m.Uint64(end) != 0; end += 8 {
+		gen = max(gen, int(m.Uint64(end)>>40))
 	}
 	if err := m.Jump(end); err != nil {
 		return err
