@@ -59,9 +59,26 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 // it has too little; false if the budget has no room.
 func (p *Producer) spend(size uint64) bool {
 	if p.credit < size && !p.lease(size-p.credit) {
-		return false
+		return p.spendAlone(size)
 	}
 	p.credit -= size
+	storeRelease(&p.sentBytes, p.sentBytes+size)
+	return true
+}
+
+// spendAlone spends size bytes over the budget if nothing at all is in
+// flight: a morsel alone is always let through. The check and the spend
+// are one step under Exchange.alone: otherwise several producers could
+// each find nothing in flight and each send a morsel alone.
+func (p *Producer) spendAlone(size uint64) bool {
+	x := p.x
+	x.alone.Lock()
+	defer x.alone.Unlock()
+	if x.inFlight() != 0 {
+		return false
+	}
+	atomic.AddUint64(&x.sent, size-p.credit)
+	p.credit = 0
 	storeRelease(&p.sentBytes, p.sentBytes+size)
 	return true
 }
@@ -73,19 +90,14 @@ func (p *Producer) unspend(size uint64) {
 }
 
 // lease adds at least need bytes to the producer's credit: a chunk if the
-// budget has room for one, else need if it has room for that, else need
-// anyway if nothing at all is in flight (a morsel alone is always let
-// through).
+// budget has room for one, else need if it has room for that.
 func (p *Producer) lease(need uint64) bool {
 	x := p.x
 	l := max(need, x.chunk)
 	if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
 		l = need
 		if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
-			if x.inFlight() != 0 {
-				return false
-			}
-			atomic.AddUint64(&x.sent, l) // a morsel alone
+			return false
 		}
 	}
 	p.credit += l

@@ -195,7 +195,8 @@ type Exchange struct {
 	sent uint64 // bytes admitted by Send; one producer writes it, or several CAS it
 	_    [56]byte
 
-	space event // producers waiting for the budget
+	space event      // producers waiting for the budget
+	alone sync.Mutex // several producers: held to send a morsel alone (spendAlone)
 	recs  records
 
 	stopErr error  // why the exchange stopped; set before stopped
