@@ -132,7 +132,7 @@ const (
 	protected
 	staged // window overflow that arrived over budget, first in line to duel
 	parked
-	leaving // returned by victim, awaiting remove
+	leaving  // returned by victim, awaiting remove
 	numLists = parked
 
 	listMask  = 7
@@ -154,7 +154,7 @@ const (
 
 // tuner holds the evidence for moving the window (see policy).
 type tuner struct {
-	windowGain, mainGain float64
+	windowGain, mainGain  float64
 	sinceMove, sinceDecay int64
 }
 
@@ -576,8 +576,8 @@ func setState(e *pentry, weight int64, list, home uint32, pass bool) {
 	atomic.StoreUint64(&e.state, s)
 }
 
-func listOf(e *pentry) uint32 { return uint32(atomic.LoadUint64(&e.state) & listMask) }
-func homeOf(e *pentry) uint32 { return uint32(e.state >> 3 & listMask) }
+func listOf(e *pentry) uint32  { return uint32(atomic.LoadUint64(&e.state) & listMask) }
+func homeOf(e *pentry) uint32  { return uint32(e.state >> 3 & listMask) }
 func weightOf(e *pentry) int64 { return int64(e.state >> stateBits) }
 
 func atomicRef(e *pentry) uint32 { return atomic.LoadUint32(&e.ref) }

@@ -84,7 +84,7 @@ func (s *sketch) counters(h uint64) (word *uint64, shifts [groupNibbles]uint) {
 	h = spread(h)
 	word = &s.table[h&(s.width.Load()-1)]
 	for i := range groupNibbles {
-		shifts[i] = uint(4*(groupNibbles*i+int(h>>(32+2*i))&3))
+		shifts[i] = uint(4 * (groupNibbles*i + int(h>>(32+2*i))&3))
 	}
 	return word, shifts
 }
