@@ -10,14 +10,15 @@ import (
 )
 
 // verifySometimes verifies the invariants in the checked build: every time
-// while the policy is small, then about every count/64th mutation, so the
-// checked build stays amortized O(1) per operation. Callers hold the lock.
+// while the policy holds at most 256 entries, then about every count-th
+// mutation, so the checked build stays amortized O(1) per operation. Callers
+// hold the lock.
 func (p *policy) verifySometimes() {
 	if !check.On {
 		return
 	}
 	p.mutations++
-	if n := uint64(max(p.count, 0)); n <= 4096 || p.mutations%(n/64) == 0 {
+	if n := uint64(max(p.count, 0)); n <= 256 || p.mutations%n == 0 {
 		if err := p.verify(); err != nil {
 			check.Invariant(false, "cache policy: %v", err)
 		}
