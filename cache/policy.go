@@ -111,7 +111,7 @@ type policy struct {
 	evicted        uint32          // and of main victims
 	tune           tuner
 	rnd            uint64
-	mutations      uint64
+	untilVerify    int64 // mutations until the checked build verifies
 }
 
 // pentry is one entry's metadata (32 bytes, no Go pointers).

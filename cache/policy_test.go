@@ -291,7 +291,7 @@ func TestPolicyConcurrentHits(t *testing.T) {
 	}
 	held := make([]bool, n)
 	r := rand.New(rand.NewPCG(9, 9))
-	for i := range 50000 {
+	for i := range 20000 {
 		id := uint32(r.IntN(n))
 		mu.Lock()
 		if held[id] {

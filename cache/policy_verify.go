@@ -9,16 +9,16 @@ import (
 	"github.com/offheap/offheap/internal/check"
 )
 
-// verifySometimes verifies the invariants in the checked build: every time
-// while the policy holds at most 256 entries, then about every count-th
-// mutation, so the checked build stays amortized O(1) per operation. Callers
-// hold the lock.
+// verifySometimes verifies the invariants in the checked build: after every
+// mutation while the policy holds at most 256 entries, else on a countdown
+// of as many mutations as it holds entries, so the checked build stays
+// amortized O(1) per operation. Callers hold the lock.
 func (p *policy) verifySometimes() {
 	if !check.On {
 		return
 	}
-	p.mutations++
-	if n := uint64(max(p.count, 0)); n <= 256 || p.mutations%n == 0 {
+	if p.untilVerify--; p.count <= 256 || p.untilVerify <= 0 {
+		p.untilVerify = p.count
 		if err := p.verify(); err != nil {
 			check.Invariant(false, "cache policy: %v", err)
 		}
