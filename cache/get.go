@@ -1,0 +1,265 @@
+// The readers: Get, Has and Pin, which take no lock, and the probe they share.
+
+package cache
+
+import (
+	"bytes"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/offheap/offheap/internal/check"
+)
+
+const (
+	// copyCheckMax is the longest value Get copies before checking that the
+	// entry is still the one it found; longer ones are checked first, so a
+	// racing writer never makes Get copy (and allocate) a length it did not
+	// mean to.
+	copyCheckMax = 4 << 10
+	// optimisticTries is how often a reader retries a lookup a writer
+	// interfered with before it takes the lock.
+	optimisticTries = 8
+)
+
+// found is the outcome of a probe.
+type found int
+
+const (
+	foundNo    found = iota // the key is not in the index (final)
+	foundYes                // the key's entry, as of the word returned
+	foundRetry              // a writer interfered: probe again
+)
+
+// Get appends the value stored under key to dst and returns the result and
+// true, or dst and false if the cache does not hold key (or is closed, or
+// key is one it never takes). It takes no lock and allocates nothing beyond
+// what appending to dst needs.
+func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
+	h := c.hash(key)
+	if check.On {
+		return c.getLocked(dst, key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return dst, false
+		}
+		id, w, off, lens, f := c.find(h, key)
+		switch f {
+		case foundNo:
+			c.countMiss(h)
+			return dst, false
+		case foundYes:
+			e, n := c.entryAt(id), valLen(lens)
+			if n > copyCheckMax && !c.stable(e, w, m) {
+				continue
+			}
+			k := len(dst)
+			dst = append(dst, c.view(off+keyLen(lens), n)...)
+			if c.stable(e, w, m) {
+				c.countHit(id)
+				return dst, true
+			}
+			dst = dst[:k]
+		}
+	}
+	return c.getLocked(dst, key, h)
+}
+
+// getLocked is Get under the read lock: in the checked build, and after
+// repeated interference.
+func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return dst, false
+	}
+	id, _, off, lens, f := c.find(h, key)
+	if f != foundYes {
+		c.countMiss(h)
+		return dst, false
+	}
+	c.countHit(id)
+	return append(dst, c.view(off+keyLen(lens), valLen(lens))...), true
+}
+
+// Has reports whether the cache holds key. It takes no lock, and counts
+// neither a hit nor a miss.
+func (c *Cache) Has(key []byte) bool {
+	h := c.hash(key)
+	if check.On {
+		return c.hasLocked(key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return false
+		}
+		id, w, _, _, f := c.find(h, key)
+		switch f {
+		case foundNo:
+			return false
+		case foundYes:
+			if c.stable(c.entryAt(id), w, m) {
+				return true
+			}
+		}
+	}
+	return c.hasLocked(key, h)
+}
+
+// hasLocked is Has under the read lock.
+func (c *Cache) hasLocked(key []byte, h uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	_, _, _, _, f := c.find(h, key)
+	return f == foundYes
+}
+
+// Pin returns a zero-copy view of the value stored under key and a Handle
+// that keeps it: until the Handle is released the entry is neither evicted
+// nor moved, and if it is deleted or replaced meanwhile the view still
+// shows the old value, whose bytes are freed (and counted in the budget)
+// until the last Handle on it is released. The view must not be written to.
+// A miss returns ErrNotFound itself, unwrapped. Pin takes no lock.
+func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
+	if err := c.checkKey("pin", key); err != nil {
+		return nil, Handle{}, err
+	}
+	h := c.hash(key)
+	if check.On {
+		return c.pinLocked(key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return nil, Handle{}, c.keyError("pin", key, ErrClosed)
+		}
+		id, w, off, lens, f := c.find(h, key)
+		switch f {
+		case foundNo:
+			c.countMiss(h)
+			return nil, Handle{}, ErrNotFound
+		case foundRetry:
+			continue
+		}
+		hd, err := c.pin(id, w, lens)
+		if err != nil {
+			if err == errChanged {
+				continue
+			}
+			return nil, Handle{}, c.keyError("pin", key, err)
+		}
+		if c.loadMoves() != m { // a compaction began: the offset may be stale
+			_ = hd.Release()
+			continue
+		}
+		c.countHit(id)
+		return c.view(off+keyLen(lens), valLen(lens)), hd, nil
+	}
+	return c.pinLocked(key, h)
+}
+
+// pinLocked is Pin under the read lock: in the checked build, and after
+// repeated interference. Compactions and Close hold the write lock, so
+// neither can run.
+func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, Handle{}, c.keyError("pin", key, ErrClosed)
+	}
+	for {
+		id, w, off, lens, f := c.find(h, key)
+		if f != foundYes {
+			c.countMiss(h)
+			return nil, Handle{}, ErrNotFound
+		}
+		hd, err := c.pin(id, w, lens)
+		if err == errChanged {
+			continue // only the pin count changed
+		}
+		if err != nil {
+			return nil, Handle{}, c.keyError("pin", key, err)
+		}
+		c.countHit(id)
+		return c.view(off+keyLen(lens), valLen(lens)), hd, nil
+	}
+}
+
+// find probes the index for key, whose hash is h, and returns its entry id,
+// the entry's word, offset and lengths as it read them. A foundYes result
+// is only as good as the word: the caller validates with stable, or pins.
+// foundNo is final: every slot that could have held the key was passed while
+// the table did not change, and no entry the probe met was changing.
+func (c *Cache) find(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
+	hdr := c.idx.hdr.Load()
+	t, mask := c.idx.table(hdr)
+	tag, ready, hi := tagOf(h), c.ents.ready.Load(), c.hi.Load()
+	f = foundNo
+	for i, n := h&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
+		s := c.idx.load(t, i)
+		if s == 0 {
+			break
+		}
+		if uint32(s) == 0 || s>>32 != tag {
+			continue
+		}
+		if id = idOf(s); uint64(id) >= ready {
+			f = foundRetry // a slot of a table being rebuilt
+			continue
+		}
+		e := c.entryAt(id)
+		if w = e.loadWord(); w&stateMask != liveBits {
+			f = foundRetry // its slot is about to change
+			continue
+		}
+		off, lens = e.loadOff(), e.loadLens()
+		if e.loadHash() == h && keyLen(lens) == uint64(len(key)) && off+keyLen(lens)+valLen(lens) <= hi &&
+			bytes.Equal(c.view(off, keyLen(lens)), key) {
+			return id, w, off, lens, foundYes
+		}
+		if e.loadWord()&identity != w&identity {
+			f = foundRetry // what was compared may have been torn
+		}
+	}
+	if f == foundNo && c.idx.hdr.Load() != hdr {
+		f = foundRetry
+	}
+	return 0, 0, 0, 0, f
+}
+
+// stable reports whether what a reader read of entry e after loading its
+// word w and the moves word m is still good: same occupant, still live, and
+// not moved. The loads being validated come before it; loadFence orders
+// them where the hardware would not.
+func (c *Cache) stable(e *entry, w, m uint64) bool {
+	loadFence()
+	return e.loadWord()&identity == w&identity && c.loadMoves() == m
+}
+
+// readBegin waits out a compaction and returns the moves word a reader
+// validates against; ok is false once the cache is closed.
+func (c *Cache) readBegin() (m uint64, ok bool) {
+	for spins := 0; ; spins++ {
+		m = c.loadMoves()
+		if m&movesClosed != 0 {
+			return 0, false
+		}
+		if m&movesActive == 0 {
+			return m, true
+		}
+		switch {
+		case spins < 100:
+			runtime.Gosched()
+		default:
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+var _ = atomic.LoadUint64

@@ -1,0 +1,382 @@
+// Pins and handles: an entry's pin count lives in its word; each pin also
+// takes a handle slot, so a Handle released twice is caught even while other
+// pins hold the entry. Free handle slots are kept per P, like the per-P
+// counters, so Pin and Release touch no shared cache line but the entry's.
+
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
+)
+
+// Handle keeps a pinned entry: its view stays valid, unchanged, until
+// Release. The zero Handle is never valid.
+type Handle struct {
+	c *Cache
+	h uint64 // generation << 32 | slot index + 1
+}
+
+// hslot is one handle: free, or out for an entry.
+type hslot struct {
+	word  uint64 // generation | handleOut
+	entry uint32 // the pinned entry, while out
+	next  uint32 // the next free slot, on the shared stack
+}
+
+const (
+	handleOut  = 1 << 32
+	maxHandles = 1 << 26 // handles out at once
+	// hcacheCap is how many free handle slots each P keeps.
+	hcacheCap = 54
+	// maxProcs bounds the Ps with state of their own; the state after
+	// theirs is shared, with atomic counters, by Ps numbered higher and by
+	// the race-detector and checked builds.
+	maxProcs = 256
+)
+
+// pstate is one P's counters and free handle slots, alone on its cache
+// lines. It lives off the Go heap: while pinned to the P, only goroutines on
+// that P touch it, one at a time; Stats reads it racily, which for aligned
+// words only risks a sum a little stale.
+type pstate struct {
+	hits, misses uint64
+	pinned       int64 // net bytes this P saw become pinned (pins and releases may be on different Ps)
+	out          int64 // net handles this P handed out
+	n            uint64
+	free         [hcacheCap]uint32
+}
+
+// perP says whether handles and counters use the per-P state. The race
+// detector cannot see the ownership a pin gives, and the checked build
+// checks under the lock, so both use the shared stack and atomic counters.
+const perP = !check.On && !proc.Race
+
+// errChanged reports that the entry a reader found changed before its pin.
+var errChanged = errors.New("entry changed")
+
+// pin pins entry id, which the caller found with word w and lengths lens,
+// and returns a Handle for it. It fails with errChanged if the entry's
+// occupant or state changed since w.
+func (c *Cache) pin(id uint32, w, lens uint64) (Handle, error) {
+	slot, err := c.newHandle()
+	if err != nil {
+		return Handle{}, err
+	}
+	e := c.entryAt(id)
+	for {
+		if pinsOf(w) == maxPins {
+			c.freeHandle(slot)
+			return Handle{}, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
+		}
+		if e.casWord(w, w+pinOne) {
+			break
+		}
+		nw := e.loadWord()
+		if nw&identity != w&identity {
+			c.freeHandle(slot)
+			return Handle{}, errChanged
+		}
+		w = nw
+	}
+	s := c.hslots.at(uint64(slot))
+	atomic.StoreUint32(&s.entry, id)
+	gen := genOf(atomic.LoadUint64(&s.word))
+	atomic.StoreUint64(&s.word, uint64(gen)|handleOut)
+	c.countPin(1, pinsOf(w) == 0, c.weight(keyLen(lens)+valLen(lens)))
+	return Handle{c, uint64(gen)<<32 | uint64(slot) + 1}, nil
+}
+
+// Release drops the pin. The entry may be evicted again once no pins are
+// left, and an entry deleted or replaced while pinned is freed by its last
+// Release. Releasing a Handle twice, or the zero Handle, is ErrReleased.
+func (hd Handle) Release() error {
+	c := hd.c
+	if c == nil {
+		return fmt.Errorf("cache: release handle 0: %w", ErrReleased)
+	}
+	if check.On {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		if c.closed {
+			return c.handleError(hd, ErrClosed)
+		}
+	}
+	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
+	if uint64(i) >= c.hslots.ready.Load() {
+		return c.handleError(hd, ErrReleased)
+	}
+	s := c.hslots.at(uint64(i))
+	id := atomic.LoadUint32(&s.entry)
+	w := uint64(gen) | handleOut
+	if !atomic.CompareAndSwapUint64(&s.word, w, uint64(gen+1)) {
+		if c.loadMoves()&movesClosed != 0 {
+			return c.handleError(hd, ErrClosed)
+		}
+		return c.handleError(hd, ErrReleased)
+	}
+	c.unpin(id)
+	c.freeHandle(i)
+	return nil
+}
+
+func (c *Cache) handleError(hd Handle, err error) error {
+	return fmt.Errorf("%s: release handle %d.%d: %w", c.label, uint32(hd.h)-1, hd.h>>32, err)
+}
+
+// unpin drops one pin of entry id. The last pin of a gone entry frees it,
+// and the last of a parked one puts it back in the policy's order: both
+// under the lock.
+func (c *Cache) unpin(id uint32) {
+	e := c.entryAt(id)
+	for {
+		w := e.loadWord()
+		if pinsOf(w) == 0 {
+			return // the cache closed and its memory went; nothing to drop
+		}
+		if pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
+			c.unpinLocked(id)
+			return
+		}
+		if e.casWord(w, w-pinOne) {
+			c.countPin(-1, pinsOf(w) == 1, c.weight(keyLen(e.loadLens())+valLen(e.loadLens())))
+			return
+		}
+	}
+}
+
+// unpinLocked is unpin under the lock, for a last pin that has work to do.
+func (c *Cache) unpinLocked(id uint32) {
+	if !check.On {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	} else {
+		// Release holds the read lock in the checked build; trade it.
+		c.mu.RUnlock()
+		c.mu.Lock()
+		defer func() { c.mu.Unlock(); c.mu.RLock() }()
+	}
+	e := c.entryAt(id)
+	for {
+		w := e.loadWord()
+		nw := w - pinOne
+		if pinsOf(nw) == 0 {
+			nw &^= parkedBit
+		}
+		if !e.casWord(w, nw) {
+			continue
+		}
+		weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+		c.countPin(-1, pinsOf(nw) == 0, weight)
+		switch {
+		case pinsOf(nw) > 0:
+		case stateOf(nw) == stateGone:
+			c.gone -= weight
+			c.freeEntry(id)
+		case w&parkedBit != 0 && !c.closed:
+			c.pol.unpark(id)
+		}
+		c.checkAfterMutation()
+		return
+	}
+}
+
+// pinnedForPolicy is the pinned callback given to the policy's victim: it
+// reports whether entry id has pins, and if so marks it parked (the policy
+// parks it), so that its last Release unparks it. The mark is set with a CAS
+// on the word, so a Release racing with it either sees it or leaves pins
+// for the policy to see. Callers hold the lock.
+func (c *Cache) pinnedForPolicy(id uint32) bool {
+	e := c.entryAt(id)
+	for {
+		w := e.loadWord()
+		if pinsOf(w) == 0 {
+			return false
+		}
+		if w&parkedBit != 0 || e.casWord(w, w|parkedBit) {
+			return true
+		}
+	}
+}
+
+// handleStack is the shared stack of free handle slots, behind the per-P
+// caches.
+type handleStack struct {
+	mu      sync.Mutex
+	free    uint32 // top of the stack, or noID
+	n       uint32 // slots ever used
+	retired int
+	out     atomic.Int64 // handles out, when not counted per P
+	pinned  atomic.Int64 // bytes pinned, when not counted per P
+}
+
+func (s *handleStack) init() { s.free = noID }
+
+// newHandle takes a free handle slot: from this P's cache, or a batch from
+// the shared stack.
+func (c *Cache) newHandle() (uint32, error) {
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
+				ps.n--
+				i := ps.free[ps.n]
+				proc.Unpin()
+				return i, nil
+			}
+		}
+		proc.Unpin()
+	}
+	var batch [hcacheCap / 2]uint32
+	n, err := c.takeHandles(batch[:])
+	if err != nil {
+		return 0, err
+	}
+	if n > 1 {
+		c.stashHandles(batch[1:n])
+	}
+	return batch[0], nil
+}
+
+// takeHandles fills dst with free slots from the shared stack, or fresh
+// ones; it fails only if it found none.
+func (c *Cache) takeHandles(dst []uint32) (int, error) {
+	s := &c.handles
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for ; n < len(dst) && s.free != noID; n++ {
+		dst[n] = s.free
+		s.free = c.hslots.at(uint64(s.free)).next
+	}
+	if n == 0 {
+		for ; n < len(dst) && uint64(s.n) < c.hslots.max; n++ {
+			if c.hslots.grow(uint64(s.n)+1) != nil {
+				break
+			}
+			dst[n] = s.n
+			s.n++
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%d handles out: %w", s.n, ErrBusy)
+	}
+	return n, nil
+}
+
+// stashHandles puts free slots in this P's cache, and on the shared stack
+// what does not fit.
+func (c *Cache) stashHandles(slots []uint32) {
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			k := copy(ps.free[ps.n:], slots)
+			ps.n += uint64(k)
+			slots = slots[k:]
+		}
+		proc.Unpin()
+	}
+	c.pushHandles(slots)
+}
+
+// freeHandle returns slot i, already marked free: to this P's cache, or,
+// when that is full, half of it and i to the shared stack.
+func (c *Cache) freeHandle(i uint32) {
+	var spill [hcacheCap/2 + 1]uint32
+	n := 0
+	if perP && genOf(atomic.LoadUint64(&c.hslots.at(uint64(i)).word)) != genMask {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			if ps.n < hcacheCap {
+				ps.free[ps.n] = i
+				ps.n++
+				proc.Unpin()
+				return
+			}
+			n = copy(spill[:], ps.free[hcacheCap/2:])
+			ps.n = hcacheCap / 2
+		}
+		proc.Unpin()
+	}
+	spill[n] = i
+	c.pushHandles(spill[:n+1])
+}
+
+// pushHandles puts free slots on the shared stack; a slot whose generation
+// reached the last is retired instead, so no stale Handle can ever name a
+// later pin in it.
+func (c *Cache) pushHandles(slots []uint32) {
+	if len(slots) == 0 {
+		return
+	}
+	s := &c.handles
+	s.mu.Lock()
+	for _, i := range slots {
+		hs := c.hslots.at(uint64(i))
+		if genOf(hs.word) == genMask {
+			s.retired++
+			continue
+		}
+		hs.next, s.free = s.free, i
+	}
+	s.mu.Unlock()
+}
+
+// countPin counts a handle out (d = 1) or back (d = -1), and weight bytes
+// pinned or unpinned if the entry's pin count went from or to zero.
+func (c *Cache) countPin(d int64, edge bool, weight int64) {
+	b := int64(0)
+	if edge {
+		b = d * weight
+	}
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			ps.out += d
+			ps.pinned += b
+			proc.Unpin()
+			return
+		}
+		proc.Unpin()
+	}
+	c.handles.out.Add(d)
+	c.handles.pinned.Add(b)
+}
+
+// countHit counts a hit on entry id, and tells the policy.
+func (c *Cache) countHit(id uint32) {
+	c.pol.hit(id)
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			c.pcs.at(uint64(pid)).hits++
+			proc.Unpin()
+			return
+		}
+		proc.Unpin()
+	}
+	atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+}
+
+// countMiss counts a miss of a key whose hash is h, and tells the policy.
+func (c *Cache) countMiss(h uint64) {
+	c.pol.miss(h)
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			c.pcs.at(uint64(pid)).misses++
+			proc.Unpin()
+			return
+		}
+		proc.Unpin()
+	}
+	atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+}
