@@ -167,6 +167,7 @@ type Cache struct {
 	mutations  uint64
 	closed     bool
 	final      Stats
+	sets       sync.WaitGroup // Sets between their first and last step
 
 	handles handleStack
 	loads   loader

@@ -71,29 +71,13 @@ func (c *Cache) statsLocked() Stats {
 // then returns ErrClosed (Get and Has report a miss). With handles out it
 // returns ErrBusy and the cache stays usable.
 func (c *Cache) Close() error {
-	err := c.close()
-	if err == nil {
-		c.loads.cancelAll() // not under c.mu: see loader
+	if err := c.markClosed(); err != nil {
+		return err
 	}
-	return err
-}
-
-func (c *Cache) close() error {
+	c.sets.Wait() // each releases its reservation when it finds the cache closed
+	c.loads.cancelAll()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return fmt.Errorf("%s: close: %w", c.label, ErrClosed)
-	}
-	atomic.AddUint64(&c.moves, 1) // odd: a pin taken from now on is undone
-	if n := c.pinnedEntries(); n > 0 {
-		atomic.AddUint64(&c.moves, 1)
-		return fmt.Errorf("%s: close: %d entries pinned: %w", c.label, n, ErrBusy)
-	}
-	c.final = c.statsLocked()
-	c.final.Entries, c.final.BytesUsed, c.final.BytesPinned, c.final.Handles, c.final.MetaBytes = 0, 0, 0, 0, 0
-	atomic.StoreUint64(&c.moves, movesClosed)
-	c.closed = true
-	c.count.Store(0)
 	for id := range c.nextID {
 		if stateOf(c.entryAt(id).word) == stateLive {
 			c.releaseSegment(id)
@@ -109,6 +93,27 @@ func (c *Cache) close() error {
 	if err != nil {
 		return fmt.Errorf("%s: close: %w", c.label, err)
 	}
+	return nil
+}
+
+// markClosed is Close's first step: unless pins are out, it stops every
+// method and lock-free reader from using the cache.
+func (c *Cache) markClosed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("%s: close: %w", c.label, ErrClosed)
+	}
+	atomic.AddUint64(&c.moves, 1) // odd: a pin taken from now on is undone
+	if n := c.pinnedEntries(); n > 0 {
+		atomic.AddUint64(&c.moves, 1)
+		return fmt.Errorf("%s: close: %d entries pinned: %w", c.label, n, ErrBusy)
+	}
+	c.final = c.statsLocked()
+	c.final.Entries, c.final.BytesUsed, c.final.BytesPinned, c.final.Handles, c.final.MetaBytes = 0, 0, 0, 0, 0
+	atomic.StoreUint64(&c.moves, movesClosed)
+	c.closed = true
+	c.count.Store(0)
 	return nil
 }
 

@@ -36,15 +36,22 @@ func (c *Cache) Set(key, value []byte) error {
 	h := c.hash(key)
 	c.mu.Lock()
 	err := c.makeRoom(key, h, weight)
+	if err == nil {
+		c.sets.Add(1) // Close waits for the Sets in flight
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	defer c.sets.Done()
 	ref, b, err := c.reserve(int(n))
 	if err != nil {
 		c.mu.Lock()
 		c.promised -= weight
 		c.mu.Unlock()
+		if errors.Is(err, pool.ErrClosed) {
+			return c.keyError("set", key, ErrClosed)
+		}
 		return c.keyError("set", key, fmt.Errorf("%w: %w", ErrFull, err))
 	}
 	copy(b[copy(b, key):], value)
@@ -122,12 +129,13 @@ func (c *Cache) reserve(n int) (pool.Ref, []byte, error) {
 // value; it becomes the key's entry, replacing the old one. Callers hold
 // the lock.
 func (c *Cache) insert(key []byte, h uint64, ref pool.Ref, b []byte, weight int64) error {
+	if c.closed {
+		c.releaseRef(ref)
+		return c.keyError("set", key, ErrClosed)
+	}
 	old, _, _, _, f := c.find(h, key)
 	var err error
-	switch {
-	case c.closed:
-		err = ErrClosed
-	case f == foundYes:
+	if f == foundYes {
 		c.detach(old)
 	}
 	for err == nil && c.used+c.gone+c.promised+weight > c.budget {
@@ -145,7 +153,7 @@ func (c *Cache) insert(key []byte, h uint64, ref pool.Ref, b []byte, weight int6
 		err = c.publish(id, h, ref, b, uint64(len(key)), weight, f == foundYes, old)
 	}
 	if err != nil {
-		if f == foundYes && !c.closed {
+		if f == foundYes {
 			c.unindex(old, h)
 		}
 		c.releaseRef(ref)
