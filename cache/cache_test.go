@@ -140,7 +140,7 @@ func TestPinSurvivesDeleteReplaceEvict(t *testing.T) {
 		t.Fatalf("second pin: %v", err)
 	}
 	setT(t, c, key(1), value(1, 2, 500)) // replaced while pinned
-	for i := 2; i < 500; i++ {          // churn: evicts everything unpinned
+	for i := 2; i < 500; i++ {           // churn: evicts everything unpinned
 		setT(t, c, key(i), value(i, 0, 300))
 	}
 	if !bytes.Equal(view, value(1, 1, 500)) {
