@@ -134,7 +134,8 @@ type Cache struct {
 
 	// Read by lock-free readers: fixed at New, or atomic.
 	base      unsafe.Pointer // the pool's offset 0
-	seed      maphash.Seed
+	seed      maphash.Seed // for keys longer than shortKey
+	hseed     uint64       // for shorter ones
 	ents      offTable[entry]
 	idx       index
 	hi        atomic.Uint64 // end of the highest segment ever placed
@@ -235,6 +236,7 @@ func (c *Cache) open(o Options) error {
 		return err
 	}
 	c.seed = maphash.MakeSeed()
+	c.hseed = maphash.Comparable(c.seed, 0)
 	name := c.label
 	if err = c.ents.reserve(c.maxEntries, name); err == nil {
 		err = c.refs.reserve(c.maxEntries, name+" refs")
@@ -286,19 +288,21 @@ func (c *Cache) keyError(op string, key []byte, err error) error {
 	return fmt.Errorf("%s: %s key of %d bytes: %w", c.label, op, len(key), err)
 }
 
-// checkKey returns the error for a key the cache does not take.
+// checkKey returns the error for a key the cache does not take; small
+// enough to inline.
 func (c *Cache) checkKey(op string, key []byte) error {
-	switch {
-	case len(key) == 0:
-		return c.keyError(op, key, ErrEmptyKey)
-	case len(key) > MaxKeyLen:
-		return c.keyError(op, key, ErrKeyTooLarge)
+	if uint(len(key))-1 >= MaxKeyLen {
+		return c.badKey(op, key)
 	}
 	return nil
 }
 
-// hash returns the key's hash.
-func (c *Cache) hash(key []byte) uint64 { return maphash.Bytes(c.seed, key) }
+func (c *Cache) badKey(op string, key []byte) error {
+	if len(key) == 0 {
+		return c.keyError(op, key, ErrEmptyKey)
+	}
+	return c.keyError(op, key, ErrKeyTooLarge)
+}
 
 // loadMoves returns the moves word.
 func (c *Cache) loadMoves() uint64 { return atomic.LoadUint64(&c.moves) }

@@ -61,35 +61,74 @@ const perP = !check.On && !proc.Race
 var errChanged = errors.New("entry changed")
 
 // pin pins entry id, which the caller found with word w and lengths lens,
-// and returns a Handle for it. It fails with errChanged if the entry's
-// occupant or state changed since w.
+// counts a hit, and returns a Handle for it. It fails with errChanged if
+// the entry's occupant or state changed since w. The fast path takes a
+// handle slot from this P's cache and counts in the same pinned section as
+// the CAS.
 func (c *Cache) pin(id uint32, w, lens uint64) (Handle, error) {
+	weight := c.weight(keyLen(lens) + valLen(lens))
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
+				old, err := c.entryAt(id).pin(w)
+				if err == nil {
+					ps.n--
+					slot := ps.free[ps.n]
+					ps.out++
+					ps.hits++
+					if pinsOf(old) == 0 {
+						ps.pinned += weight
+					}
+					proc.Unpin()
+					return c.handleFor(slot, id), nil
+				}
+				proc.Unpin()
+				return Handle{}, err
+			}
+		}
+		proc.Unpin()
+	}
 	slot, err := c.newHandle()
 	if err != nil {
 		return Handle{}, err
 	}
-	e := c.entryAt(id)
+	old, err := c.entryAt(id).pin(w)
+	if err != nil {
+		c.freeHandle(slot, 0, false, 0)
+		return Handle{}, err
+	}
+	c.countPin(1, pinsOf(old) == 0, weight)
+	c.countHit()
+	return c.handleFor(slot, id), nil
+}
+
+// pin adds a pin to e, whose word was w, and returns the word before it.
+func (e *entry) pin(w uint64) (uint64, error) {
 	for {
 		if pinsOf(w) == maxPins {
-			c.freeHandle(slot)
-			return Handle{}, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
+			return 0, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
 		}
 		if e.casWord(w, w+pinOne) {
-			break
+			return w, nil
 		}
 		nw := e.loadWord()
 		if nw&identity != w&identity {
-			c.freeHandle(slot)
-			return Handle{}, errChanged
+			return 0, errChanged
 		}
 		w = nw
 	}
+}
+
+// handleFor marks handle slot out for entry id and returns its Handle. The
+// stores need no ordering: whoever releases the Handle got it from this
+// goroutine through the caller's own synchronisation.
+func (c *Cache) handleFor(slot, id uint32) Handle {
 	s := c.hslots.at(uint64(slot))
-	atomic.StoreUint32(&s.entry, id)
-	gen := genOf(atomic.LoadUint64(&s.word))
-	atomic.StoreUint64(&s.word, uint64(gen)|handleOut)
-	c.countPin(1, pinsOf(w) == 0, c.weight(keyLen(lens)+valLen(lens)))
-	return Handle{c, uint64(gen)<<32 | uint64(slot) + 1}, nil
+	s.entry = id
+	gen := genOf(s.word)
+	s.word = uint64(gen) | handleOut
+	return Handle{c, uint64(gen)<<32 | uint64(slot) + 1}
 }
 
 // Release drops the pin. The entry may be evicted again once no pins are
@@ -112,16 +151,14 @@ func (hd Handle) Release() error {
 		return c.handleError(hd, ErrReleased)
 	}
 	s := c.hslots.at(uint64(i))
-	id := atomic.LoadUint32(&s.entry)
-	w := uint64(gen) | handleOut
-	if !atomic.CompareAndSwapUint64(&s.word, w, uint64(gen+1)) {
+	if !atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
 		if c.loadMoves()&movesClosed != 0 {
 			return c.handleError(hd, ErrClosed)
 		}
 		return c.handleError(hd, ErrReleased)
 	}
-	c.unpin(id)
-	c.freeHandle(i)
+	edge, weight := c.unpin(s.entry)
+	c.freeHandle(i, -1, edge, weight)
 	return nil
 }
 
@@ -129,29 +166,30 @@ func (c *Cache) handleError(hd Handle, err error) error {
 	return fmt.Errorf("%s: release handle %d.%d: %w", c.label, uint32(hd.h)-1, hd.h>>32, err)
 }
 
-// unpin drops one pin of entry id. The last pin of a gone entry frees it,
-// and the last of a parked one puts it back in the policy's order: both
-// under the lock.
-func (c *Cache) unpin(id uint32) {
+// unpin drops one pin of entry id, and reports whether it was the last and
+// the entry's weight. The last pin of a gone entry frees it, and the last
+// of a parked one puts it back in the policy's order: both under the lock.
+func (c *Cache) unpin(id uint32) (last bool, weight int64) {
 	e := c.entryAt(id)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
-			return // the cache closed and its memory went; nothing to drop
+			return false, 0 // the cache closed and its memory went; nothing to drop
 		}
 		if pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
-			c.unpinLocked(id)
-			return
+			return c.unpinLocked(id)
 		}
 		if e.casWord(w, w-pinOne) {
-			c.countPin(-1, pinsOf(w) == 1, c.weight(keyLen(e.loadLens())+valLen(e.loadLens())))
-			return
+			if pinsOf(w) > 1 {
+				return false, 0
+			}
+			return true, c.weight(keyLen(e.lens) + valLen(e.lens))
 		}
 	}
 }
 
 // unpinLocked is unpin under the lock, for a last pin that has work to do.
-func (c *Cache) unpinLocked(id uint32) {
+func (c *Cache) unpinLocked(id uint32) (last bool, weight int64) {
 	if !check.On {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -171,8 +209,7 @@ func (c *Cache) unpinLocked(id uint32) {
 		if !e.casWord(w, nw) {
 			continue
 		}
-		weight := c.weight(keyLen(e.lens) + valLen(e.lens))
-		c.countPin(-1, pinsOf(nw) == 0, weight)
+		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 		switch {
 		case pinsOf(nw) > 0:
 		case stateOf(nw) == stateGone:
@@ -182,7 +219,7 @@ func (c *Cache) unpinLocked(id uint32) {
 			c.pol.unpark(id)
 		}
 		c.checkAfterMutation()
-		return
+		return pinsOf(nw) == 0, weight
 	}
 }
 
@@ -285,15 +322,21 @@ func (c *Cache) stashHandles(slots []uint32) {
 	c.pushHandles(slots)
 }
 
-// freeHandle returns slot i, already marked free: to this P's cache, or,
-// when that is full, half of it and i to the shared stack.
-func (c *Cache) freeHandle(i uint32) {
+// freeHandle returns slot i, already marked free, and counts d handles out
+// (and weight bytes unpinned if last): to this P's cache, or, when that is
+// full, half of it and i to the shared stack.
+func (c *Cache) freeHandle(i uint32, d int64, last bool, weight int64) {
 	var spill [hcacheCap/2 + 1]uint32
 	n := 0
-	if perP && genOf(atomic.LoadUint64(&c.hslots.at(uint64(i)).word)) != genMask {
+	if perP && genOf(c.hslots.at(uint64(i)).word) != genMask {
 		pid := proc.Pin()
 		if pid < maxProcs {
 			ps := c.pcs.at(uint64(pid))
+			ps.out += d
+			if last {
+				ps.pinned -= weight
+			}
+			d, last = 0, false
 			if ps.n < hcacheCap {
 				ps.free[ps.n] = i
 				ps.n++
@@ -304,6 +347,9 @@ func (c *Cache) freeHandle(i uint32) {
 			ps.n = hcacheCap / 2
 		}
 		proc.Unpin()
+	}
+	if d != 0 || last {
+		c.countPin(d, last, weight)
 	}
 	spill[n] = i
 	c.pushHandles(spill[:n+1])
@@ -351,9 +397,8 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	c.handles.pinned.Add(b)
 }
 
-// countHit counts a hit on entry id, and tells the policy.
-func (c *Cache) countHit(id uint32) {
-	c.pol.hit(id)
+// countHit counts a hit.
+func (c *Cache) countHit() {
 	if perP {
 		pid := proc.Pin()
 		if pid < maxProcs {
