@@ -134,8 +134,8 @@ type Cache struct {
 
 	// Read by lock-free readers: fixed at New, or atomic.
 	base      unsafe.Pointer // the pool's offset 0
-	seed      maphash.Seed // for keys longer than shortKey
-	hseed     uint64       // for shorter ones
+	seed      maphash.Seed   // for keys longer than shortKey
+	hseed     uint64         // for shorter ones
 	ents      offTable[entry]
 	idx       index
 	hi        atomic.Uint64 // end of the highest segment ever placed
