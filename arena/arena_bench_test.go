@@ -3,22 +3,22 @@ package arena_test
 import (
 	"testing"
 
-	"github.com/offheap/offheap/internal/bench/arenabench"
+	"github.com/offheap/offheap/internal/workload/churn"
 )
 
 // BenchmarkPair times allocating and freeing one block of a mixed size
 // (16-256 B). The floor impls run the same loop over an idealised allocator
-// (see internal/bench/arenabench/floor.go): what this harness allows.
+// (see internal/workload/churn/floor.go): what this harness allows.
 func BenchmarkPair(b *testing.B) {
-	for _, impl := range arenabench.Impls {
-		b.Run(impl, arenabench.Pair(impl))
+	for _, impl := range churn.Impls {
+		b.Run(impl, churn.Pair(impl))
 	}
 }
 
 // BenchmarkRing times replacing a random one of 100k live blocks of mixed sizes.
 func BenchmarkRing(b *testing.B) {
-	for _, impl := range arenabench.Impls {
-		b.Run(impl, arenabench.Ring(impl))
+	for _, impl := range churn.Impls {
+		b.Run(impl, churn.Ring(impl))
 	}
 }
 
@@ -26,13 +26,13 @@ func BenchmarkRing(b *testing.B) {
 // but every 1000th) and reports RSS in MiB, each run in a fresh child process.
 // `offheap bench arena` runs the full 32M-block burst.
 func BenchmarkBurst(b *testing.B) {
-	for _, cs := range arenabench.BurstCases {
-		for _, impl := range arenabench.BurstImpls {
+	for _, cs := range churn.BurstCases {
+		for _, impl := range churn.BurstImpls {
 			b.Run(cs+"/"+impl, func(b *testing.B) {
-				var r arenabench.BurstResult
+				var r churn.BurstResult
 				var err error
 				for b.Loop() {
-					if r, err = arenabench.Burst(impl, cs, 4<<20); err != nil {
+					if r, err = churn.Burst(impl, cs, 4<<20); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -3,6 +3,12 @@
 // collector never scans or copies them, and their memory goes back to the
 // operating system as soon as Arrow releases them.
 //
+// Checked (NewChecked) is the allocator for tests: it makes every released
+// buffer inaccessible, so the reads of released buffers that Go's allocator
+// hides (its garbage collector keeps the old bytes) fault, and reports them,
+// and double frees and leaks, with the buffers' allocation and release call
+// stacks; its type documentation explains the design.
+//
 // It is a separate module so that the offheap core does not depend on Arrow.
 package arrowalloc
 

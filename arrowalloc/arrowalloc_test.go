@@ -34,9 +34,52 @@ func aligned(b []byte) bool {
 	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))%Alignment == 0
 }
 
-func TestAllocateAlignedZeroed(t *testing.T) {
-	a := newArena(t)
-	m := New(a)
+// subject is an allocator under test in one of the two modes, with what the
+// mode-independent tests need to know of it.
+type subject struct {
+	memory.Allocator
+	err    func() error       // the first bad free
+	live   func() int         // buffers allocated
+	finish func(t testing.TB) // fails t if a buffer is live, then closes
+}
+
+// modes are the allocators every mode-independent test runs on: New over a
+// fresh arena, and NewChecked.
+var modes = []struct {
+	name string
+	open func(t testing.TB) subject
+}{
+	{"normal", func(t testing.TB) subject {
+		a := newArena(t)
+		m := New(a)
+		return subject{m, m.Err, func() int { return a.Stats().InUseBlocks }, func(t testing.TB) { closeArena(t, a) }}
+	}},
+	{"checked", func(t testing.TB) subject {
+		c := newChecked(t, nil)
+		live := func() int {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.live
+		}
+		finish := func(t testing.TB) {
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return subject{c, c.Err, live, finish}
+	}},
+}
+
+// forModes runs f as a subtest per mode.
+func forModes(t *testing.T, f func(t *testing.T, m subject)) {
+	for _, md := range modes {
+		t.Run(md.name, func(t *testing.T) { f(t, md.open(t)) })
+	}
+}
+
+func TestAllocateAlignedZeroed(t *testing.T) { forModes(t, testAllocateAlignedZeroed) }
+
+func testAllocateAlignedZeroed(t *testing.T, m subject) {
 	var bufs [][]byte
 	for size := 1; size < 20000; size = size*5/4 + 1 {
 		b := m.Allocate(size)
@@ -61,15 +104,15 @@ func TestAllocateAlignedZeroed(t *testing.T) {
 	} else {
 		m.Free(z)
 	}
-	if err := m.Err(); err != nil {
+	if err := m.err(); err != nil {
 		t.Fatal(err)
 	}
-	closeArena(t, a)
+	m.finish(t)
 }
 
-func TestReallocateKeepsData(t *testing.T) {
-	a := newArena(t)
-	m := New(a)
+func TestReallocateKeepsData(t *testing.T) { forModes(t, testReallocateKeepsData) }
+
+func testReallocateKeepsData(t *testing.T, m subject) {
 	b := m.Allocate(10)
 	for i := range b {
 		b[i] = byte(i + 1)
@@ -95,35 +138,36 @@ func TestReallocateKeepsData(t *testing.T) {
 	}
 	b = m.Reallocate(0, b)
 	m.Free(b)
-	if err := m.Err(); err != nil {
+	if err := m.err(); err != nil {
 		t.Fatal(err)
 	}
-	closeArena(t, a)
+	m.finish(t)
 }
 
-func TestBadFreeChangesNothing(t *testing.T) {
-	a := newArena(t)
-	m := New(a)
+func TestBadFreeChangesNothing(t *testing.T) { forModes(t, testBadFreeChangesNothing) }
+
+func testBadFreeChangesNothing(t *testing.T, m subject) {
 	b := m.Allocate(100)
 	m.Free(b)
-	before := a.Stats().InUseBlocks
+	before := m.live()
 	m.Free(b)                // double
 	m.Free(make([]byte, 64)) // foreign
-	if after := a.Stats().InUseBlocks; after != before {
+	if after := m.live(); after != before {
 		t.Fatalf("bad frees changed the arena: %d -> %d blocks", before, after)
 	}
-	err := m.Err()
+	err := m.err()
 	if !errors.Is(err, arena.ErrDoubleFree) {
 		t.Fatalf("Err after a double free: %v", err)
 	}
-	closeArena(t, a)
+	m.finish(t)
 }
 
-// TestBuilders builds Arrow arrays through a checked allocator over the
-// arena and checks every buffer comes back.
-func TestBuilders(t *testing.T) {
-	a := newArena(t)
-	mem := memory.NewCheckedAllocator(New(a))
+// TestBuilders builds Arrow arrays through Arrow's checked allocator over
+// ours and checks every buffer comes back.
+func TestBuilders(t *testing.T) { forModes(t, testBuilders) }
+
+func testBuilders(t *testing.T, m subject) {
+	mem := memory.NewCheckedAllocator(m)
 	defer mem.AssertSize(t, 0)
 
 	ib := array.NewInt64Builder(mem)
@@ -169,90 +213,110 @@ func TestBuilders(t *testing.T) {
 	if lists.Len() != 1000 || lists.ListValues().Len() != 2000 {
 		t.Fatalf("lists: %d of %d values", lists.Len(), lists.ListValues().Len())
 	}
-	if a.Stats().InUseBlocks == 0 {
-		t.Fatal("no buffer came from the arena")
+	if m.live() == 0 {
+		t.Fatal("no buffer came from the allocator")
 	}
 	ints.Release()
 	strs.Release()
 	lists.Release()
 	mem.AssertSize(t, 0)
-	closeArena(t, a)
+	m.finish(t)
 }
 
-// FuzzAllocator runs random Allocate / Reallocate / Free sequences against a
-// model of the live buffers and their contents.
+// FuzzAllocator runs random Allocate / Reallocate / Free sequences in both
+// modes against a model of the live buffers and their contents. In checked
+// mode every released buffer must also fault, reported as a use after release.
 func FuzzAllocator(f *testing.F) {
 	f.Add([]byte{0, 10, 0, 200, 1, 0, 50, 2, 1, 0, 3, 2, 0})
 	f.Add([]byte{0, 255, 1, 0, 255, 1, 0, 3, 2, 1})
+	f.Add([]byte{0, 0, 0, 2, 90, 0, 0, 64, 9, 2, 0, 0, 1, 0, 0})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		a := newArena(t)
-		m := New(a)
-		type buf struct {
-			b    []byte
-			seed byte
+		for _, md := range modes {
+			m := md.open(t)
+			c, _ := m.Allocator.(*Checked)
+			fuzzAllocator(t, m, c, ops)
 		}
-		var live []buf
-		check := func(x buf) {
-			if !aligned(x.b) && len(x.b) > 0 {
-				t.Fatal("unaligned buffer")
-			}
-			for i := range x.b {
-				if x.b[i] != x.seed+byte(i) {
-					t.Fatalf("buffer of %d lost byte %d", len(x.b), i)
-				}
-			}
-		}
-		fill := func(x buf, from int) {
-			for i := from; i < len(x.b); i++ {
-				if x.b[i] != 0 {
-					t.Fatalf("byte %d of %d not zero", i, len(x.b))
-				}
-				x.b[i] = x.seed + byte(i)
-			}
-		}
-		for i := 0; i+2 < len(ops); i += 3 {
-			size := int(ops[i+1]) * int(ops[i+1]) / 4
-			switch ops[i] % 3 {
-			case 0:
-				x := buf{m.Allocate(size), ops[i+2]}
-				fill(x, 0)
-				live = append(live, x)
-			case 1:
-				if len(live) > 0 {
-					j := int(ops[i+2]) % len(live)
-					check(live[j])
-					m.Free(live[j].b)
-					live = append(live[:j], live[j+1:]...)
-				}
-			case 2:
-				if len(live) > 0 {
-					j := int(ops[i+2]) % len(live)
-					x := live[j]
-					check(x)
-					old := len(x.b)
-					x.b = m.Reallocate(size, x.b)
-					check(buf{x.b[:min(old, size)], x.seed})
-					fill(x, min(old, size))
-					live[j] = x
-				}
-			}
-		}
-		for _, x := range live {
-			check(x)
-			m.Free(x.b)
-		}
-		if err := m.Err(); err != nil {
-			t.Fatal(err)
-		}
-		closeArena(t, a)
 	})
+}
+
+func fuzzAllocator(t *testing.T, m subject, c *Checked, ops []byte) {
+	type buf struct {
+		b    []byte
+		seed byte
+	}
+	var live []buf
+	check := func(x buf) {
+		if !aligned(x.b) && len(x.b) > 0 {
+			t.Fatal("unaligned buffer")
+		}
+		for i := range x.b {
+			if x.b[i] != x.seed+byte(i) {
+				t.Fatalf("buffer of %d lost byte %d", len(x.b), i)
+			}
+		}
+	}
+	fill := func(x buf, from int) {
+		for i := from; i < len(x.b); i++ {
+			if x.b[i] != 0 {
+				t.Fatalf("byte %d of %d not zero", i, len(x.b))
+			}
+			x.b[i] = x.seed + byte(i)
+		}
+	}
+	gone := func(b []byte) { // b was released: in checked mode it must fault
+		if c == nil || len(b) == 0 {
+			return
+		}
+		err := c.Run(func() { sink = b[len(b)-1] })
+		if e := (*BufferError)(nil); !errors.As(err, &e) || !errors.Is(err, ErrUseAfterRelease) || e.Released == nil {
+			t.Fatalf("read of a released %d-byte buffer: %v", len(b), err)
+		}
+	}
+	for i := 0; i+2 < len(ops); i += 3 {
+		size := int(ops[i+1]) * int(ops[i+1]) / 4
+		switch ops[i] % 3 {
+		case 0:
+			x := buf{m.Allocate(size), ops[i+2]}
+			fill(x, 0)
+			live = append(live, x)
+		case 1:
+			if len(live) > 0 {
+				j := int(ops[i+2]) % len(live)
+				check(live[j])
+				m.Free(live[j].b)
+				gone(live[j].b)
+				live = append(live[:j], live[j+1:]...)
+			}
+		case 2:
+			if len(live) > 0 {
+				j := int(ops[i+2]) % len(live)
+				x := live[j]
+				check(x)
+				old := x.b
+				x.b = m.Reallocate(size, x.b)
+				check(buf{x.b[:min(len(old), size)], x.seed})
+				gone(old)
+				fill(x, min(len(old), size))
+				live[j] = x
+			}
+		}
+	}
+	for _, x := range live {
+		check(x)
+		m.Free(x.b)
+	}
+	if err := m.err(); err != nil {
+		t.Fatal(err)
+	}
+	m.finish(t)
 }
 
 // TestConcurrentBuilders builds arrays from 4 goroutines on one allocator,
 // as Arrow programs do.
-func TestConcurrentBuilders(t *testing.T) {
-	a := newArena(t)
-	mem := memory.NewCheckedAllocator(New(a))
+func TestConcurrentBuilders(t *testing.T) { forModes(t, testConcurrentBuilders) }
+
+func testConcurrentBuilders(t *testing.T, m subject) {
+	mem := memory.NewCheckedAllocator(m)
 	errs := make(chan error, 4)
 	for g := range 4 {
 		go func() {
@@ -281,5 +345,5 @@ func TestConcurrentBuilders(t *testing.T) {
 		}
 	}
 	mem.AssertSize(t, 0)
-	closeArena(t, a)
+	m.finish(t)
 }

@@ -3,7 +3,7 @@ package column_test
 import (
 	"testing"
 
-	"github.com/offheap/offheap/internal/bench/mappedbench"
+	"github.com/offheap/offheap/internal/workload/ingest"
 )
 
 // BenchmarkAppend measures append throughput of fixed (int64) and variable
@@ -11,9 +11,9 @@ import (
 // against buffered writes of the same bytes to plain files; the same
 // workloads as the column cases of the mapped suite of `offheap bench`.
 func BenchmarkAppend(b *testing.B) {
-	for _, c := range mappedbench.ColumnCases {
-		for _, impl := range mappedbench.ColumnImpls {
-			b.Run(c+"/"+impl, mappedbench.ColumnBench(c, impl))
+	for _, c := range ingest.Cases {
+		for _, impl := range ingest.Impls {
+			b.Run(c+"/"+impl, ingest.Bench(c, impl))
 		}
 	}
 }

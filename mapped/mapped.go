@@ -8,10 +8,6 @@
 // binary values are an int32 length (-1 for null, so null and empty differ)
 // followed by the bytes. Reads of strings, binary values and byte ranges are
 // zero-copy views that stay valid until Close, across any growth.
-//
-// Paged is the design QuestDB replaced: fixed power-of-two pages obtained one
-// by one, with a cached hot page and byte-wise assembly of values that
-// straddle a page edge. It has the same methods, for comparison.
 package mapped
 
 import (
@@ -34,7 +30,7 @@ var (
 	ErrClosed   = errors.New("mapped: memory closed")           // use after Close
 	ErrReadOnly = errors.New("mapped: memory is read-only")     // a write to a read-only file mapping
 	ErrOffset   = errors.New("mapped: offset out of range")     // a negative Jump or Skip target
-	ErrOptions  = errors.New("mapped: invalid options")         // a negative size, a page size not a power of two
+	ErrOptions  = errors.New("mapped: invalid options")         // a negative size, a read-only anonymous memory
 	ErrTooLong  = errors.New("mapped: value longer than 2 GiB") // a string or binary value whose length does not fit an int32
 )
 
@@ -42,25 +38,21 @@ var (
 const (
 	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold
 	DefaultExtendSize = 1 << 20  // growth step of a Memory
-	DefaultPageSize   = 1 << 20  // page size of a Paged
 )
 
-// Options tune a Memory or a Paged; the zero value (or nil) is ready to use.
+// Options tune a Memory; the zero value (or nil) is ready to use.
 type Options struct {
 	// Name labels errors and anonymous mappings in /proc/PID/maps.
 	Name string
 	// Reserve is the most bytes the memory may ever hold: a Memory reserves
-	// that much address space up front (it costs no memory); a Paged stops
-	// obtaining pages there. 0 means DefaultReserve.
+	// that much address space up front (it costs no memory). 0 means
+	// DefaultReserve.
 	Reserve int
 	// ExtendSize is how much a Memory grows at a time, rounded up to a
 	// page; 0 means DefaultExtendSize. A file grows by this step too, and
 	// on Linux its new pages are prefaulted in one call
 	// (MADV_POPULATE_WRITE) rather than faulted one by one on first write.
 	ExtendSize int
-	// PageSize is the page size of a Paged, a power of two of at least 8;
-	// 0 means DefaultPageSize. Memory ignores it.
-	PageSize int
 	// ReadOnly opens a file for reading only (OpenFile only).
 	ReadOnly bool
 }
@@ -70,7 +62,7 @@ func optionsOf(opts *Options) (Options, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if o.Reserve < 0 || o.ExtendSize < 0 || o.PageSize < 0 {
+	if o.Reserve < 0 || o.ExtendSize < 0 {
 		return o, fmt.Errorf("mapped: options for %q: negative size: %w", o.Name, ErrOptions)
 	}
 	if o.Reserve == 0 {
@@ -80,9 +72,6 @@ func optionsOf(opts *Options) (Options, error) {
 		o.ExtendSize = DefaultExtendSize
 	}
 	o.ExtendSize = vmem.RoundUp(o.ExtendSize)
-	if o.PageSize == 0 {
-		o.PageSize = DefaultPageSize
-	}
 	return o, nil
 }
 

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/offheap/offheap/internal/paged"
 	"github.com/offheap/offheap/mapped"
 	"github.com/offheap/offheap/vmem"
 )
 
-// mem is the method set Memory and Paged share, so one suite runs over both,
-// as QuestDB runs one suite over its contiguous and paged memories.
+// mem is the method set Memory and the paged baseline (internal/paged) share,
+// so one suite runs over both, as QuestDB runs one suite over its contiguous
+// and paged memories.
 type mem interface {
 	Len() int
 	Int8(int) int8
@@ -69,7 +71,7 @@ type mem interface {
 
 var (
 	_ mem = (*mapped.Memory)(nil)
-	_ mem = (*mapped.Paged)(nil)
+	_ mem = (*paged.Memory)(nil)
 )
 
 // impl makes one implementation under test; reserve caps what it may hold.
@@ -94,14 +96,14 @@ var impls = []impl{
 		return m
 	}},
 	{"paged16", func(t testing.TB, reserve int) mem {
-		p, err := mapped.NewPaged(&mapped.Options{Name: "test", Reserve: reserve, PageSize: 16})
+		p, err := paged.New(&paged.Options{Name: "test", Reserve: reserve, PageSize: 16})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}},
 	{"paged4k", func(t testing.TB, reserve int) mem {
-		p, err := mapped.NewPaged(&mapped.Options{Name: "test", Reserve: reserve, PageSize: 4096})
+		p, err := paged.New(&paged.Options{Name: "test", Reserve: reserve, PageSize: 4096})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,17 +434,17 @@ func TestClosed(t *testing.T) {
 }
 
 func TestOptionsRejected(t *testing.T) {
-	bad := []mapped.Options{{Reserve: -1}, {ExtendSize: -1}, {PageSize: 3}, {PageSize: 4}, {PageSize: -8}, {ReadOnly: true}}
-	for _, o := range bad {
-		m, err := mapped.New(&o)
-		if o.PageSize <= 0 && !errors.Is(err, mapped.ErrOptions) || o.PageSize > 0 && err != nil {
-			t.Errorf("New(%+v): %v (Memory ignores PageSize)", o, err)
+	for _, o := range []mapped.Options{{Reserve: -1}, {ExtendSize: -1}, {ReadOnly: true}} {
+		if m, err := mapped.New(&o); !errors.Is(err, mapped.ErrOptions) {
+			t.Errorf("New(%+v): %v", o, err)
+			if m != nil {
+				_ = m.Close()
+			}
 		}
-		if m != nil {
-			_ = m.Close()
-		}
-		if _, err := mapped.NewPaged(&o); !errors.Is(err, mapped.ErrOptions) {
-			t.Errorf("NewPaged(%+v): %v", o, err)
+	}
+	for _, o := range []paged.Options{{Reserve: -1}, {PageSize: 3}, {PageSize: 4}, {PageSize: -8}} {
+		if _, err := paged.New(&o); !errors.Is(err, mapped.ErrOptions) {
+			t.Errorf("paged.New(%+v): %v", o, err)
 		}
 	}
 }
@@ -485,7 +487,7 @@ func TestAccessorsDoNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	p, err := mapped.NewPaged(nil)
+	p, err := paged.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

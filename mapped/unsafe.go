@@ -1,12 +1,11 @@
 // The one place mapped turns offsets into pointers: typed loads and stores,
-// zero-copy views, and the fast paths of every accessor of Memory and Paged.
+// zero-copy views, and the fast paths of every accessor of Memory.
 //
 // Why the conversions here are sound:
 //   - every pointer is base+off, where base is the start of a live vmem
 //     mapping (never Go heap memory, so the collector neither moves nor frees
 //     it and ignores the pointer), and [off, off+size) was first checked to lie
-//     in the written prefix [0, len), which is always inside the mapped part
-//     (for Paged: inside one page that was obtained and not yet closed);
+//     in the written prefix [0, len), which is always inside the mapped part;
 //   - the values are fixed-size numbers with no pointers inside, so unaligned
 //     pointers to them are allowed (checkptr demands alignment only of
 //     pointerful types) and amd64 and arm64 load and store them natively;
@@ -40,14 +39,13 @@ type Number interface {
 // pointer is the address type of mapped memory; only this file converts it.
 type pointer = unsafe.Pointer
 
-// regionBase returns the fixed base address of a region with ready bytes, or
-// nil for a region with none yet.
+// regionBase returns the fixed base address of a region with ready bytes
+// (vmem.Region.Base), or nil for a region with none yet.
 func regionBase(r *vmem.Region) pointer {
-	b := r.Bytes()
-	if len(b) == 0 {
+	if r.Len() == 0 {
 		return nil
 	}
-	return unsafe.Pointer(unsafe.SliceData(b))
+	return r.Base()
 }
 
 // sizeOf is the size of T in bytes.
@@ -196,75 +194,6 @@ func (m *Memory) clearRange(off, n int, poison bool) {
 	clear(b)
 }
 
-// pload reads a T at off of a page (a slow path: generic is fine here).
-func pload[T Number](page pointer, off int) T { return *(*T)(unsafe.Add(page, off)) }
-
-// pstore writes v at off of a page.
-func pstore[T Number](page pointer, off int, v T) { *(*T)(unsafe.Add(page, off)) = v }
-
-// pbytes returns n bytes at off within a page starting at base.
-func pbytes(base pointer, off, n int) []byte { return bytesAt(unsafe.Add(base, off), n) }
-
-// asBytes returns the bytes of *v, in the same order a direct store would
-// lay them out: how Paged assembles a value that straddles a page edge. v
-// points to a variable of a pointer-free type.
-func asBytes[T Number](v *T) []byte { return bytesAt(unsafe.Pointer(v), sizeOf[T]()) }
-
-// Str returns the string at off and true, or "" and false for a null string.
-// It shares the memory when the string lies in one page and is a copy
-// otherwise.
-func (p *Paged) Str(off int) (string, bool) {
-	n := int(int32(p.u32(off)))
-	if n < 0 {
-		return "", false
-	}
-	s := off + 4
-	if s >= p.hotLo && s <= p.hotHi-n {
-		return unsafe.String((*byte)(unsafe.Add(p.hot, s-p.hotLo)), n), true
-	}
-	return string(p.Bytes(s, n)), true
-}
-
-// Bytes returns the n written bytes at off: a view valid until Close when
-// they lie in one page, a copy otherwise.
-func (p *Paged) Bytes(off, n int) []byte {
-	p.inRange("read", off, n)
-	if n == 0 {
-		return []byte{}
-	}
-	if p.within(off, n) {
-		return pbytes(p.pages.bases[off>>p.shift], off&(p.size-1), n)
-	}
-	b := make([]byte, n)
-	p.gather(b, off)
-	return b
-}
-
-// pappendSized appends an int32 length and the bytes of s, into the cached
-// append page when they fit there.
-func pappendSized[S ~string | ~[]byte](p *Paged, s S) error {
-	if p.len <= p.appHi-4-len(s) {
-		o := unsafe.Add(p.app, p.len-p.appLo)
-		*(*int32)(o) = int32(len(s))
-		copy(bytesAt(unsafe.Add(o, 4), len(s)), s)
-		p.len += 4 + len(s)
-		return nil
-	}
-	return pappendSizedSlow(p, s)
-}
-
-// AppendStr appends s as an int32 length and its bytes.
-func (p *Paged) AppendStr(s string) error {
-	if p.len <= p.appHi-4-len(s) {
-		o := unsafe.Add(p.app, p.len-p.appLo)
-		*(*int32)(o) = int32(len(s))
-		copy(bytesAt(unsafe.Add(o, 4), len(s)), s)
-		p.len += 4 + len(s)
-		return nil
-	}
-	return pappendSizedSlow(p, s)
-}
-
 // u8 reads the uint8 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
 func (m *Memory) u8(off int) uint8 {
@@ -292,39 +221,6 @@ func (m *Memory) add8(v uint8) error {
 	m.len += 1
 	return nil
 }
-
-// u8 reads the uint8 at off, from the hot page when it holds the value.
-func (p *Paged) u8(off int) uint8 {
-	if off >= p.hotLo && off <= p.hotHi-1 {
-		return *(*uint8)(unsafe.Add(p.hot, off-p.hotLo))
-	}
-	return p.slow8(off)
-}
-
-// put8 writes v at off, to the hot page when it holds the value.
-func (p *Paged) put8(off int, v uint8) {
-	if off >= p.hotLo && off <= p.hotHi-1 {
-		*(*uint8)(unsafe.Add(p.hot, off-p.hotLo)) = v
-		return
-	}
-	p.putSlow8(off, v)
-}
-
-// add8 appends v, to the cached append page when it has room.
-func (p *Paged) add8(v uint8) error {
-	if p.len <= p.appHi-1 {
-		*(*uint8)(unsafe.Add(p.app, p.len-p.appLo)) = v
-		p.len += 1
-		return nil
-	}
-	return paddSlow(p, v)
-}
-
-// slow8 reads the uint8 at off outside the hot page.
-func (p *Paged) slow8(off int) uint8 { return pgetSlow[uint8](p, off) }
-
-// putSlow8 writes v at off outside the hot page.
-func (p *Paged) putSlow8(off int, v uint8) { pputSlow(p, off, v) }
 
 // u16 reads the uint16 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
@@ -354,39 +250,6 @@ func (m *Memory) add16(v uint16) error {
 	return nil
 }
 
-// u16 reads the uint16 at off, from the hot page when it holds the value.
-func (p *Paged) u16(off int) uint16 {
-	if off >= p.hotLo && off <= p.hotHi-2 {
-		return *(*uint16)(unsafe.Add(p.hot, off-p.hotLo))
-	}
-	return p.slow16(off)
-}
-
-// put16 writes v at off, to the hot page when it holds the value.
-func (p *Paged) put16(off int, v uint16) {
-	if off >= p.hotLo && off <= p.hotHi-2 {
-		*(*uint16)(unsafe.Add(p.hot, off-p.hotLo)) = v
-		return
-	}
-	p.putSlow16(off, v)
-}
-
-// add16 appends v, to the cached append page when it has room.
-func (p *Paged) add16(v uint16) error {
-	if p.len <= p.appHi-2 {
-		*(*uint16)(unsafe.Add(p.app, p.len-p.appLo)) = v
-		p.len += 2
-		return nil
-	}
-	return paddSlow(p, v)
-}
-
-// slow16 reads the uint16 at off outside the hot page.
-func (p *Paged) slow16(off int) uint16 { return pgetSlow[uint16](p, off) }
-
-// putSlow16 writes v at off outside the hot page.
-func (p *Paged) putSlow16(off int, v uint16) { pputSlow(p, off, v) }
-
 // u32 reads the uint32 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
 func (m *Memory) u32(off int) uint32 {
@@ -415,39 +278,6 @@ func (m *Memory) add32(v uint32) error {
 	return nil
 }
 
-// u32 reads the uint32 at off, from the hot page when it holds the value.
-func (p *Paged) u32(off int) uint32 {
-	if off >= p.hotLo && off <= p.hotHi-4 {
-		return *(*uint32)(unsafe.Add(p.hot, off-p.hotLo))
-	}
-	return p.slow32(off)
-}
-
-// put32 writes v at off, to the hot page when it holds the value.
-func (p *Paged) put32(off int, v uint32) {
-	if off >= p.hotLo && off <= p.hotHi-4 {
-		*(*uint32)(unsafe.Add(p.hot, off-p.hotLo)) = v
-		return
-	}
-	p.putSlow32(off, v)
-}
-
-// add32 appends v, to the cached append page when it has room.
-func (p *Paged) add32(v uint32) error {
-	if p.len <= p.appHi-4 {
-		*(*uint32)(unsafe.Add(p.app, p.len-p.appLo)) = v
-		p.len += 4
-		return nil
-	}
-	return paddSlow(p, v)
-}
-
-// slow32 reads the uint32 at off outside the hot page.
-func (p *Paged) slow32(off int) uint32 { return pgetSlow[uint32](p, off) }
-
-// putSlow32 writes v at off outside the hot page.
-func (p *Paged) putSlow32(off int, v uint32) { pputSlow(p, off, v) }
-
 // u64 reads the uint64 at off of the written prefix, panicking like a slice index
 // when it does not lie wholly inside.
 func (m *Memory) u64(off int) uint64 {
@@ -475,36 +305,3 @@ func (m *Memory) add64(v uint64) error {
 	m.len += 8
 	return nil
 }
-
-// u64 reads the uint64 at off, from the hot page when it holds the value.
-func (p *Paged) u64(off int) uint64 {
-	if off >= p.hotLo && off <= p.hotHi-8 {
-		return *(*uint64)(unsafe.Add(p.hot, off-p.hotLo))
-	}
-	return p.slow64(off)
-}
-
-// put64 writes v at off, to the hot page when it holds the value.
-func (p *Paged) put64(off int, v uint64) {
-	if off >= p.hotLo && off <= p.hotHi-8 {
-		*(*uint64)(unsafe.Add(p.hot, off-p.hotLo)) = v
-		return
-	}
-	p.putSlow64(off, v)
-}
-
-// add64 appends v, to the cached append page when it has room.
-func (p *Paged) add64(v uint64) error {
-	if p.len <= p.appHi-8 {
-		*(*uint64)(unsafe.Add(p.app, p.len-p.appLo)) = v
-		p.len += 8
-		return nil
-	}
-	return paddSlow(p, v)
-}
-
-// slow64 reads the uint64 at off outside the hot page.
-func (p *Paged) slow64(off int) uint64 { return pgetSlow[uint64](p, off) }
-
-// putSlow64 writes v at off outside the hot page.
-func (p *Paged) putSlow64(off int, v uint64) { pputSlow(p, off, v) }

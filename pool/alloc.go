@@ -42,12 +42,13 @@ func (p *Pool) linkLast(i uint32, size uint64) {
 }
 
 // placeInHole puts a segment of size bytes at the start of hole h. An exact
-// fit turns the hole's own slot into the segment; otherwise a new slot is
-// linked before the hole, which shrinks.
+// fit turns the hole's own slot into the segment (unless the slot is at the
+// retired generation: see fillHole); otherwise a new slot is linked before
+// the hole, which shrinks.
 func (p *Pool) placeInHole(h uint32, size uint64) (uint32, bool) {
 	hs := p.slot(h)
 	p.holeRemove(h, hs.n>>p.alignLog)
-	if hs.n == size {
+	if hs.n == size && genOf(hs.word) != p.retiredGen() {
 		p.holes--
 		p.holeBytes -= size
 		return h, true
@@ -64,12 +65,29 @@ func (p *Pool) placeInHole(h uint32, size uint64) (uint32, bool) {
 	} else {
 		p.first = i
 	}
+	if hs.n == size {
+		p.fillHole(i, h, hs)
+		return i, true
+	}
 	hs.prev = i
 	hs.off += size
 	hs.n -= size
 	p.holeBytes -= size
 	p.holeInsert(h, hs.n>>p.alignLog)
 	return i, true
+}
+
+// fillHole ends hole h, whose slot hs is at the retired generation (a
+// segment released at its slot's last usable generation leaves such a hole),
+// once segment i, linked before it, has taken all its space: the hole's slot
+// retires instead of becoming the segment, whose Refs would otherwise carry
+// the retired generation and, once released, wrap it.
+func (p *Pool) fillHole(i, h uint32, hs *slot) {
+	p.slot(i).next = hs.next
+	p.slot(hs.next).prev = i // a hole is never the last extent
+	p.holes--
+	p.holeBytes -= hs.n
+	p.retire(hs)
 }
 
 // freeExtent returns the space of segment i, of size bytes: the extent
@@ -118,7 +136,7 @@ func (p *Pool) freeExtent(i uint32, size uint64) {
 }
 
 // dropLast removes the last extent i, whose slot is s: top retreats to its
-// start. Small enough to inline into Release.
+// start.
 func (p *Pool) dropLast(i uint32, s *slot) {
 	p.top, p.last = s.off, s.prev
 	if s.prev == none {
@@ -153,17 +171,17 @@ func (p *Pool) unlink(i uint32) {
 func (p *Pool) compact() uint64 {
 	atomic.AddUint64(&p.moves, 1) // odd: copy readers wait, or retry
 	defer atomic.AddUint64(&p.moves, 1)
-	var moved, w uint64 // w: where the next segment goes
-	prev := none
+	var moved, w uint64       // w: where the next segment goes
+	prev, spare := none, none // spare: removed holes' slots, linked through link
 	for i := p.first; i != none; {
 		s := p.slot(i)
 		next := s.next
 		switch w0 := s.loadWord(); {
-		case stateOf(w0) == stateHole:
+		case stateOf(w0) == stateHole: // kept for a gap before a latched segment
 			p.holeRemove(i, s.n>>p.alignLog)
 			p.holes--
 			p.holeBytes -= s.n
-			p.freeSlotAt(i)
+			s.link, spare = spare, i
 			i = next
 			continue
 		case latchesOf(w0) == 0 && s.off != w:
@@ -172,7 +190,7 @@ func (p *Pool) compact() uint64 {
 			s.off = w
 			moved += size
 		case s.off != w: // latched, with free space before it
-			prev = p.linkAfter(prev, p.makeHole(w, s.off-w))
+			prev = p.linkAfter(prev, p.makeHole(&spare, w, s.off-w))
 		}
 		w = s.off + p.size(s.n)
 		prev = p.linkAfter(prev, i)
@@ -187,6 +205,11 @@ func (p *Pool) compact() uint64 {
 		check.Fill(p.view(w, p.top-w))
 	}
 	p.last, p.top = prev, w
+	for spare != none {
+		i := spare
+		spare = p.slot(i).link
+		p.freeSlotAt(i)
+	}
 	if moved > 0 {
 		p.st.compactions++
 		p.st.bytesMoved += int(moved)
@@ -205,13 +228,16 @@ func (p *Pool) linkAfter(prev, i uint32) uint32 {
 	return i
 }
 
-// makeHole makes a hole of n bytes at off. Compaction leaves a gap before
-// a latched segment only where it removed at least one hole since the
-// previous latched segment, so the free-slot stack always has a slot for it.
-func (p *Pool) makeHole(off, n uint64) uint32 {
-	i, _ := p.newSlot()
+// makeHole makes a hole of n bytes at off in the slot of a hole compaction
+// removed, popped from spare: compaction leaves a gap before a latched
+// segment only where it removed at least one hole since the previous latched
+// segment, so there is always one. Taking no new slot, it cannot fail, and
+// the slot, which no Ref names, needs no new generation.
+func (p *Pool) makeHole(spare *uint32, off, n uint64) uint32 {
+	i := *spare
+	check.Invariant(i != none, "pool: compaction has no slot for a hole")
 	s := p.slot(i)
-	s.word = holeBits | uint64(genOf(s.word))
+	*spare = s.link
 	s.off, s.n = off, n
 	p.holes++
 	p.holeBytes += n

@@ -191,7 +191,7 @@ func (p *Pool) readSlow(ref Ref, dst []byte) ([]byte, error) {
 	}
 	i := ref.index()
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
-		return dst, p.lostRef("read", ref)
+		return dst, p.refError("read", ref, 0)
 	}
 	s := p.slot(i)
 	for try := 0; try < optimisticTries; try++ {
@@ -252,19 +252,15 @@ func (p *Pool) lookup(ref Ref, mask uint64) (*slot, uint64, error) {
 }
 
 // refError explains why word w does not name a readable segment for ref:
-// not yet published (ErrBusy) or unknown.
+// the pool is closed (Close drops the slot table, whose words then read as
+// zero to a lock-free caller that found the pool open just before), the
+// segment is not yet published (ErrBusy), or the ref is unknown.
 func (p *Pool) refError(op string, ref Ref, w uint64) error {
-	if w&refMask == uint64(ref.gen())|usedBits && w&flagUnpub != 0 {
-		return p.errorf(op, ref, fmt.Errorf("reserved and not yet published: %w", ErrBusy))
-	}
-	return p.errorf(op, ref, ErrUnknownRef)
-}
-
-// lostRef reports a ref whose index no slot has: ErrClosed if the pool is
-// closed, else ErrUnknownRef.
-func (p *Pool) lostRef(op string, ref Ref) error {
-	if atomic.LoadUint64(&p.seq)&seqClosed != 0 {
+	switch {
+	case atomic.LoadUint64(&p.seq)&seqClosed != 0:
 		return p.errorf(op, ref, ErrClosed)
+	case w&refMask == uint64(ref.gen())|usedBits && w&flagUnpub != 0:
+		return p.errorf(op, ref, fmt.Errorf("reserved and not yet published: %w", ErrBusy))
 	}
 	return p.errorf(op, ref, ErrUnknownRef)
 }
@@ -286,7 +282,7 @@ func (p *Pool) latch(ref Ref, op string) ([]byte, error) {
 	}
 	i := ref.index()
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
-		return nil, p.lostRef(op, ref)
+		return nil, p.refError(op, ref, 0)
 	}
 	s := p.slot(i)
 	want := uint64(ref.gen()) | usedBits
@@ -366,7 +362,7 @@ func (p *Pool) unlatch(ref Ref, op string) error {
 	}
 	i := ref.index()
 	if uint64(i) >= atomic.LoadUint64(&p.slotsReady) {
-		return p.lostRef(op, ref)
+		return p.refError(op, ref, 0)
 	}
 	s := p.slot(i)
 	want := uint64(ref.gen()) | usedBits
@@ -377,7 +373,7 @@ func (p *Pool) unlatch(ref Ref, op string) error {
 		w := s.loadWord()
 		switch {
 		case w&unlatchMask != want:
-			return p.lostRef(op, ref)
+			return p.refError(op, ref, w)
 		case latchesOf(w) == 0:
 			return p.errorf(op, ref, ErrNotLatched)
 		case latchesOf(w) == 1 && w&flagRelease != 0:

@@ -20,7 +20,7 @@ type pcounter struct {
 
 const (
 	maxProcs     = 256
-	countersSize = maxProcs * 64 // unsafe.Sizeof(pcounter{}) * maxProcs, checked in a test
+	countersSize = maxProcs * 64 // unsafe.Sizeof(pcounter{}) * maxProcs, checked by the compiler in unsafe.go
 )
 
 func (p *Pool) countRead() {

@@ -14,7 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
+	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"unsafe"
 
@@ -24,21 +25,30 @@ import (
 
 // Errors returned by the pool, wrapped with context; test for them with errors.Is.
 var (
-	ErrFull       = errors.New("pool: full")                                      // no room for the commit, even after compaction and growth
-	ErrTooLarge   = errors.New("pool: larger than the pool can ever hold")        // more than MaxCapacity (or the capacity of a fixed pool)
-	ErrUnknownRef = errors.New("pool: unknown or released ref")                   // zero, stale, foreign or already released
-	ErrNotLatched = errors.New("pool: segment not latched")                       // Unlatch without a Latch
-	ErrBusy       = errors.New("pool: busy")                                      // latches outstanding, or a Reserve not yet published
-	ErrClosed     = errors.New("pool: closed")                                    // use after Close
-	ErrInvalid    = errors.New("pool: invalid argument")                          // bad options or sizes
-	ErrLeaked     = errors.New("pool: closed with live segments (checked build)") // Close found segments never released
+	ErrFull       = errors.New("full")                                      // no room for the commit, even after compaction and growth
+	ErrTooLarge   = errors.New("larger than the pool can ever hold")        // more than MaxCapacity (or the capacity of a fixed pool)
+	ErrUnknownRef = errors.New("unknown or released ref")                   // zero, stale, foreign or already released
+	ErrNotLatched = errors.New("segment not latched")                       // Unlatch without a Latch
+	ErrBusy       = errors.New("busy")                                      // latches outstanding, or a Reserve not yet published
+	ErrClosed     = errors.New("closed")                                    // use after Close
+	ErrInvalid    = errors.New("invalid argument")                          // bad options or sizes
+	ErrLeaked     = errors.New("closed with live segments (checked build)") // Close found segments never released
 )
 
 // Ref is a handle to a segment; the zero Ref is never valid. It packs the
 // segment's slot index (plus one) in its low 32 bits and the slot's
-// generation in its high 32 bits, so a Ref whose segment was released is
-// recognised even after its slot holds a newer segment (until the slot has
-// been reused 2^32 times and the generation wraps).
+// generation in its high 32 bits. A slot's generation counts the segments it
+// has held, so a Ref whose segment was released is recognised even after its
+// slot holds a newer segment (a slot retires before its generation would
+// come round again).
+//
+// Every pool draws its slots' first generation at random, so a Ref of
+// another pool is recognised as foreign unless it happens to carry the
+// generation of a segment in the same slot of this one: each use of a
+// foreign Ref is rejected, with ErrUnknownRef and nothing changed, with
+// probability at least 1 - 2^-32 (one miss in about 4.3 billion), whatever
+// the two pools did; two pools used alike take each other's Refs only if
+// they drew the same first generation.
 type Ref uint64
 
 func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) + 1) }
@@ -47,8 +57,13 @@ func makeRef(i uint32, gen uint32) Ref { return Ref(uint64(gen)<<32 | uint64(i) 
 func (r Ref) index() uint32 { return uint32(r) - 1 }
 func (r Ref) gen() uint32   { return uint32(r >> 32) }
 
-// String formats r as index.generation.
-func (r Ref) String() string { return fmt.Sprintf("%d.%d", r.index(), r.gen()) }
+// String formats r as index.generation, and the zero Ref as 0.
+func (r Ref) String() string {
+	if r == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d.%d", r.index(), r.gen())
+}
 
 // Options tune a Pool. A nil *Options means the zero value.
 type Options struct {
@@ -75,7 +90,9 @@ type Segment struct{ Offset, Len, Latches int }
 // (see slot) kept in a second vmem region: it holds no Go pointers, so the
 // garbage collector never scans it, and it too grows in place, so lock-free
 // readers can index it at any time. A Ref is a slot index and a generation;
-// releasing a segment bumps its slot's generation, so stale Refs fail.
+// releasing a segment bumps its slot's generation, so stale Refs fail, and
+// each pool starts its generations at a random number, so other pools'
+// Refs fail (see Ref).
 // Unused slots form a stack. The table is reserved for every segment and
 // hole a full pool can have, plus 2^20 zero-length segments; a commit that
 // finds no slot left fails with ErrFull.
@@ -119,7 +136,9 @@ type Segment struct{ Offset, Len, Latches int }
 //   - the rounded lengths of the segments in the extent list add up to
 //     top - holeBytes, which Stats reports as Used;
 //   - a segment with latches never moves; its space is freed only when it is
-//     released and its last latch is dropped.
+//     released and its last latch is dropped;
+//   - every slot is free (on the stack), a hole, a segment or retired; no
+//     segment and no slot on the stack has the retired generation.
 type Pool struct {
 	// seq is the lock and sequence word. Each group of fields is padded
 	// from the next by a cache line, whatever the Pool's alignment, so
@@ -135,6 +154,7 @@ type Pool struct {
 	maxCap     int            // the most bytes the pool can hold
 	alignMask  uint64         // alignment - 1
 	alignLog   uint           // log2(alignment)
+	firstGen   uint32         // every slot's first generation: random (see Ref)
 	name       string
 	data       *vmem.Region
 	meta       *vmem.Region
@@ -192,13 +212,14 @@ func New(capacity int, opts *Options) (*Pool, error) {
 		maxCap:    maxCap,
 		alignMask: uint64(align - 1),
 		alignLog:  uint(log2(uint64(align))),
+		firstGen:  rand.Uint32(),
 		name:      o.Name,
 		capacity:  uint64(capacity),
 		first:     none, last: none, freeSlot: none,
 	}
 	p.free.init()
 	if err := p.mapRegions(capacity); err != nil {
-		return nil, fmt.Errorf("pool %s: new: %w", p.label(), err)
+		return nil, p.sizeError("new", capacity, cause(err))
 	}
 	return p, nil
 }
@@ -217,7 +238,7 @@ func validate(capacity int, o Options) (align, maxCap int, err error) {
 		err = fmt.Errorf("MaxCapacity %d is neither 0 nor >= capacity %d", o.MaxCapacity, capacity)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("pool %q: new: %v: %w", o.Name, err, ErrInvalid)
+		return 0, 0, fmt.Errorf("%s: new: %v: %w", label(o.Name), err, ErrInvalid)
 	}
 	return align, max(capacity, o.MaxCapacity), nil
 }
@@ -240,7 +261,7 @@ func (p *Pool) mapRegions(capacity int) error {
 		p.unmap()
 		return err
 	}
-	p.base = regionBase(p.data)
+	p.base = p.data.Base()
 	p.counters, p.slots = metaTables(p.meta, int(maxSlots))
 	p.dataReady = uint64(p.data.Len())
 	p.slotsReady = uint64((p.meta.Len() - countersSize) / slotSize)
@@ -256,17 +277,31 @@ func (p *Pool) unmap() {
 	}
 }
 
-// label names the pool in errors.
-func (p *Pool) label() string { return fmt.Sprintf("%q", p.name) }
+// label names a pool in errors: "pool", or pool "name" if it has one.
+func label(name string) string {
+	if name == "" {
+		return "pool"
+	}
+	return "pool " + strconv.Quote(name)
+}
+
+// cause strips vmem's wrapping off err, which pool wraps with its own
+// context: the innermost error, a vmem sentinel or an OS error.
+func cause(err error) error {
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(err) {
+		err = u
+	}
+	return err
+}
 
 // sizeError wraps err with the pool, the operation and its size.
 func (p *Pool) sizeError(op string, n int, err error) error {
-	return fmt.Errorf("pool %s: %s %d bytes: %w", p.label(), op, n, err)
+	return fmt.Errorf("%s: %s %d bytes: %w", label(p.name), op, n, err)
 }
 
 // errorf wraps err with the pool, the operation and the ref.
 func (p *Pool) errorf(op string, ref Ref, err error) error {
-	return fmt.Errorf("pool %s: %s ref %v: %w", p.label(), op, ref, err)
+	return fmt.Errorf("%s: %s ref %v: %w", label(p.name), op, ref, err)
 }
 
 // Close frees the pool's memory. With latches outstanding it returns ErrBusy
@@ -280,11 +315,11 @@ func (p *Pool) errorf(op string, ref Ref, err error) error {
 func (p *Pool) Close() error {
 	h, ok := p.lock()
 	if !ok {
-		return fmt.Errorf("pool %s: close: %w", p.label(), ErrClosed)
+		return fmt.Errorf("%s: close: %w", label(p.name), ErrClosed)
 	}
 	if n := p.latchedSegments(); n > 0 {
 		p.unlock(h)
-		return fmt.Errorf("pool %s: close: %d segments latched: %w", p.label(), n, ErrBusy)
+		return fmt.Errorf("%s: close: %d segments latched: %w", label(p.name), n, ErrBusy)
 	}
 	live, bytes := p.liveSegments(), p.usedBytes()
 	p.final = p.statsLocked()
@@ -292,9 +327,13 @@ func (p *Pool) Close() error {
 	p.final.FreeSegments, p.final.LargestFree, p.final.Fragmentation, p.final.PendingReleases = 0, 0, 0, 0
 	atomic.OrUint64(&p.moves, movesClosed) // before the memory goes: readers then retry and fail
 	p.unlockClosed(h)
-	p.dropMemory()
+	// Readers that loaded the state before Close may still be copying out
+	// of the regions, so their pages go back to the OS now and the regions
+	// are unmapped when the Pool is unreachable (at once in the checked
+	// build, where readers always take the lock).
+	_ = vmem.Retire(p, p.data, p.meta)
 	if check.On && live > 0 {
-		return fmt.Errorf("pool %s: close: %d live segments, %d bytes: %w", p.label(), live, bytes, ErrLeaked)
+		return fmt.Errorf("%s: close: %d live segments, %d bytes: %w", label(p.name), live, bytes, ErrLeaked)
 	}
 	return nil
 }
@@ -308,23 +347,6 @@ func (p *Pool) latchedSegments() int {
 		}
 	}
 	return n
-}
-
-// dropMemory returns the pool's pages to the OS after Close. In the checked
-// build readers always take the lock, so none can be inside the regions and
-// they are unmapped at once; otherwise unmapping waits for the Pool to be
-// unreachable.
-func (p *Pool) dropMemory() {
-	if check.On {
-		p.unmap()
-		return
-	}
-	_ = p.data.Release(0, p.data.Len())
-	_ = p.meta.Release(0, p.meta.Len())
-	runtime.AddCleanup(p, func(rs [2]*vmem.Region) {
-		_ = rs[0].Close()
-		_ = rs[1].Close()
-	}, [2]*vmem.Region{p.data, p.meta})
 }
 
 func log2(v uint64) int {

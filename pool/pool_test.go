@@ -102,24 +102,6 @@ func unchanged(t *testing.T, p *Pool, want error, bad func() error) {
 	verifyT(t, p)
 }
 
-func TestLayout(t *testing.T) {
-	if unsafe.Sizeof(slot{}) != slotSize {
-		t.Fatalf("slot is %d bytes, slotSize says %d", unsafe.Sizeof(slot{}), slotSize)
-	}
-	if unsafe.Sizeof(pcounter{})*maxProcs != countersSize {
-		t.Fatalf("counters take %d bytes, countersSize says %d", unsafe.Sizeof(pcounter{})*maxProcs, countersSize)
-	}
-	// No cache line may hold both the lock word and what readers read, or
-	// what readers read and what writers write, however the Pool is aligned.
-	var p Pool
-	if a, b := unsafe.Offsetof(p.seq)+8, unsafe.Offsetof(p.base); b < a+63 {
-		t.Errorf("seq ends at %d, base starts at %d", a, b)
-	}
-	if a, b := unsafe.Offsetof(p.overflow)+unsafe.Sizeof(p.overflow), unsafe.Offsetof(p.capacity); b < a+63 {
-		t.Errorf("readers' fields end at %d, writers' start at %d", a, b)
-	}
-}
-
 func TestNewRejectsBadOptions(t *testing.T) {
 	for _, c := range []struct {
 		capacity int

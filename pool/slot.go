@@ -23,7 +23,7 @@ type slot struct {
 	link, blink uint32
 }
 
-const slotSize = 40 // unsafe.Sizeof(slot{}), checked in a test
+const slotSize = 40 // unsafe.Sizeof(slot{}), checked by the compiler in unsafe.go
 
 const none = ^uint32(0)
 
@@ -79,7 +79,7 @@ func (p *Pool) extentSize(i uint32) uint64 {
 func (p *Pool) isHole(i uint32) bool { return i != none && stateOf(p.slot(i).word) == stateHole }
 
 // newSlot pops a free slot or takes a fresh one, growing the table if needed.
-// Its word still holds the generation the next occupant gets. Callers hold the lock.
+// Its word holds the generation the next occupant gets. Callers hold the lock.
 func (p *Pool) newSlot() (uint32, bool) {
 	if i, ok := p.popSlot(); ok || !p.growSlots() {
 		return i, ok
@@ -93,9 +93,10 @@ func (p *Pool) popSlot() (uint32, bool) {
 		p.freeSlot = p.slot(i).link
 		return i, true
 	}
-	if uint64(p.nslots) < atomic.LoadUint64(&p.slotsReady) {
+	if i := p.nslots; uint64(i) < atomic.LoadUint64(&p.slotsReady) {
 		p.nslots++
-		return p.nslots - 1, true
+		p.slot(i).word = uint64(p.firstGen) // fresh: its first generation
+		return i, true
 	}
 	return 0, false
 }
@@ -103,19 +104,32 @@ func (p *Pool) popSlot() (uint32, bool) {
 // freeSlotAt pushes slot i onto the free stack with its generation bumped. Callers hold the lock.
 func (p *Pool) freeSlotAt(i uint32) { p.pushFree(i, p.slot(i)) }
 
-// pushFree is freeSlotAt for a caller that has slot i at hand as s. A slot
-// whose generation reaches the last one is retired instead: it is never
-// reused, so no Ref can ever name a later segment in the same slot, however
-// long a stale Ref is kept (LIFO reuse would otherwise wrap a busy slot's
-// generation in minutes). One slot is lost per 2^32 reuses.
+// pushFree is freeSlotAt for a caller that has slot i at hand as s.
+//
+// A slot's generations run from the pool's first through 2^32-1 more; the
+// last, firstGen-1, marks a retired slot, which is never reused, so no Ref
+// can ever name a later segment in the same slot, however long a stale Ref
+// is kept (LIFO reuse would otherwise wrap a busy slot's generation in
+// minutes). A slot retires when it is freed at the last generation before
+// that one, or at that one (a hole; see placeInHole). One slot is lost per
+// 2^32 reuses.
 func (p *Pool) pushFree(i uint32, s *slot) {
-	s.word = nextGen(s.word, stateFree)
-	if genOf(s.word) == genMask {
-		p.retired++
+	if genOf(s.word)-p.firstGen >= genMask-1 {
+		p.retire(s)
 		return
 	}
+	s.word = nextGen(s.word, stateFree)
 	s.link, p.freeSlot = p.freeSlot, i
 }
+
+// retire takes slot s out of use for good.
+func (p *Pool) retire(s *slot) {
+	s.word = uint64(p.retiredGen()) | stateFree<<stateShift
+	p.retired++
+}
+
+// retiredGen is the generation that marks a retired slot; no segment has it.
+func (p *Pool) retiredGen() uint32 { return p.firstGen - 1 }
 
 // growSlots makes more of the slot table ready: double, at least 64 KiB. Callers hold the lock.
 func (p *Pool) growSlots() bool {

@@ -12,18 +12,12 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// regionBase returns the fixed start address of r, which has a ready prefix.
-//
-// Sound because a vmem.Region's base never moves from Reserve to Close and is
-// outside the Go heap, so holding it as an unsafe.Pointer keeps nothing alive
-// and the collector ignores it.
-func regionBase(r *vmem.Region) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(r.Bytes())) }
-
 // view returns n bytes at offset off of the data region.
 //
-// Sound because every caller has checked off+n against the ready length
-// (directly, or because the allocator only hands out ready space), and the
-// region stays mapped while the Pool is reachable (see dropMemory).
+// Sound because p.base is the data region's vmem.Region.Base (see there),
+// every caller has checked off+n against the ready length (directly, or
+// because the allocator only hands out ready space), and the region stays
+// mapped while the Pool is reachable (Close retires it with vmem.Retire).
 func (p *Pool) view(off, n uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(p.base, off)), n)
 }
@@ -49,8 +43,26 @@ func (p *Pool) slot(i uint32) *slot {
 // nothing to find in them and they may live outside the heap), the region is
 // page aligned, and it is reserved for countersSize + maxSlots*slotSize bytes.
 func metaTables(r *vmem.Region, maxSlots int) ([]pcounter, []slot) {
-	base := regionBase(r)
+	base := r.Base()
 	counters := unsafe.Slice((*pcounter)(base), maxProcs)
 	slots := unsafe.Slice((*slot)(unsafe.Add(base, countersSize)), maxSlots)
 	return counters, slots
 }
+
+// The sizes and offsets the code above and the types' docs rely on, checked
+// by the compiler: each array length is a constant that underflows, and so
+// does not compile, if the layout differs.
+var (
+	// slot takes slotSize (40) bytes, which slot(i) steps by.
+	_ [slotSize - unsafe.Sizeof(slot{})]byte
+	_ [unsafe.Sizeof(slot{}) - slotSize]byte
+	// pcounter fills one 64-byte cache line, and countersSize holds maxProcs of them.
+	_ [64 - unsafe.Sizeof(pcounter{})]byte
+	_ [unsafe.Sizeof(pcounter{}) - 64]byte
+	_ [countersSize - maxProcs*unsafe.Sizeof(pcounter{})]byte
+	_ [maxProcs*unsafe.Sizeof(pcounter{}) - countersSize]byte
+	// No cache line holds both the lock word and what readers read, nor what
+	// readers read and what writers write, however the Pool is aligned.
+	_ [unsafe.Offsetof(Pool{}.base) - (unsafe.Offsetof(Pool{}.seq) + 8 + 63)]byte
+	_ [unsafe.Offsetof(Pool{}.capacity) - (unsafe.Offsetof(Pool{}.overflow) + unsafe.Sizeof(overflowCounts{}) + 63)]byte
+)

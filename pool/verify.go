@@ -15,7 +15,7 @@ func (p *Pool) checkAfterMutation() {
 	p.mutations++
 	if n := uint64(p.nslots); n <= 4096 || p.mutations%(n/64) == 0 {
 		if err := p.verify(); err != nil {
-			check.Invariant(false, "pool %s: %v", p.label(), err)
+			check.Invariant(false, "%s: %v", label(p.name), err)
 		}
 	}
 }
@@ -114,8 +114,8 @@ func (p *Pool) verifyIndex(holes int) error {
 func (p *Pool) verifySlots(extentSegs, holes int) error {
 	free, segs, zero, pending := 0, 0, 0, 0
 	for i := p.freeSlot; i != none; i = p.slot(i).link {
-		if stateOf(p.slot(i).word) != stateFree {
-			return fmt.Errorf("slot %d on the free stack has state %d", i, stateOf(p.slot(i).word))
+		if w := p.slot(i).word; stateOf(w) != stateFree || genOf(w) == p.retiredGen() {
+			return fmt.Errorf("slot %d on the free stack has state %d, generation %d", i, stateOf(w), genOf(w))
 		}
 		if free++; free > int(p.nslots) {
 			return fmt.Errorf("free-slot stack has a cycle")
@@ -125,6 +125,9 @@ func (p *Pool) verifySlots(extentSegs, holes int) error {
 		w := p.slot(i).word
 		if stateOf(w) != stateUsed {
 			continue
+		}
+		if genOf(w) == p.retiredGen() {
+			return fmt.Errorf("segment %d has the retired generation", i)
 		}
 		segs++
 		if p.slot(i).n == 0 {

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -290,6 +292,37 @@ func (r *Region) Close() error {
 	r.closed = true
 	r.ready.Store(0)
 	return nil
+}
+
+// Retire gives the memory of regions back to the operating system now
+// (Release of every ready page: RSS drops at once) and closes them, unmapping
+// their reservations, only once owner is unreachable. An owner whose readers
+// may still be inside a region when it is closed (a lock-free read racing
+// Close) retires its regions instead of closing them: a racing reader then
+// reads zeros and finds the owner closed, instead of faulting on unmapped
+// memory. In the checked build, where such readers must not exist, Retire
+// closes the regions at once, so a stale access faults. regions must not
+// refer to owner.
+func Retire[T any](owner *T, regions ...*Region) error {
+	var err error
+	if check.On {
+		for _, r := range regions {
+			err = errors.Join(err, r.Close())
+		}
+		return err
+	}
+	for _, r := range regions {
+		err = errors.Join(err, r.Release(0, r.Len()))
+	}
+	runtime.AddCleanup(owner, closeAll, slices.Clone(regions))
+	return err
+}
+
+// closeAll closes regions, for Retire's cleanup, which has no one to report to.
+func closeAll(regions []*Region) {
+	for _, r := range regions {
+		_ = r.Close()
+	}
 }
 
 func (r *Region) prot() Prot {

@@ -4,19 +4,19 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/offheap/offheap/internal/bench/vmembench"
+	"github.com/offheap/offheap/internal/workload/growth"
 	"github.com/offheap/offheap/vmem"
 )
 
 // BenchmarkGrow times growing N touched bytes to 2N: in place, by mremap and by copy.
 func BenchmarkGrow(b *testing.B) {
 	for _, n := range []int{16 << 20, 256 << 20} {
-		for _, impl := range vmembench.Impls {
+		for _, impl := range growth.Impls {
 			b.Run(fmt.Sprintf("%s/N=%dMiB", impl, n>>20), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					b.StopTimer()
-					g, err := vmembench.NewGrower(impl, n)
+					g, err := growth.NewGrower(impl, n)
 					if err != nil {
 						b.Fatal(err)
 					}

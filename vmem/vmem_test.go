@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
@@ -106,7 +108,6 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"protect unaligned", func() error { return r.Protect(0, 1, ProtRead) }, ErrUnaligned},
 		{"protect bad mode", func() error { return r.Protect(0, p, Prot(7)) }, ErrInvalidSize},
 		{"sync past ready", func() error { return r.Sync(0, 5*p) }, ErrInvalidSize},
-		{"map anon zero", func() error { _, err := MapAnon(0); return err }, ErrInvalidSize},
 	}
 	for _, c := range cases {
 		if err := c.call(); !errors.Is(err, c.want) {
@@ -186,6 +187,71 @@ func TestFailedFileGrowLeavesRegionUsable(t *testing.T) {
 	}
 	if err := r.Sync(0, r.Len()); err != nil {
 		t.Fatalf("region unusable after failed growth: %v", err)
+	}
+}
+
+func TestBaseIsFixed(t *testing.T) {
+	r := reserveT(t, 4*mib)
+	base := r.Base()
+	if base == nil || unsafe.SliceData(r.Bytes()) != (*byte)(base) {
+		t.Fatalf("Base %p of an empty region, Bytes at %p", base, unsafe.SliceData(r.Bytes()))
+	}
+	for _, n := range []int{PageSize(), 4 * mib} {
+		if err := r.Grow(n); err != nil {
+			t.Fatal(err)
+		}
+		if r.Base() != base || unsafe.SliceData(r.Bytes()) != (*byte)(base) {
+			t.Fatalf("after Grow(%d) Base %p, was %p", n, r.Base(), base)
+		}
+	}
+	if err := r.Release(0, 4*mib); err != nil || r.Base() != base {
+		t.Fatalf("after Release: Base %p, was %p (%v)", r.Base(), base, err)
+	}
+}
+
+// retireOwner is an owner of regions for TestRetire.
+type retireOwner struct{ r *Region }
+
+func TestRetire(t *testing.T) {
+	const n = 8 * mib
+	r, err := Reserve(n, &Options{Name: "retired"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Grow(n); err != nil {
+		t.Fatal(err)
+	}
+	fill(r.Bytes(), 1)
+	closed := func() bool { return errors.Is(r.Grow(n), ErrClosed) }
+	func() {
+		o := &retireOwner{r}
+		if err := Retire(o, o.r); err != nil {
+			t.Fatal(err)
+		}
+		if check.On {
+			if !closed() {
+				t.Fatal("the checked build did not close a retired region at once")
+			}
+			return
+		}
+		if closed() {
+			t.Fatal("a region closed while its owner is reachable")
+		}
+		if got, err := r.Resident(); err != nil || got != 0 {
+			t.Fatalf("retired region has %d resident bytes (%v), want 0 at once", got, err)
+		}
+		if b := r.Bytes(); len(b) != n || b[0] != 0 || b[n-1] != 0 {
+			t.Fatal("a retired region's pages do not read as zero while its owner is reachable")
+		}
+		runtime.KeepAlive(o)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !closed() && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if !closed() {
+		t.Fatal("a retired region was not closed after its owner became unreachable")
 	}
 }
 
@@ -398,27 +464,6 @@ func TestHugePagesOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill(r.Bytes(), 1)
-}
-
-func TestGrowthBaselinesKeepData(t *testing.T) {
-	for name, grow := range map[string]func([]byte, int) ([]byte, error){"mremap": GrowRemap, "copy": GrowCopy} {
-		b, err := MapAnon(mib)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fill(b, 4)
-		want := bytes.Clone(b)
-		nb, err := grow(b, 4*mib)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if len(nb) != 4*mib || !bytes.Equal(nb[:mib], want) {
-			t.Fatalf("%s lost data", name)
-		}
-		if err := Unmap(nb); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // TestStaleViewAfterRelease reads a released page through a view taken before

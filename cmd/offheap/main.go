@@ -28,9 +28,23 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/offheap/offheap/internal/bench"
-	_ "github.com/offheap/offheap/internal/bench/vmembench"
+	"github.com/offheap/offheap/cmd/offheap/internal/arenabench"
+	"github.com/offheap/offheap/cmd/offheap/internal/bench"
+	"github.com/offheap/offheap/cmd/offheap/internal/mappedbench"
+	"github.com/offheap/offheap/cmd/offheap/internal/poolbench"
+	"github.com/offheap/offheap/cmd/offheap/internal/vmembench"
 )
+
+// suites returns every suite, each with its own flag values, in the order
+// they run and are listed. Adding a suite is one line here.
+func suites() []bench.Suite {
+	return []bench.Suite{
+		vmembench.Suite(),
+		mappedbench.Suite(),
+		poolbench.Suite(),
+		arenabench.Suite(),
+	}
+}
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -48,17 +62,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, usage)
 		return errors.New("the only command is bench")
 	}
-	o, err := parse(args[1:], stderr)
+	all := suites()
+	o, err := parse(args[1:], all, stderr)
 	if err != nil {
 		return err
 	}
 	if o.list {
-		for _, s := range bench.Suites() {
+		for _, s := range all {
 			fmt.Fprintf(stdout, "%-10s %s\n", s.Name, s.Doc)
 		}
 		return nil
 	}
-	suites, err := bench.Lookup(o.names)
+	chosen, err := bench.Lookup(all, o.names)
 	if err != nil {
 		return err
 	}
@@ -70,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		runner.Progress = stderr
 	}
 	var outcomes []bench.Outcome
-	for _, s := range suites {
+	for _, s := range chosen {
 		out, err := runner.Run(s)
 		if err != nil {
 			return err
@@ -105,7 +120,7 @@ type options struct {
 }
 
 // parse reads flags and suite names in any order.
-func parse(args []string, stderr io.Writer) (options, error) {
+func parse(args []string, all []bench.Suite, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("offheap bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -116,8 +131,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.list, "list", false, "list the suites and exit")
 	fs.IntVar(&o.cfg.Reps, "reps", 5, "runs per figure; the median is reported")
 	fs.DurationVar(&o.cfg.BenchTime, "benchtime", 0, "duration of each Go-benchmark figure (default 300ms, quick 50ms)")
-	maxMiB := fs.Int64("max-mem", physicalMemory()/4>>20, "memory in `MiB` any one measurement may use")
-	for _, s := range bench.Suites() {
+	maxMiB := fs.Int64("max-mem", bench.PhysicalMemory()/4>>20, "memory in `MiB` any one measurement may use")
+	for _, s := range all {
 		if s.Flags != nil {
 			s.Flags(fs)
 		}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseFlagsAnywhere(t *testing.T) {
-	o, err := parse([]string{"vmem", "--quick", "--reps", "2", "other", "--json"}, &bytes.Buffer{})
+	o, err := parse([]string{"vmem", "--quick", "--reps", "2", "other", "--json"}, suites(), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
