@@ -270,8 +270,8 @@ func (c *Cache) open(o Options) error {
 
 // unmap gives back everything open made, after a failed New.
 func (c *Cache) unmap() {
-	for _, t := range []interface{ drop(*Cache) }{&c.ents, &c.refs, &c.idx.halves[0], &c.idx.halves[1], &c.pcs, &c.hslots} {
-		t.drop(nil)
+	for _, t := range []interface{ close() }{&c.ents, &c.refs, &c.idx.halves[0], &c.idx.halves[1], &c.pcs, &c.hslots} {
+		t.close()
 	}
 	if c.owned && c.p != nil {
 		_ = c.p.Close()

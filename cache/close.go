@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/vmem"
 )
 
 // Stats describes a cache's memory and counts its operations.
@@ -130,12 +131,11 @@ func (c *Cache) pinnedEntries() int {
 
 // dropMemory gives the tables' memory back at Close. A lock-free reader
 // racing with Close may still be reading them (or telling the policy of a
-// hit), so they stay mapped until the Cache is unreachable; the checked
-// build's readers take the lock, so it unmaps at once.
+// hit), so they stay mapped until the Cache is unreachable (see
+// vmem.Retire); the checked build's readers take the lock, so it unmaps at
+// once.
 func (c *Cache) dropMemory() {
-	for _, t := range []interface{ drop(*Cache) }{&c.ents, &c.refs, &c.idx.halves[0], &c.idx.halves[1], &c.pcs, &c.hslots} {
-		t.drop(c)
-	}
+	_ = vmem.Retire(c, c.ents.r, c.refs.r, c.idx.halves[0].r, c.idx.halves[1].r, c.pcs.r, c.hslots.r)
 	if check.On {
 		c.pol.free()
 		return

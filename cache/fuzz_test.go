@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/offheap/offheap/internal/fuzzops"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -372,27 +373,20 @@ func FuzzCache(f *testing.F) {
 
 var fuzzRuns atomic.Int64
 
-func fuzzCache(t *testing.T, ops []byte) {
+func fuzzCache(t *testing.T, data []byte) {
 	if fuzzRuns.Add(1)%64 == 0 {
 		// A closed cache's reservations are unmapped once it is
 		// unreachable; thousands of caches a second outrun the GC's
 		// pace and the kernel's limit on mappings.
 		runtime.GC()
 	}
-	next := func() int {
-		if len(ops) == 0 {
-			return 0
-		}
-		v := int(ops[0])
-		ops = ops[1:]
-		return v
-	}
-	mode := next()
-	m := &model{t: t, vals: map[string][]byte{}, budget: 256 + 64*(next()%16)}
+	ops := fuzzops.New(data)
+	mode := ops.Byte()
+	m := &model{t: t, vals: map[string][]byte{}, budget: 256 + 64*ops.Intn(16)}
 	opts := &Options{MaxBudget: 4096}
 	if mode%2 == 1 { // a shared pool, smaller than the cache's budget at times
-		m.align = 1 << (next() % 5)
-		p, err := pool.New(512+64*(next()%24), &pool.Options{Alignment: m.align})
+		m.align = 1 << ops.Intn(5)
+		p, err := pool.New(512+64*ops.Intn(24), &pool.Options{Alignment: m.align})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,12 +399,12 @@ func fuzzCache(t *testing.T, ops []byte) {
 		t.Fatal(err)
 	}
 	m.c = c
-	key := func() []byte { n := next() % 12; return []byte(strings.Repeat("k", 1+n%3) + strconv.Itoa(n)) }
-	val := func() []byte { return bytes.Repeat([]byte{byte(next())}, next()%(m.budget/2+64)) }
-	for len(ops) > 0 {
-		op := next() % 12
+	key := func() []byte { n := ops.Intn(12); return []byte(strings.Repeat("k", 1+n%3) + strconv.Itoa(n)) }
+	val := func() []byte { return bytes.Repeat([]byte{byte(ops.Byte())}, ops.Intn(m.budget/2+64)) }
+	for ops.More() {
+		op := ops.Intn(12)
 		if trace {
-			t.Logf("op %d (remaining %v) stats %+v", op, ops, m.c.Stats())
+			t.Logf("op %d (%d bytes left) stats %+v", op, ops.Len(), m.c.Stats())
 		}
 		switch op {
 		case 0, 1:
@@ -424,15 +418,15 @@ func fuzzCache(t *testing.T, ops []byte) {
 		case 5, 6:
 			m.pin(key())
 		case 7:
-			m.release(next())
+			m.release(ops.Byte())
 		case 8:
-			m.resize(next()*16 - 64)
+			m.resize(ops.Byte()*16 - 64)
 		case 9:
-			m.commitForeign(next() * 4)
+			m.commitForeign(ops.Byte() * 4)
 		case 10:
-			m.releaseForeign(next())
+			m.releaseForeign(ops.Byte())
 		case 11:
-			switch next() % 3 { // bad input
+			switch ops.Intn(3) { // bad input
 			case 0:
 				m.set(nil, val())
 			case 1:

@@ -28,7 +28,7 @@ func (p *policy) init(budget int64, maxEntries uint32) error {
 	return nil
 }
 
-func (p *policy) free()                    { p.nodes.drop(nil) }
+func (p *policy) free()                    { p.nodes.close() }
 func (p *policy) setBudget(int64)          {}
 func (p *policy) hit(uint32)               {}
 func (p *policy) miss(uint64)              {}

@@ -6,7 +6,6 @@ package cache
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -44,8 +43,7 @@ func (t *offTable[T]) reserve(max uint64, name string) error {
 		_ = r.Close()
 		return err
 	}
-	t.r, t.max = r, max
-	t.base = unsafe.Pointer(unsafe.SliceData(r.Bytes()))
+	t.r, t.max, t.base = r, max, r.Base()
 	t.ready.Store(min(uint64(r.Len())/elemSize[T](), max))
 	return nil
 }
@@ -98,20 +96,11 @@ func (t *offTable[T]) discard(from, to uint64) {
 	}
 }
 
-// drop gives the table's memory back at once and unmaps it when owner is
-// unreachable: a lock-free reader that raced with Close may still be
-// reading it (it then reads zeros). The checked build's readers take locks,
-// so it unmaps at once.
-func (t *offTable[T]) drop(owner *Cache) {
-	if t.r == nil {
-		return
-	}
-	if check.On || owner == nil {
+// close unmaps the table at once, after a failed New.
+func (t *offTable[T]) close() {
+	if t.r != nil {
 		_ = t.r.Close()
-		return
 	}
-	_ = t.r.Release(0, t.r.Len())
-	runtime.AddCleanup(owner, func(r *vmem.Region) { _ = r.Close() }, t.r)
 }
 
 // view returns n bytes at offset off of the pool's memory.

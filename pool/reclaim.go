@@ -34,7 +34,7 @@ type Reclaimer interface {
 func (p *Pool) AddReclaimer(r Reclaimer) error {
 	h, ok := p.lock()
 	if !ok {
-		return fmt.Errorf("pool %s: add reclaimer: %w", p.label(), ErrClosed)
+		return fmt.Errorf("%s: add reclaimer: %w", label(p.name), ErrClosed)
 	}
 	p.reclaimers = append(p.reclaimers[:len(p.reclaimers):len(p.reclaimers)], r)
 	p.unlock(h)
