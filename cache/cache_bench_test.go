@@ -33,8 +33,21 @@ func (s store) View(k *lookup.Key) int {
 	return x
 }
 
-func BenchmarkGet(b *testing.B)       { lookup.Get(newStore, benchEntries)(b) }
-func BenchmarkGetPinned(b *testing.B) { lookup.GetPinned(newStore, benchEntries)(b) }
-func BenchmarkSetEvict(b *testing.B)  { lookup.SetEvict(newStore, benchEntries)(b) }
-func BenchmarkMixP1(b *testing.B)     { lookup.Mix(newStore, benchEntries, 1)(b) }
-func BenchmarkMixP2(b *testing.B)     { lookup.Mix(newStore, benchEntries, 2)(b) }
+func BenchmarkGet(b *testing.B)       { run(b, lookup.Get) }
+func BenchmarkGetPinned(b *testing.B) { run(b, lookup.GetPinned) }
+func BenchmarkSetEvict(b *testing.B)  { run(b, lookup.SetEvict) }
+func BenchmarkMixP1(b *testing.B)     { run(b, mixAt(1)) }
+func BenchmarkMixP2(b *testing.B)     { run(b, mixAt(2)) }
+
+func mixAt(procs int) func(lookup.New, int) (lookup.Bench, error) {
+	return func(f lookup.New, n int) (lookup.Bench, error) { return lookup.Mix(f, n, procs) }
+}
+
+func run(b *testing.B, setup func(lookup.New, int) (lookup.Bench, error)) {
+	bm, err := setup(newStore, benchEntries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bm.Close()
+	bm.Run(b)
+}

@@ -20,7 +20,7 @@ const (
 	ValueSize = 100
 	// traceLen is the length of each precomputed trace of key indices; a
 	// power of two.
-	traceLen = 1 << 20
+	traceLen = 1 << 18
 	// zipfS is the zipf exponent of the key distribution.
 	zipfS = 1.01
 )
@@ -82,26 +82,44 @@ func Value() []byte {
 	return v
 }
 
+// Bench is one speed case set up for one store: Run is the Go benchmark
+// function (testing.Benchmark may call it several times, with growing b.N,
+// and it reuses the store), Close frees the store.
+type Bench struct {
+	Run   func(b *testing.B)
+	Close func()
+}
+
 // filled makes a store holding every key, sized for twice as many, so
 // that none is evicted whatever the store's layout.
-func filled(b *testing.B, newStore New, keys []Key) Store {
+func filled(newStore New, keys []Key) (Store, error) {
 	s, err := newStore(2 * len(keys))
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	v := Value()
 	for i := range keys {
 		s.Set(&keys[i], v)
 	}
-	return s
+	wait(s)
+	return s, nil
 }
 
-// Get returns the benchmark of copy Gets (hits) on a store holding n keys.
-func Get(newStore New, n int) func(b *testing.B) {
-	return func(b *testing.B) {
-		keys, tr := Keys(n), Trace(n, 1)
-		s := filled(b, newStore, keys)
-		defer s.Close()
+// wait lets a store that applies Sets later (ristretto buffers them) catch up.
+func wait(s Store) {
+	if w, ok := s.(interface{ Wait() }); ok {
+		w.Wait()
+	}
+}
+
+// Get sets up copy Gets (hits) on a store holding n keys.
+func Get(newStore New, n int) (Bench, error) {
+	keys, tr := Keys(n), Trace(n, 1)
+	s, err := filled(newStore, keys)
+	if err != nil {
+		return Bench{}, err
+	}
+	return Bench{Close: s.Close, Run: func(b *testing.B) {
 		buf := make([]byte, 0, ValueSize)
 		misses := 0
 		b.ReportAllocs()
@@ -114,20 +132,23 @@ func Get(newStore New, n int) func(b *testing.B) {
 		}
 		b.StopTimer()
 		reportMisses(b, misses)
-	}
+	}}, nil
 }
 
-// GetPinned returns the benchmark of zero-copy Gets (hits) on a store
-// holding n keys; the store must be a Viewer.
-func GetPinned(newStore New, n int) func(b *testing.B) {
-	return func(b *testing.B) {
-		keys, tr := Keys(n), Trace(n, 1)
-		s := filled(b, newStore, keys)
-		defer s.Close()
-		v, ok := s.(Viewer)
-		if !ok {
-			b.Skip("no zero-copy read")
-		}
+// GetPinned sets up zero-copy Gets (hits) on a store holding n keys; the
+// store must be a Viewer.
+func GetPinned(newStore New, n int) (Bench, error) {
+	keys, tr := Keys(n), Trace(n, 1)
+	s, err := filled(newStore, keys)
+	if err != nil {
+		return Bench{}, err
+	}
+	v, ok := s.(Viewer)
+	if !ok {
+		s.Close()
+		return Bench{}, fmt.Errorf("lookup: %T has no zero-copy read", s)
+	}
+	return Bench{Close: s.Close, Run: func(b *testing.B) {
 		misses, sum := 0, 0
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -141,45 +162,51 @@ func GetPinned(newStore New, n int) func(b *testing.B) {
 		b.StopTimer()
 		reportMisses(b, misses)
 		Sink.Add(int64(sum))
-	}
+	}}, nil
 }
 
-// SetEvict returns the benchmark of Sets on a store of n entries kept at
-// capacity: each Set stores a key the store does not hold, cycling through
-// 4n keys, so each evicts (or is refused by an admission policy).
-func SetEvict(newStore New, n int) func(b *testing.B) {
-	return func(b *testing.B) {
-		keys := Keys(4 * n)
-		s, err := newStore(n)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		v := Value()
-		for i := range 2 * n {
-			s.Set(&keys[i], v)
-		}
+// SetEvict sets up Sets on a store of n entries kept at capacity: each Set
+// stores a key the store does not hold, cycling through 4n keys, so each
+// evicts (or is refused by an admission policy).
+func SetEvict(newStore New, n int) (Bench, error) {
+	keys := Keys(4 * n)
+	s, err := newStore(n)
+	if err != nil {
+		return Bench{}, err
+	}
+	v := Value()
+	for i := range 2 * n {
+		s.Set(&keys[i], v)
+	}
+	wait(s)
+	next := 2 * n
+	return Bench{Close: s.Close, Run: func(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			s.Set(&keys[(2*n+i)%len(keys)], v)
+		for range b.N {
+			s.Set(&keys[next], v)
+			if next++; next == len(keys) {
+				next = 0
+			}
 		}
-	}
+	}}, nil
 }
 
-// Mix returns the benchmark of a 90/10 Get/Set mix over n keys, by procs
-// goroutines at GOMAXPROCS procs; ns/op is per operation.
-func Mix(newStore New, n, procs int) func(b *testing.B) {
-	return func(b *testing.B) {
+// Mix sets up a 90/10 Get/Set mix over n keys, by procs goroutines at
+// GOMAXPROCS procs (set while the benchmark runs); ns/op is per operation.
+func Mix(newStore New, n, procs int) (Bench, error) {
+	keys := Keys(n)
+	s, err := filled(newStore, keys)
+	if err != nil {
+		return Bench{}, err
+	}
+	v := Value()
+	traces := make([][]int32, procs)
+	for i := range traces {
+		traces[i] = Trace(n, uint64(i+1))
+	}
+	return Bench{Close: s.Close, Run: func(b *testing.B) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-		keys := Keys(n)
-		s := filled(b, newStore, keys)
-		defer s.Close()
-		v := Value()
-		traces := make([][]int32, procs)
-		for i := range traces {
-			traces[i] = Trace(n, uint64(i+1))
-		}
 		var next atomic.Int32
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -195,7 +222,7 @@ func Mix(newStore New, n, procs int) func(b *testing.B) {
 				}
 			}
 		})
-	}
+	}}, nil
 }
 
 // Sink keeps results alive so the compiler cannot drop the work.
