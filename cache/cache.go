@@ -16,7 +16,6 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/pool"
@@ -128,20 +127,17 @@ type Options struct {
 //   - an entry with pins is live or gone, never free; a gone entry has pins;
 //   - every id below nextID is live, gone, retired or on the free stack once.
 type Cache struct {
-	// moves is odd while a compaction moves entries; movesClosed once closed.
+	// moves is odd while a compaction or rebuild moves entries;
+	// movesClosed once closed.
 	moves uint64
 	_     [56]byte
 
 	// Read by lock-free readers: fixed at New, or atomic.
-	base      unsafe.Pointer // the pool's offset 0
-	seed      maphash.Seed   // for keys longer than shortKey
-	hseed     uint64         // for shorter ones
-	ents      offTable[entry]
-	idx       index
-	hi        atomic.Uint64 // end of the highest segment ever placed
+	st        atomic.Pointer[store] // the current store; see cur
+	seed      maphash.Seed          // for keys longer than shortKey
+	hseed     uint64                // for shorter ones
 	pcs       offTable[pstate]
 	hslots    offTable[hslot]
-	pol       *policy
 	isPinned  func(id uint32) bool // c.pinnedForPolicy, made once
 	alignMask uint64
 	label     string // for errors: `cache "name"` or `cache`
@@ -149,10 +145,8 @@ type Cache struct {
 	_         [64]byte
 
 	mu         sync.RWMutex // writers; the checked build's readers too
-	p          *pool.Pool
-	owned      bool
-	rec        *reclaimer // registered with a shared pool
-	refs       offTable[uint64]
+	owned      bool         // the pool is the cache's own
+	rec        *reclaimer   // registered with a shared pool
 	budget     int64
 	maxBudget  int64
 	poolMax    int64 // the most the pool can hold
@@ -160,11 +154,8 @@ type Cache struct {
 	gone       int64 // bytes of gone entries (deleted while pinned)
 	promised   int64 // bytes Sets have made room for and are reserving
 	count      atomic.Int64
-	freeID     uint32
-	nextID     uint32
 	maxEntries uint64
-	retired    int
-	st         counts
+	ops        counts
 	mutations  uint64
 	closed     bool
 	final      Stats
@@ -173,6 +164,11 @@ type Cache struct {
 	handles handleStack
 	loads   loader
 }
+
+// cur returns the current store. Writers hold the lock, so it cannot
+// change under them; a lock-free reader loads it once and validates its
+// reads against the moves word, which a rebuild changes.
+func (c *Cache) cur() *store { return c.st.Load() }
 
 // counts are the operation counters kept under the lock.
 type counts struct {
@@ -191,7 +187,7 @@ func New(budget int, opts *Options) (*Cache, error) {
 	if opts != nil {
 		o = *opts
 	}
-	c := &Cache{label: "cache", freeID: noID, pol: new(policy)}
+	c := &Cache{label: "cache"}
 	if c.nameOpt = o.Name; o.Name != "" {
 		c.label = fmt.Sprintf("cache %q", o.Name)
 	}
@@ -206,25 +202,22 @@ func New(budget int, opts *Options) (*Cache, error) {
 	}
 	c.budget, c.maxBudget = int64(budget), int64(maxBudget)
 	if err := c.open(o); err != nil {
-		c.unmap()
 		return nil, fmt.Errorf("%s: new: %w", c.label, err)
 	}
 	return c, nil
 }
 
-// open sets up the pool and the tables.
-func (c *Cache) open(o Options) error {
-	var err error
-	if c.p, c.owned = o.Pool, o.Pool == nil; c.owned {
-		po := &pool.Options{Name: c.label}
-		if c.maxBudget > c.budget {
-			po.MaxCapacity = int(c.maxBudget)
-		}
-		if c.p, err = pool.New(int(c.budget), po); err != nil {
+// open sets up the pool, the store and the per-P and handle tables; on
+// failure it gives back what it made.
+func (c *Cache) open(o Options) (err error) {
+	p, closePool := o.Pool, false
+	if c.owned = p == nil; c.owned {
+		if p, err = c.newPool(c.budget); err != nil {
 			return err
 		}
+		closePool = true
 	}
-	pst := c.p.Stats()
+	pst := p.Stats()
 	align := uint64(pst.Alignment)
 	c.poolMax = int64(pst.MaxCapacity)
 	c.alignMask = align - 1
@@ -232,50 +225,50 @@ func (c *Cache) open(o Options) error {
 	if o.MaxEntries > 0 {
 		c.maxEntries = min(c.maxEntries, uint64(o.MaxEntries))
 	}
-	if c.base, err = poolBase(c.p); err != nil {
-		return err
-	}
 	c.seed = maphash.MakeSeed()
 	c.hseed = maphash.Comparable(c.seed, 0)
-	name := c.label
-	if err = c.ents.reserve(c.maxEntries, name); err == nil {
-		err = c.refs.reserve(c.maxEntries, name+" refs")
-	}
-	if err == nil {
-		err = c.idx.init(c.maxEntries, name+" index")
-	}
-	if err == nil {
-		err = c.pcs.reserve(maxProcs+1, name+" per-P")
-	}
-	if err == nil {
+	defer func() {
+		if err != nil {
+			c.pcs.close()
+			c.hslots.close()
+			if closePool {
+				_ = p.Close()
+			}
+		}
+	}()
+	if err = c.pcs.reserve(maxProcs+1, c.label+" per-P"); err == nil {
 		err = c.pcs.grow(maxProcs + 1)
 	}
 	if err == nil {
-		err = c.hslots.reserve(maxHandles, name+" handles")
-	}
-	if err == nil {
-		err = c.pol.init(c.budget, uint32(c.maxEntries))
+		err = c.hslots.reserve(maxHandles, c.label+" handles")
 	}
 	if err != nil {
 		return err
 	}
+	s, err := newStore(p, c.maxEntries, c.budget, c.label)
+	if err != nil {
+		return err
+	}
+	c.st.Store(s)
 	c.handles.init()
 	c.isPinned = c.pinnedForPolicy
 	if !c.owned {
 		c.rec = &reclaimer{c}
-		return c.p.AddReclaimer(c.rec)
+		if err = p.AddReclaimer(c.rec); err != nil {
+			s.close()
+		}
 	}
-	return nil
+	return err
 }
 
-// unmap gives back everything open made, after a failed New.
-func (c *Cache) unmap() {
-	for _, t := range []interface{ close() }{&c.ents, &c.refs, &c.idx.halves[0], &c.idx.halves[1], &c.pcs, &c.hslots} {
-		t.close()
+// newPool makes a pool of the cache's own, of capacity bytes, that may
+// grow (only when Resize asks) up to MaxBudget.
+func (c *Cache) newPool(capacity int64) (*pool.Pool, error) {
+	po := &pool.Options{Name: c.label}
+	if c.maxBudget > capacity {
+		po.MaxCapacity = int(c.maxBudget)
 	}
-	if c.owned && c.p != nil {
-		_ = c.p.Close()
-	}
+	return pool.New(int(capacity), po)
 }
 
 // sizeError wraps err with the cache, the operation and a size.

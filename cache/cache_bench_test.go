@@ -11,19 +11,19 @@ import (
 
 const benchEntries = 1 << 17
 
-// store adapts a Cache to lookup.Store and lookup.Viewer.
-type store struct{ c *Cache }
+// benchStore adapts a Cache to lookup.Store and lookup.Viewer.
+type benchStore struct{ c *Cache }
 
-func newStore(entries int) (lookup.Store, error) {
+func newBenchStore(entries int) (lookup.Store, error) {
 	c, err := New(entries*(lookup.KeySize+lookup.ValueSize), nil)
-	return store{c}, err
+	return benchStore{c}, err
 }
 
-func (s store) Get(dst []byte, k *lookup.Key) ([]byte, bool) { return s.c.Get(dst, k.B) }
-func (s store) Set(k *lookup.Key, v []byte)                  { _ = s.c.Set(k.B, v) }
-func (s store) Close()                                       { _ = s.c.Close() }
+func (s benchStore) Get(dst []byte, k *lookup.Key) ([]byte, bool) { return s.c.Get(dst, k.B) }
+func (s benchStore) Set(k *lookup.Key, v []byte)                  { _ = s.c.Set(k.B, v) }
+func (s benchStore) Close()                                       { _ = s.c.Close() }
 
-func (s store) View(k *lookup.Key) int {
+func (s benchStore) View(k *lookup.Key) int {
 	v, h, err := s.c.Pin(k.B)
 	if err != nil {
 		return -1
@@ -44,7 +44,7 @@ func mixAt(procs int) func(lookup.New, int) (lookup.Bench, error) {
 }
 
 func run(b *testing.B, setup func(lookup.New, int) (lookup.Bench, error)) {
-	bm, err := setup(newStore, benchEntries)
+	bm, err := setup(newBenchStore, benchEntries)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,10 +4,8 @@ package cache
 
 import (
 	"fmt"
-	"runtime"
 	"sync/atomic"
 
-	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -43,12 +41,12 @@ func (c *Cache) Stats() Stats {
 // statsLocked builds Stats; callers hold the lock.
 func (c *Cache) statsLocked() Stats {
 	st := Stats{
-		Sets: c.st.sets, Rejections: c.st.rejections, Evictions: c.st.evictions, Deletes: c.st.deletes,
+		Sets: c.ops.sets, Rejections: c.ops.rejections, Evictions: c.ops.evictions, Deletes: c.ops.deletes,
 		Entries:     int(c.count.Load()),
 		BytesUsed:   int(c.used + c.gone),
 		Budget:      int(c.budget),
 		MaxBudget:   int(c.maxBudget),
-		Compactions: c.st.compactions,
+		Compactions: c.ops.compactions,
 		Name:        c.nameOpt,
 	}
 	for i := range uint64(maxProcs + 1) {
@@ -60,9 +58,10 @@ func (c *Cache) statsLocked() Stats {
 	}
 	st.BytesPinned += int(c.handles.pinned.Load())
 	st.Handles += int(c.handles.out.Load())
-	_, mask := c.idx.table(c.idx.hdr.Load())
-	st.MetaBytes = int((mask+1)*8 + uint64(c.nextID)*(elemSize[entry]()+8) +
-		uint64(c.handles.n)*elemSize[hslot]() + (maxProcs+1)*elemSize[pstate]())
+	s := c.cur()
+	for _, r := range []*vmem.Region{s.ents.r, s.refs.r, s.idx.halves[0].r, s.idx.halves[1].r, c.pcs.r, c.hslots.r} {
+		st.MetaBytes += r.Len()
+	}
 	st.Loads, st.LoadErrors = c.loads.counts()
 	return st
 }
@@ -79,16 +78,17 @@ func (c *Cache) Close() error {
 	c.loads.cancelAll()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id := range c.nextID {
-		if stateOf(c.entryAt(id).word) == stateLive {
-			c.releaseSegment(id)
+	s := c.cur()
+	for id := range s.nextID {
+		if stateOf(s.entry(id).word) == stateLive {
+			s.releaseSegment(id)
 		}
 	}
 	var err error
 	if c.owned {
-		err = c.p.Close()
+		err = s.p.Close()
 	} else {
-		c.p.RemoveReclaimer(c.rec)
+		s.p.RemoveReclaimer(c.rec)
 	}
 	c.dropMemory()
 	if err != nil {
@@ -120,9 +120,9 @@ func (c *Cache) markClosed() error {
 
 // pinnedEntries counts entries with pins, scanning the table. Callers hold the lock.
 func (c *Cache) pinnedEntries() int {
-	n := 0
-	for id := range c.nextID {
-		if pinsOf(c.entryAt(id).loadWord()) > 0 {
+	n, s := 0, c.cur()
+	for id := range s.nextID {
+		if pinsOf(s.entry(id).loadWord()) > 0 {
 			n++
 		}
 	}
@@ -131,14 +131,9 @@ func (c *Cache) pinnedEntries() int {
 
 // dropMemory gives the tables' memory back at Close. A lock-free reader
 // racing with Close may still be reading them (or telling the policy of a
-// hit), so they stay mapped until the Cache is unreachable (see
-// vmem.Retire); the checked build's readers take the lock, so it unmaps at
-// once.
+// hit), so they stay mapped until no one holds them (see vmem.Retire); the
+// checked build's readers take the lock, so it unmaps at once.
 func (c *Cache) dropMemory() {
-	_ = vmem.Retire(c, c.ents.r, c.refs.r, c.idx.halves[0].r, c.idx.halves[1].r, c.pcs.r, c.hslots.r)
-	if check.On {
-		c.pol.free()
-		return
-	}
-	runtime.AddCleanup(c, func(p *policy) { p.free() }, c.pol)
+	c.cur().retire()
+	_ = vmem.Retire(c, c.pcs.r, c.hslots.r)
 }

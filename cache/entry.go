@@ -20,9 +20,6 @@ type entry struct {
 	lens uint64 // key length | value length << 32
 }
 
-// refs, in a table beside the entries, hold each entry's pool.Ref: only
-// writers need it, so it stays off the readers' cache lines.
-
 // The state word: bits 0-31 the generation, 32-33 the state, 34 parked,
 // 35 moving, 36-63 the pin count.
 const (
@@ -61,39 +58,5 @@ func (e *entry) loadLens() uint64             { return atomic.LoadUint64(&e.lens
 // noID marks the end of a list of ids.
 const noID = ^uint32(0)
 
-// entryAt returns entry id.
-func (c *Cache) entryAt(id uint32) *entry { return c.ents.at(uint64(id)) }
-
 // weight returns the bytes a segment of n bytes takes in the pool.
 func (c *Cache) weight(n uint64) int64 { return int64((n + c.alignMask) &^ c.alignMask) }
-
-// newID pops a free entry id, or takes a fresh one, growing the table.
-// Callers hold the lock.
-func (c *Cache) newID() (uint32, bool) {
-	if id := c.freeID; id != noID {
-		c.freeID = uint32(c.entryAt(id).off)
-		return id, true
-	}
-	if uint64(c.nextID) >= c.maxEntries {
-		return 0, false
-	}
-	if c.ents.grow(uint64(c.nextID)+1) != nil || c.refs.grow(uint64(c.nextID)+1) != nil {
-		return 0, false
-	}
-	c.nextID++
-	return c.nextID - 1, true
-}
-
-// pushID puts entry id, whose word is already free, on the free stack; an
-// id whose generation reached the last is retired, never reused, so a
-// stale reader can never mistake a later occupant for the one it saw.
-// Callers hold the lock.
-func (c *Cache) pushID(id uint32) {
-	e := c.entryAt(id)
-	if genOf(e.word) == genMask {
-		c.retired++
-		return
-	}
-	atomic.StoreUint64(&e.off, uint64(c.freeID))
-	c.freeID = id
-}

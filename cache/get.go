@@ -4,7 +4,6 @@ package cache
 
 import (
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/offheap/offheap/internal/check"
@@ -39,35 +38,37 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
 		// The common case: no interference, a short value. This is
 		// quickFind written out, which saves a tenth of Get's instructions.
-		hdr := c.idx.hdr.Load()
-		t, mask := c.idx.table(hdr)
+		st := c.cur()
+		hdr := st.idx.hdr.Load()
+		t, mask := st.idx.table(hdr)
 		for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
-			s := c.idx.load(t, i)
+			s := st.idx.load(t, i)
 			if s == 0 {
-				if c.idx.hdr.Load() != hdr {
+				if st.idx.hdr.Load() != hdr {
 					break
 				}
-				c.countMiss(h)
+				if !c.miss(st, h, m) {
+					break
+				}
 				return dst, false
 			}
 			if s>>32 != tagOf(h) || uint32(s) == 0 {
 				continue
 			}
 			id := idOf(s)
-			if uint64(id) >= c.ents.ready.Load() {
+			if uint64(id) >= st.ents.ready.Load() {
 				break
 			}
-			e := c.entryAt(id)
+			e := st.entry(id)
 			w, off, lens := e.loadWord(), e.loadOff(), e.loadLens()
 			kl, vl := keyLen(lens), valLen(lens)
 			if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
-				off+kl+vl > c.hi.Load() || !equal(key, c.view(off, kl)) {
+				off+kl+vl > st.hi.Load() || !equal(key, st.view(off, kl)) {
 				break
 			}
 			k := len(dst)
-			dst = append(dst, c.view(off+kl, vl)...)
-			if c.stable(e, w, m) {
-				c.hit(id)
+			dst = append(dst, st.view(off+kl, vl)...)
+			if c.stable(e, w, m) && c.hit(st, id, m) {
 				return dst, true
 			}
 			dst = dst[:k]
@@ -81,28 +82,28 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 // sign of anything but a plain hit or miss (a value longer than
 // copyCheckMax, a writer at work, a tag shared by two keys), and leaves
 // those to find.
-func (c *Cache) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
-	hdr := c.idx.hdr.Load()
-	t, mask := c.idx.table(hdr)
+func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
+	hdr := s.idx.hdr.Load()
+	t, mask := s.idx.table(hdr)
 	for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
-		s := c.idx.load(t, i)
-		if s == 0 {
-			if c.idx.hdr.Load() != hdr {
+		slot := s.idx.load(t, i)
+		if slot == 0 {
+			if s.idx.hdr.Load() != hdr {
 				break
 			}
 			return 0, 0, 0, 0, foundNo
 		}
-		if s>>32 != tagOf(h) || uint32(s) == 0 {
+		if slot>>32 != tagOf(h) || uint32(slot) == 0 {
 			continue
 		}
-		if id = idOf(s); uint64(id) >= c.ents.ready.Load() {
+		if id = idOf(slot); uint64(id) >= s.ents.ready.Load() {
 			break
 		}
-		e := c.entryAt(id)
+		e := s.entry(id)
 		w, off, lens = e.loadWord(), e.loadOff(), e.loadLens()
 		kl, vl := keyLen(lens), valLen(lens)
 		if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
-			off+kl+vl > c.hi.Load() || !equal(key, c.view(off, kl)) {
+			off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
 			break
 		}
 		return id, w, off, lens, foundYes
@@ -121,20 +122,21 @@ func (c *Cache) getSlow(dst, key []byte, h uint64) ([]byte, bool) {
 		if !ok {
 			return dst, false
 		}
-		id, w, off, lens, f := c.find(h, key)
+		st := c.cur()
+		id, w, off, lens, f := st.find(h, key)
 		switch f {
 		case foundNo:
-			c.countMiss(h)
-			return dst, false
+			if c.miss(st, h, m) {
+				return dst, false
+			}
 		case foundYes:
-			e, n := c.entryAt(id), valLen(lens)
+			e, n := st.entry(id), valLen(lens)
 			if n > copyCheckMax && !c.stable(e, w, m) {
 				continue
 			}
 			k := len(dst)
-			dst = append(dst, c.view(off+keyLen(lens), n)...)
-			if c.stable(e, w, m) {
-				c.hit(id)
+			dst = append(dst, st.view(off+keyLen(lens), n)...)
+			if c.stable(e, w, m) && c.hit(st, id, m) {
 				return dst, true
 			}
 			dst = dst[:k]
@@ -151,13 +153,14 @@ func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
 	if c.closed {
 		return dst, false
 	}
-	id, _, off, lens, f := c.find(h, key)
+	st, m := c.cur(), c.loadMoves() // steady under the lock
+	id, _, off, lens, f := st.find(h, key)
 	if f != foundYes {
-		c.countMiss(h)
+		c.miss(st, h, m)
 		return dst, false
 	}
-	c.hit(id)
-	return append(dst, c.view(off+keyLen(lens), valLen(lens))...), true
+	c.hit(st, id, m)
+	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
 }
 
 // Has reports whether the cache holds key. It takes no lock, and counts
@@ -172,12 +175,13 @@ func (c *Cache) Has(key []byte) bool {
 		if !ok {
 			return false
 		}
-		id, w, _, _, f := c.find(h, key)
+		st := c.cur()
+		id, w, _, _, f := st.find(h, key)
 		switch f {
 		case foundNo:
 			return false
 		case foundYes:
-			if c.stable(c.entryAt(id), w, m) {
+			if c.stable(st.entry(id), w, m) {
 				return true
 			}
 		}
@@ -192,7 +196,7 @@ func (c *Cache) hasLocked(key []byte, h uint64) bool {
 	if c.closed {
 		return false
 	}
-	_, _, _, _, f := c.find(h, key)
+	_, _, _, _, f := c.cur().find(h, key)
 	return f == foundYes
 }
 
@@ -208,18 +212,19 @@ func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
 	}
 	h := c.hash(key)
 	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
-		id, w, off, lens, f := c.quickFind(h, key)
+		st := c.cur()
+		id, w, off, lens, f := st.quickFind(h, key)
 		switch f {
 		case foundNo:
-			c.countMiss(h)
-			return nil, Handle{}, ErrNotFound
+			if c.miss(st, h, m) {
+				return nil, Handle{}, ErrNotFound
+			}
 		case foundYes:
-			if hd, err := c.pin(id, w, lens); err == nil {
-				if c.loadMoves() == m {
-					c.pol.hit(id)
-					return c.view(off+keyLen(lens), valLen(lens)), hd, nil
+			if hd, err := c.pin(st, id, w, lens); err == nil {
+				if c.hit(st, id, m) {
+					return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 				}
-				_ = hd.Release() // a compaction began: the offset may be stale
+				c.undoPin(st, hd) // a compaction or rebuild began: the offset may be stale
 			}
 		}
 	}
@@ -237,61 +242,58 @@ func (c *Cache) pinSlow(key []byte, h uint64) ([]byte, Handle, error) {
 		if !ok {
 			return nil, Handle{}, c.keyError("pin", key, ErrClosed)
 		}
-		id, w, off, lens, f := c.find(h, key)
+		st := c.cur()
+		id, w, off, lens, f := st.find(h, key)
 		switch f {
 		case foundNo:
-			c.countMiss(h)
-			return nil, Handle{}, ErrNotFound
+			if c.miss(st, h, m) {
+				return nil, Handle{}, ErrNotFound
+			}
+			continue
 		case foundRetry:
 			continue
 		}
-		hd, err := c.pin(id, w, lens)
+		hd, err := c.pin(st, id, w, lens)
 		if err == errChanged {
 			continue
 		}
 		if err != nil {
 			return nil, Handle{}, c.keyError("pin", key, err)
 		}
-		if c.loadMoves() != m { // a compaction began: the offset may be stale
-			_ = hd.Release()
+		if !c.hit(st, id, m) {
+			c.undoPin(st, hd)
 			continue
 		}
-		c.pol.hit(id)
-		return c.view(off+keyLen(lens), valLen(lens)), hd, nil
+		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 	}
 	return c.pinLocked(key, h)
 }
 
-// hit counts a hit on entry id, and tells the policy.
-func (c *Cache) hit(id uint32) {
-	c.pol.hit(id)
-	c.countHit()
-}
-
 // pinLocked is Pin under the read lock: in the checked build, and after
-// repeated interference. Compactions and Close hold the write lock, so
-// neither can run.
+// repeated interference. Compactions, rebuilds and Close hold the write
+// lock, so none can run.
 func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
 		return nil, Handle{}, c.keyError("pin", key, ErrClosed)
 	}
+	st, m := c.cur(), c.loadMoves() // steady under the lock
 	for {
-		id, w, off, lens, f := c.find(h, key)
+		id, w, off, lens, f := st.find(h, key)
 		if f != foundYes {
-			c.countMiss(h)
+			c.miss(st, h, m)
 			return nil, Handle{}, ErrNotFound
 		}
-		hd, err := c.pin(id, w, lens)
+		hd, err := c.pin(st, id, w, lens)
 		if err == errChanged {
 			continue // only the pin count changed
 		}
 		if err != nil {
 			return nil, Handle{}, c.keyError("pin", key, err)
 		}
-		c.pol.hit(id)
-		return c.view(off+keyLen(lens), valLen(lens)), hd, nil
+		c.hit(st, id, m)
+		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 	}
 }
 
@@ -300,38 +302,38 @@ func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
 // is only as good as the word: the caller validates with stable, or pins.
 // foundNo is final: every slot that could have held the key was passed while
 // the table did not change, and no entry the probe met was changing.
-func (c *Cache) find(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
-	hdr := c.idx.hdr.Load()
-	t, mask := c.idx.table(hdr)
-	tag, ready, hi := tagOf(h), c.ents.ready.Load(), c.hi.Load()
+func (s *store) find(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
+	hdr := s.idx.hdr.Load()
+	t, mask := s.idx.table(hdr)
+	tag, ready, hi := tagOf(h), s.ents.ready.Load(), s.hi.Load()
 	f = foundNo
 	for i, n := h&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
-		s := c.idx.load(t, i)
-		if s == 0 {
+		slot := s.idx.load(t, i)
+		if slot == 0 {
 			break
 		}
-		if uint32(s) == 0 || s>>32 != tag {
+		if uint32(slot) == 0 || slot>>32 != tag {
 			continue
 		}
-		if id = idOf(s); uint64(id) >= ready {
+		if id = idOf(slot); uint64(id) >= ready {
 			f = foundRetry // a slot of a table being rebuilt
 			continue
 		}
-		e := c.entryAt(id)
+		e := s.entry(id)
 		if w = e.loadWord(); w&stateMask != liveBits {
 			f = foundRetry // its slot is about to change
 			continue
 		}
 		off, lens = e.loadOff(), e.loadLens()
 		if e.loadHash() == h && keyLen(lens) == uint64(len(key)) && off+keyLen(lens)+valLen(lens) <= hi &&
-			equal(key, c.view(off, keyLen(lens))) {
+			equal(key, s.view(off, keyLen(lens))) {
 			return id, w, off, lens, foundYes
 		}
 		if e.loadWord()&identity != w&identity {
 			f = foundRetry // what was compared may have been torn
 		}
 	}
-	if f == foundNo && c.idx.hdr.Load() != hdr {
+	if f == foundNo && s.idx.hdr.Load() != hdr {
 		f = foundRetry
 	}
 	return 0, 0, 0, 0, f
@@ -365,5 +367,3 @@ func (c *Cache) readBegin() (m uint64, ok bool) {
 		}
 	}
 }
-
-var _ = atomic.LoadUint64

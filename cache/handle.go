@@ -65,18 +65,17 @@ var errChanged = errors.New("entry changed")
 // the entry's occupant or state changed since w. The fast path takes a
 // handle slot from this P's cache and counts in the same pinned section as
 // the CAS.
-func (c *Cache) pin(id uint32, w, lens uint64) (Handle, error) {
+func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
 	weight := c.weight(keyLen(lens) + valLen(lens))
 	if perP {
 		pid := proc.Pin()
 		if pid < maxProcs {
 			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
-				old, err := c.entryAt(id).pin(w)
+				old, err := st.entry(id).pin(w)
 				if err == nil {
 					ps.n--
 					slot := ps.free[ps.n]
 					ps.out++
-					ps.hits++
 					if pinsOf(old) == 0 {
 						ps.pinned += weight
 					}
@@ -93,13 +92,12 @@ func (c *Cache) pin(id uint32, w, lens uint64) (Handle, error) {
 	if err != nil {
 		return Handle{}, err
 	}
-	old, err := c.entryAt(id).pin(w)
+	old, err := st.entry(id).pin(w)
 	if err != nil {
 		c.freeHandle(slot, 0, false, 0)
 		return Handle{}, err
 	}
 	c.countPin(1, pinsOf(old) == 0, weight)
-	c.countHit()
 	return c.handleFor(slot, id), nil
 }
 
@@ -157,9 +155,23 @@ func (hd Handle) Release() error {
 		}
 		return c.handleError(hd, ErrReleased)
 	}
-	edge, weight := c.unpin(s.entry)
+	// No rebuild runs while pins are out (see rebuild), so the entry is in
+	// the current store.
+	edge, weight := c.unpin(c.cur(), s.entry)
 	c.freeHandle(i, -1, edge, weight)
 	return nil
+}
+
+// undoPin releases a pin Pin took in st and will not hand out, because a
+// compaction or rebuild began meanwhile: a rebuild switches stores, so the
+// entry is unpinned where it was pinned, not where Release would look.
+func (c *Cache) undoPin(st *store, hd Handle) {
+	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
+	s := c.hslots.at(uint64(i))
+	if atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
+		edge, weight := c.unpin(st, s.entry)
+		c.freeHandle(i, -1, edge, weight)
+	}
 }
 
 func (c *Cache) handleError(hd Handle, err error) error {
@@ -169,15 +181,15 @@ func (c *Cache) handleError(hd Handle, err error) error {
 // unpin drops one pin of entry id, and reports whether it was the last and
 // the entry's weight. The last pin of a gone entry frees it, and the last
 // of a parked one puts it back in the policy's order: both under the lock.
-func (c *Cache) unpin(id uint32) (last bool, weight int64) {
-	e := c.entryAt(id)
+func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
+	e := st.entry(id)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
 			return false, 0 // the cache closed and its memory went; nothing to drop
 		}
 		if pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
-			return c.unpinLocked(id)
+			return c.unpinLocked(st, id)
 		}
 		if e.casWord(w, w-pinOne) {
 			if pinsOf(w) > 1 {
@@ -189,7 +201,7 @@ func (c *Cache) unpin(id uint32) (last bool, weight int64) {
 }
 
 // unpinLocked is unpin under the lock, for a last pin that has work to do.
-func (c *Cache) unpinLocked(id uint32) (last bool, weight int64) {
+func (c *Cache) unpinLocked(st *store, id uint32) (last bool, weight int64) {
 	if !check.On {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -199,7 +211,7 @@ func (c *Cache) unpinLocked(id uint32) (last bool, weight int64) {
 		c.mu.Lock()
 		defer func() { c.mu.Unlock(); c.mu.RLock() }()
 	}
-	e := c.entryAt(id)
+	e := st.entry(id)
 	for {
 		w := e.loadWord()
 		nw := w - pinOne
@@ -214,9 +226,9 @@ func (c *Cache) unpinLocked(id uint32) (last bool, weight int64) {
 		case pinsOf(nw) > 0:
 		case stateOf(nw) == stateGone:
 			c.gone -= weight
-			c.freeEntry(id)
-		case w&parkedBit != 0 && !c.closed:
-			c.pol.unpark(id)
+			st.free(id)
+		case w&parkedBit != 0 && !c.closed && st == c.cur():
+			st.pol.unpark(id)
 		}
 		c.checkAfterMutation()
 		return pinsOf(nw) == 0, weight
@@ -229,7 +241,7 @@ func (c *Cache) unpinLocked(id uint32) (last bool, weight int64) {
 // on the word, so a Release racing with it either sees it or leaves pins
 // for the policy to see. Callers hold the lock.
 func (c *Cache) pinnedForPolicy(id uint32) bool {
-	e := c.entryAt(id)
+	e := c.cur().entry(id)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -397,31 +409,41 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	c.handles.pinned.Add(b)
 }
 
-// countHit counts a hit.
-func (c *Cache) countHit() {
-	if perP {
-		pid := proc.Pin()
-		if pid < maxProcs {
-			c.pcs.at(uint64(pid)).hits++
-			proc.Unpin()
-			return
-		}
+// hit counts a hit on entry id of st and tells st's policy, unless the
+// moves word is no longer m (a rebuild may have retired st and freed its
+// policy); it reports whether it counted. The check and the call share one
+// pinned section, so a writer that changed the moves word and then ran
+// proc.Quiesce knows no reader is still telling st's policy anything.
+func (c *Cache) hit(st *store, id uint32, m uint64) bool {
+	pid := proc.Pin()
+	if c.loadMoves() != m {
 		proc.Unpin()
+		return false
 	}
-	atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+	st.pol.hit(id)
+	if perP && pid < maxProcs {
+		c.pcs.at(uint64(pid)).hits++
+	} else {
+		atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+	}
+	proc.Unpin()
+	return true
 }
 
-// countMiss counts a miss of a key whose hash is h, and tells the policy.
-func (c *Cache) countMiss(h uint64) {
-	c.pol.miss(h)
-	if perP {
-		pid := proc.Pin()
-		if pid < maxProcs {
-			c.pcs.at(uint64(pid)).misses++
-			proc.Unpin()
-			return
-		}
+// miss counts a miss of a key whose hash is h and tells st's policy, as
+// hit does.
+func (c *Cache) miss(st *store, h uint64, m uint64) bool {
+	pid := proc.Pin()
+	if c.loadMoves() != m {
 		proc.Unpin()
+		return false
 	}
-	atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+	st.pol.miss(h)
+	if perP && pid < maxProcs {
+		c.pcs.at(uint64(pid)).misses++
+	} else {
+		atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+	}
+	proc.Unpin()
+	return true
 }

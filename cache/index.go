@@ -73,10 +73,10 @@ func (x *index) slotFor(hash uint64, id uint32) (*offTable[uint64], uint64) {
 
 // insert adds id (hash hash) to the index; the key must not be in it. It
 // fails only if the table must grow and cannot (the OS refused memory).
-func (x *index) insert(c *Cache, hash uint64, id uint32) error {
+func (x *index) insert(st *store, hash uint64, id uint32) error {
 	_, mask := x.table(x.hdr.Load())
 	if (x.live+x.tombs+1)*4 > (mask+1)*3 {
-		if err := x.rehash(c, x.live+1); err != nil && x.live+x.tombs+2 > mask {
+		if err := x.rehash(st, x.live+1); err != nil && x.live+x.tombs+2 > mask {
 			return err // no empty slot would be left to end probes
 		}
 	}
@@ -122,7 +122,7 @@ func (x *index) remove(hash uint64, id uint32) {
 // rehash moves the live slots into a table in the other half sized for
 // want entries (live at most 3/8 of it), publishes it, and gives the old
 // half's pages back. If the other half cannot grow, nothing changes.
-func (x *index) rehash(c *Cache, want uint64) error {
+func (x *index) rehash(st *store, want uint64) error {
 	hdr := x.hdr.Load()
 	old, oldMask := x.table(hdr)
 	half := (hdr>>hdrHalfShift)&1 ^ 1
@@ -138,7 +138,7 @@ func (x *index) rehash(c *Cache, want uint64) error {
 		if uint32(s) == 0 {
 			continue
 		}
-		j := c.entryAt(idOf(s)).hash & mask
+		j := st.entry(idOf(s)).hash & mask
 		for x.load(nt, j) != 0 {
 			j = (j + 1) & mask
 		}

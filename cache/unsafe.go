@@ -105,16 +105,16 @@ func (t *offTable[T]) close() {
 
 // view returns n bytes at offset off of the pool's memory.
 //
-// Sound because off+n is at most c.hi, the end of the highest segment the
-// cache ever placed: that memory was ready then, and a pool's memory stays
-// mapped while the pool is reachable, which the Cache keeps it.
-func (c *Cache) view(off, n uint64) []byte {
-	return unsafe.Slice((*byte)(unsafe.Add(c.base, off)), n)
+// Sound because off+n is at most s.hi, the end of the highest segment the
+// store ever placed: that memory was ready then, and a pool's memory stays
+// mapped while the pool is reachable, which the store keeps it.
+func (s *store) view(off, n uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Add(s.base, off)), n)
 }
 
 // offsetOf returns the offset in the pool of a view the pool returned.
-func (c *Cache) offsetOf(b []byte) uint64 {
-	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(c.base))
+func (s *store) offsetOf(b []byte) uint64 {
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(s.base))
 }
 
 // poolBase returns the address of offset 0 of p's memory: the address of a

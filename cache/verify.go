@@ -17,7 +17,7 @@ func (c *Cache) checkAfterMutation() {
 		return
 	}
 	c.mutations++
-	if n := uint64(c.nextID); n <= 4096 || c.mutations%(n/64) == 0 {
+	if n := uint64(c.cur().nextID); n <= 4096 || c.mutations%(n/64) == 0 {
 		if err := c.verify(); err != nil {
 			check.Invariant(false, "%s: %v", c.label, err)
 		}
@@ -28,16 +28,16 @@ func (c *Cache) checkAfterMutation() {
 // invariant. Callers hold the lock.
 func (c *Cache) verify() error {
 	var used, gone int64
-	live := 0
-	for id := range c.nextID {
-		e := c.entryAt(id)
+	live, s := 0, c.cur()
+	for id := range s.nextID {
+		e := s.entry(id)
 		w := e.loadWord()
 		weight := c.weight(keyLen(e.lens) + valLen(e.lens))
 		switch stateOf(w) {
 		case stateLive:
 			live++
 			used += weight
-			if err := c.verifyIndexed(id, e); err != nil {
+			if err := s.verifyIndexed(id, e); err != nil {
 				return err
 			}
 		case stateGone:
@@ -46,7 +46,7 @@ func (c *Cache) verify() error {
 				return fmt.Errorf("entry %d is gone with no pins: it should have been freed", id)
 			}
 		case stateFree:
-			if pinsOf(w) != 0 || w&parkedBit != 0 {
+			if pinsOf(w) != 0 || w&(parkedBit|movingBit) != 0 {
 				return fmt.Errorf("free entry %d has word %#x", id, w)
 			}
 		default:
@@ -56,26 +56,26 @@ func (c *Cache) verify() error {
 	switch {
 	case used != c.used || gone != c.gone:
 		return fmt.Errorf("entries hold %d live and %d gone bytes, counted %d and %d", used, gone, c.used, c.gone)
-	case used != c.pol.used():
-		return fmt.Errorf("live entries hold %d bytes, the policy counts %d", used, c.pol.used())
+	case used != s.pol.used():
+		return fmt.Errorf("live entries hold %d bytes, the policy counts %d", used, s.pol.used())
 	case c.used+c.gone+c.promised > c.budget:
 		return fmt.Errorf("%d used + %d gone + %d promised bytes exceed the budget of %d", c.used, c.gone, c.promised, c.budget)
-	case live != int(c.count.Load()) || uint64(live) != c.idx.live:
-		return fmt.Errorf("%d live entries, counted %d, index holds %d", live, c.count.Load(), c.idx.live)
+	case live != int(c.count.Load()) || uint64(live) != s.idx.live:
+		return fmt.Errorf("%d live entries, counted %d, index holds %d", live, c.count.Load(), s.idx.live)
 	}
-	return c.verifyFree(live)
+	return s.verifyFree(live)
 }
 
 // verifyIndexed checks that live entry id is in the index under its hash.
-func (c *Cache) verifyIndexed(id uint32, e *entry) error {
-	t, mask := c.idx.table(c.idx.hdr.Load())
+func (s *store) verifyIndexed(id uint32, e *entry) error {
+	t, mask := s.idx.table(s.idx.hdr.Load())
 	want := slotOf(e.hash, id)
 	for i, n := e.hash&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
-		s := c.idx.load(t, i)
-		if s == want {
+		slot := s.idx.load(t, i)
+		if slot == want {
 			return nil
 		}
-		if s == 0 {
+		if slot == 0 {
 			break
 		}
 	}
@@ -84,23 +84,23 @@ func (c *Cache) verifyIndexed(id uint32, e *entry) error {
 
 // verifyFree checks the free-id stack: free entries only, each once, and
 // that every id is accounted for.
-func (c *Cache) verifyFree(live int) error {
+func (s *store) verifyFree(live int) error {
 	free, gone := 0, 0
-	for id := c.freeID; id != noID; id = uint32(c.entryAt(id).off) {
-		if stateOf(c.entryAt(id).word) != stateFree {
+	for id := s.freeID; id != noID; id = uint32(s.entry(id).off) {
+		if stateOf(s.entry(id).word) != stateFree {
 			return fmt.Errorf("entry %d on the free stack is not free", id)
 		}
-		if free++; free > int(c.nextID) {
+		if free++; free > int(s.nextID) {
 			return fmt.Errorf("the free stack has a cycle")
 		}
 	}
-	for id := range c.nextID {
-		if stateOf(c.entryAt(id).word) == stateGone {
+	for id := range s.nextID {
+		if stateOf(s.entry(id).word) == stateGone {
 			gone++
 		}
 	}
-	if live+gone+free+c.retired != int(c.nextID) {
-		return fmt.Errorf("%d live + %d gone + %d free + %d retired != %d ids", live, gone, free, c.retired, c.nextID)
+	if live+gone+free+s.retired != int(s.nextID) {
+		return fmt.Errorf("%d live + %d gone + %d free + %d retired != %d ids", live, gone, free, s.retired, s.nextID)
 	}
 	return nil
 }
