@@ -107,8 +107,8 @@ type policy struct {
 	lists          [numLists]int64 // weight per list (index: list - 1)
 	window         int64           // target weight of the window list
 	pending        int64           // the weight admit just allowed; add clears it
-	rejected       uint32          // exit numbers (31 bits) of rejected candidates
-	evicted        uint32          // and of main victims
+	rejects        uint32          // exit numbers (31 bits) of rejected candidates
+	evictions      uint32          // and of main victims
 	tune           tuner
 	rnd            uint64
 	untilVerify    int64 // mutations until the checked build verifies
@@ -136,7 +136,8 @@ const (
 	numLists = parked
 
 	listMask  = 7
-	passBit   = 1 << 6
+	passBit   = 1 << 6  // a window entry's second chance
+	mainBit   = passBit // a leaving entry leaves the main space
 	stateBits = 8
 	maxRef    = 3
 	maxWeight = 1<<(64-stateBits) - 1
@@ -190,13 +191,15 @@ func (p *policy) init(budget int64, maxEntries uint32) error {
 	return nil
 }
 
-// free gives the metadata back. The policy must not be used afterwards.
+// free gives the metadata back. The policy must not be used afterwards, and
+// no hit or miss may be in flight (the cache waits for them with
+// proc.Quiesce). free writes none of the fields hits read, so a hit the race
+// detector saw before the wait (which it cannot see) is no race to it.
 func (p *policy) free() {
 	p.sk.free()
 	p.gh.free()
 	if p.region != nil {
 		_ = p.region.Close()
-		p.region, p.ents = nil, nil
 	}
 }
 
@@ -257,7 +260,8 @@ func (p *policy) add(id uint32, hash uint64, weight int64) {
 	p.verifySometimes()
 }
 
-// remove takes id out, whatever list it is in.
+// remove takes id out, whatever list it is in; an entry victim returned is
+// remembered in the ghost as evicted.
 func (p *policy) remove(id uint32) {
 	n := id + numLists
 	e := &p.ents[n]
@@ -266,7 +270,9 @@ func (p *policy) remove(id uint32) {
 		check.Invariant(false, "cache policy: remove of id %d, which it does not hold", id)
 		return
 	}
-	if l != leaving {
+	if l == leaving {
+		p.remember(n)
+	} else {
 		p.unlink(n)
 	}
 	p.weight -= weightOf(e)
@@ -298,10 +304,19 @@ func (p *policy) victim(pinned func(id uint32) bool) (id uint32, ok bool) {
 	}
 }
 
-// unpark puts a parked entry back into the eviction order.
+// unpark puts a parked entry back into the eviction order; so it does with
+// an entry victim returned that the cache then found pinned after all.
 func (p *policy) unpark(id uint32) {
-	if n := id + numLists; listOf(&p.ents[n]) == parked {
+	n := id + numLists
+	switch listOf(&p.ents[n]) {
+	case parked:
 		p.unparkNode(n)
+	case leaving:
+		e := &p.ents[n]
+		home := homeOf(e)
+		setState(e, weightOf(e), home, home, false)
+		p.link(home, n)
+		p.verifySometimes()
 	}
 }
 
@@ -437,18 +452,30 @@ func (p *policy) duel(c, v uint32) bool {
 	return false
 }
 
-// leave makes n leaving: out of its list, remembered in the ghost.
+// leave takes n out of its list for eviction; remove will record it in the
+// ghost, unpark would put it back. The main bit of its state says which
+// space it leaves.
 func (p *policy) leave(n uint32, fromMain bool) {
 	e := &p.ents[n]
+	home := listOf(e)
+	if home == staged {
+		home = window
+	}
 	p.unlink(n)
-	setState(e, weightOf(e), leaving, leaving, false)
+	setState(e, weightOf(e), leaving, home, fromMain)
+}
+
+// remember records evicted n in the ghost and lets the tuner see the
+// eviction.
+func (p *policy) remember(n uint32) {
+	e := &p.ents[n]
 	var seq uint32
-	if fromMain {
-		p.evicted = (p.evicted + 1) &^ ghostMain
-		seq = p.evicted | ghostMain
+	if e.state&mainBit != 0 {
+		p.evictions = (p.evictions + 1) &^ ghostMain
+		seq = p.evictions | ghostMain
 	} else {
-		p.rejected = (p.rejected + 1) &^ ghostMain
-		seq = p.rejected
+		p.rejects = (p.rejects + 1) &^ ghostMain
+		seq = p.rejects
 	}
 	p.gh.put(atomic.LoadUint64(&e.hash), seq, e.stamp, uint32(p.clock.Load()))
 	p.retune()
@@ -459,7 +486,7 @@ func (p *policy) leave(n uint32, fromMain bool) {
 func (p *policy) judge(s ghostSlot, now uint32) (pass bool) {
 	margin := uint32(max(p.count/marginPart, 1))
 	if s.seq&ghostMain != 0 {
-		if (p.evicted-s.seq)&^ghostMain < margin {
+		if (p.evictions-s.seq)&^ghostMain < margin {
 			p.tune.mainGain++
 		}
 		return false
@@ -467,7 +494,7 @@ func (p *policy) judge(s ghostSlot, now uint32) (pass bool) {
 	if now-s.stamp >= uint32(min(max(p.count, 1), math.MaxInt32)) {
 		return false
 	}
-	if (p.rejected-s.seq)&^ghostMain < margin {
+	if (p.rejects-s.seq)&^ghostMain < margin {
 		p.tune.windowGain++
 	}
 	return true

@@ -58,7 +58,6 @@ func (g *ghost) init(maxEntries uint64) error {
 func (g *ghost) free() {
 	if g.region != nil {
 		_ = g.region.Close()
-		g.region, g.table = nil, nil
 	}
 }
 

@@ -45,8 +45,7 @@ type pcount struct {
 }
 
 const (
-	sketchMinWidth = 8192
-	maxProcs       = 256 // per-P counters; Ps numbered above count into added directly
+	sketchMinWidth = 8192 // words (maxProcs, in handle.go, bounds the per-P counts)
 	groupNibbles   = 4
 )
 
@@ -72,10 +71,10 @@ func (s *sketch) init(maxEntries uint64) error {
 	return nil
 }
 
+// free unmaps the sketch, leaving the fields hits read alone (see policy.free).
 func (s *sketch) free() {
 	if s.region != nil {
 		_ = s.region.Close()
-		s.region, s.table, s.counts = nil, nil, nil
 	}
 }
 

@@ -434,9 +434,14 @@ func fuzzBody(t *testing.T, ops []byte) {
 					delete(m.weights, id)
 					delete(m.pins, id)
 				}
-			case 3:
-				if v, ok := p.victim(pinned); ok {
+			case 3: // evict, or put back a victim found pinned after all
+				if v, ok := p.victim(pinned); ok && arg&1 == 0 {
 					m.evicted(t, p, v)
+				} else if ok {
+					if _, held := m.weights[v]; !held || m.pins[v] {
+						t.Fatalf("victim returned id %d: held %v, pinned %v", v, held, m.pins[v])
+					}
+					p.unpark(v)
 				} else if m.unpinned() > 0 {
 					t.Fatalf("victim found none with %d unpinned entries", m.unpinned())
 				}
