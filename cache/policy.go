@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -95,12 +96,17 @@ import (
 //     its target when the cache is within budget (balanceWindow);
 //   - an entry's home is the list it returns to when unparked.
 type policy struct {
-	region *vmem.Region
+	// Read by hits, written only by init and resizes.
 	ents   []pentry // sentinels of the lists, then entry id i at index i+numLists
 	sk     sketch
-	gh     ghost
+	_      [64]byte
+	counts hitCounts // what hits count (padded)
 
-	clock atomic.Uint64 // the policy clock (see above)
+	// The rest is for the locked methods.
+	region   *vmem.Region
+	gh       ghost
+	ticks    uint64 // clock ticks of the locked side (insertions)
+	agedAdds int64  // sketch increments accounted for by past agings
 
 	budget, weight int64
 	count          int64
@@ -180,6 +186,12 @@ func (p *policy) init(budget int64, maxEntries uint32) error {
 		_ = r.Close()
 		return fmt.Errorf("cache: policy: %w", err)
 	}
+	if err := p.counts.init(); err != nil {
+		p.gh.free()
+		p.sk.free()
+		_ = r.Close()
+		return fmt.Errorf("cache: policy: %w", err)
+	}
 	p.region, p.ents = r, policyTable[pentry](r, n)
 	for l := uint32(window); l <= numLists; l++ {
 		s := &p.ents[l-1]
@@ -198,6 +210,7 @@ func (p *policy) init(budget int64, maxEntries uint32) error {
 func (p *policy) free() {
 	p.sk.free()
 	p.gh.free()
+	p.counts.free()
 	if p.region != nil {
 		_ = p.region.Close()
 	}
@@ -215,17 +228,25 @@ func (p *policy) setBudget(budget int64) {
 // hit records a hit on id. Lock-free.
 func (p *policy) hit(id uint32) {
 	e := &p.ents[id+numLists]
+	pid := proc.Pin()
+	tick := false
 	if r := atomic.LoadUint32(&e.ref); r < maxRef {
 		atomic.StoreUint32(&e.ref, r+1)
-		if r == 0 {
-			p.clock.Add(1)
-		}
+		tick = r == 0
 	}
-	p.sk.increment(atomic.LoadUint64(&e.hash))
+	p.counts.note(pid, tick, p.sk.increment(atomic.LoadUint64(&e.hash)))
+	proc.Unpin()
 }
 
 // miss records a lookup of an absent key. Lock-free.
-func (p *policy) miss(hash uint64) { p.sk.increment(hash) }
+func (p *policy) miss(hash uint64) {
+	pid := proc.Pin()
+	p.counts.note(pid, false, p.sk.increment(hash))
+	proc.Unpin()
+}
+
+// clock returns the policy clock (see policy), to within the counts' lag.
+func (p *policy) clock() uint64 { return p.ticks + p.counts.ticks.Load() }
 
 // admit reports whether an entry of weight may come in: any that fits the
 // budget may (admission proper happens at the window's exit).
@@ -242,7 +263,8 @@ func (p *policy) add(id uint32, hash uint64, weight int64) {
 	n := id + numLists
 	e := &p.ents[n]
 	check.Invariant(listOf(e) == free, "cache policy: add of id %d, which it holds", id)
-	now := uint32(p.clock.Add(1))
+	p.ticks++
+	now := uint32(p.clock())
 	atomic.StoreUint64(&e.hash, hash)
 	atomic.StoreUint32(&e.ref, 0)
 	e.stamp = now
@@ -432,7 +454,7 @@ func (p *policy) passed(n uint32) bool {
 		return false
 	}
 	atomic.StoreUint32(&e.ref, r-1)
-	e.stamp = uint32(p.clock.Load())
+	e.stamp = uint32(p.clock())
 	return true
 }
 
@@ -477,7 +499,7 @@ func (p *policy) remember(n uint32) {
 		p.rejects = (p.rejects + 1) &^ ghostMain
 		seq = p.rejects
 	}
-	p.gh.put(atomic.LoadUint64(&e.hash), seq, e.stamp, uint32(p.clock.Load()))
+	p.gh.put(atomic.LoadUint64(&e.hash), seq, e.stamp, uint32(p.clock()))
 	p.retune()
 }
 
@@ -536,8 +558,9 @@ func (p *policy) maintain() {
 	c := uint64(max(p.count, 0))
 	p.sk.resize(c)
 	p.gh.resize(c)
-	if p.sk.due() {
-		p.sk.age()
+	p.counts.setChunk(p.count)
+	if added := p.counts.adds.Load() - p.agedAdds; added >= p.sk.sample {
+		p.agedAdds += p.sk.age(added)
 	}
 }
 

@@ -20,54 +20,39 @@ import (
 // dropped: the sketch is an estimate, and a lost count changes nothing but
 // the estimate.
 //
-// Aging: once the number of increments since the last aging reaches sample
-// (10 times the entries it sizes for, as in TinyLFU), every counter is
-// halved. Hits count their increments per P and publish them in chunks, so
-// no hit writes a shared cache line for the count.
+// Aging: once the increments since the last aging (counted by the policy's
+// hitCounts) reach sample, 10 times the entries it sizes for as in TinyLFU,
+// every counter is halved.
 //
-// Invariants: width is a power of two, 8192 <= width <= len(table); only
-// table[:width] is touched; sample >= 1.
+// Invariants: width is a power of two, sketchMinWidth <= width <=
+// len(table); only table[:width] is touched; sample >= 10.
 type sketch struct {
 	region  *vmem.Region
 	table   []uint64      // the whole reservation; table[:width] is ready
 	width   atomic.Uint64 // words in use; hits read it, resize stores it after growing
-	counts  []pcount      // per-P increments not yet published
-	added   atomic.Int64  // increments published since the last aging
-	chunk   atomic.Int64  // per-P increments that make one publication
 	sample  int64
 	maxSize uint64
 }
 
-// pcount is one P's unpublished increment count, alone on a cache line.
-type pcount struct {
-	n uint64
-	_ [56]byte
-}
-
 const (
-	sketchMinWidth = 8192 // words (maxProcs, in handle.go, bounds the per-P counts)
+	sketchMinWidth = 8192 // words
 	groupNibbles   = 4
 )
 
-// init reserves a sketch able to grow to maxEntries keys, sized now for
-// entries keys.
+// init reserves a sketch able to grow to maxEntries keys.
 func (s *sketch) init(maxEntries uint64) error {
 	s.maxSize = max(nextPow2(maxEntries), sketchMinWidth)
-	words := int(s.maxSize)
-	r, err := vmem.Reserve(words*8+maxProcs*sizeOf[pcount](), &vmem.Options{Name: "cache policy sketch"})
+	r, err := vmem.Reserve(int(s.maxSize)*8, &vmem.Options{Name: "cache policy sketch"})
 	if err != nil {
 		return err
 	}
-	// Counters first, then the table, so growing the table grows one prefix.
-	if err := r.Grow(maxProcs*sizeOf[pcount]() + sketchMinWidth*8); err != nil {
+	if err := r.Grow(sketchMinWidth * 8); err != nil {
 		_ = r.Close()
 		return err
 	}
-	s.region = r
-	s.counts = policyTable[pcount](r, maxProcs)
-	s.table = policyTable[uint64](r, maxProcs*sizeOf[pcount]()/8+words)[maxProcs*sizeOf[pcount]()/8:]
+	s.region, s.table = r, policyTable[uint64](r, int(s.maxSize))
 	s.width.Store(sketchMinWidth)
-	s.setSample(0)
+	s.sample = 10
 	return nil
 }
 
@@ -99,11 +84,11 @@ func (s *sketch) frequency(h uint64) int {
 	return int(f)
 }
 
-// increment counts one access to h. Lock-free; safe with everything. It runs
-// pinned to its P, so that shrink can wait out every increment that may still
-// use the old width (proc.Quiesce) before releasing the table's upper part.
-func (s *sketch) increment(h uint64) {
-	id := proc.Pin()
+// increment counts one access to h and reports whether a counter changed.
+// Lock-free; safe with everything. Callers are pinned to their P, so that
+// shrink can wait out (proc.Quiesce) every increment that may still use the
+// old width before it releases the table's upper part.
+func (s *sketch) increment(h uint64) bool {
 	word, shifts := s.counters(h)
 	w := atomic.LoadUint64(word)
 	n := w
@@ -112,35 +97,15 @@ func (s *sketch) increment(h uint64) {
 			n += 1 << sh
 		}
 	}
-	if n != w && atomic.CompareAndSwapUint64(word, w, n) {
-		s.count(id)
-	}
-	proc.Unpin()
+	return n != w && atomic.CompareAndSwapUint64(word, w, n)
 }
 
-// count adds one increment to P id's count and publishes a full chunk.
-func (s *sketch) count(id int) {
-	if id >= maxProcs {
-		s.added.Add(1)
-		return
-	}
-	c := &s.counts[id]
-	n := atomic.LoadUint64(&c.n) + 1
-	if chunk := s.chunk.Load(); int64(n) >= chunk {
-		n = 0
-		s.added.Add(chunk)
-	}
-	atomic.StoreUint64(&c.n, n)
-}
-
-// due reports whether enough increments were published to age the counters.
-func (s *sketch) due() bool { return s.added.Load() >= s.sample }
-
-// age halves every counter and, as TinyLFU does, the count of increments
-// (less a quarter of the odd counters, each key having four, for the halves
-// lost to truncation), so the next aging comes after half a period. Callers
-// hold the policy's lock.
-func (s *sketch) age() {
+// age halves every counter and returns how many increments to take off the
+// count since the last aging: as TinyLFU does, half of them, and a quarter
+// of the odd counters (each key has four) for the halves lost to
+// truncation, so the next aging comes after half a period. Callers hold the
+// policy's lock.
+func (s *sketch) age(added int64) (forget int64) {
 	odd := 0
 	for i := range s.table[:s.width.Load()] {
 		for {
@@ -151,7 +116,7 @@ func (s *sketch) age() {
 			}
 		}
 	}
-	s.added.Store(max((s.added.Load()-int64(odd/4))/2, 0))
+	return added - max((added-int64(odd/4))/2, 0)
 }
 
 // resize sizes the sketch for entries keys: it doubles when entries outgrow
@@ -162,9 +127,7 @@ func (s *sketch) resize(entries uint64) {
 	if w := s.width.Load(); want > w || want*4 <= w {
 		s.setWidth(want)
 	}
-	if sample := int64(10 * max(entries, 1)); sample > s.sample+s.sample/8 || sample < s.sample-s.sample/8 {
-		s.setSample(entries)
-	}
+	s.sample = int64(10 * max(entries, 1))
 }
 
 // setWidth makes want words the width, keeping each key's counters: a key's
@@ -173,12 +136,10 @@ func (s *sketch) resize(entries uint64) {
 // counter the larger of the two). Growing makes the new words ready before
 // publishing the width; shrinking publishes the width, waits until no
 // increment can still use the old one, and gives the rest back to the
-// operating system. Offsets are page multiples: the per-P counts take whole
-// pages and widths are at least 64 KiB.
+// operating system. Offsets are page multiples: widths are at least 64 KiB.
 func (s *sketch) setWidth(want uint64) {
-	off := maxProcs * sizeOf[pcount]()
 	old := s.width.Load()
-	lo, hi := off+int(min(old, want))*8, off+int(max(old, want))*8
+	lo, hi := int(min(old, want))*8, int(max(old, want))*8
 	if want > old {
 		if s.region.Grow(hi) != nil || s.region.Reuse(lo, hi-lo) != nil {
 			return // keep the current width: the estimates stay valid, only coarser
@@ -205,14 +166,6 @@ func maxNibbles(a, b uint64) uint64 {
 		m |= max(a>>sh&15, b>>sh&15) << sh
 	}
 	return m
-}
-
-// setSample sets the aging period for entries keys and the chunk in which
-// Ps publish their counts (small enough that the unpublished rest, at most a
-// chunk per P, is a small part of the period).
-func (s *sketch) setSample(entries uint64) {
-	s.sample = int64(10 * max(entries, 1))
-	s.chunk.Store(min(max(s.sample/4096, 1), 64))
 }
 
 // spread mixes a key hash so that the cache's hash and ours are independent.
