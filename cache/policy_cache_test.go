@@ -1,0 +1,68 @@
+// Hit-ratio replay through the real Cache: the policy as the cache drives it
+// (its hash, its admit/evict/add order, byte weights).
+
+package cache
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// TestCacheHitRatio replays two small traces through Get and, on a miss,
+// Set, with a budget of exactly capacity entries, and holds them to the
+// same bounds as TestPolicyHitRatio.
+func TestCacheHitRatio(t *testing.T) {
+	points := []tracePoint{
+		{"lirs_loop", 500, 0.0, 48.7},
+		{"lirs_sprite", 708, 86.5, 86.5},
+		{"lirs_multi2", 568, 36.9, 50.3},
+		{"lirs_ps", 62, 7.4, 16.6},
+	}
+	if testing.Short() {
+		points = points[:1]
+	}
+	for _, pt := range points {
+		keys := readTrace(t, "testdata/traces/"+pt.trace+".keys.gz")
+		got := replayCache(t, keys, pt.capacity)
+		t.Logf("%-12s %5d  lru %5.1f  best peer %5.1f  cache %6.2f", pt.trace, pt.capacity, pt.lru, pt.best, got)
+		if got < pt.lru-1 || got < pt.best-4 {
+			t.Errorf("%s at %d: hit ratio %.2f%%, want at least %.1f", pt.trace, pt.capacity, got, max(pt.lru-1, pt.best-4))
+		}
+	}
+}
+
+func replayCache(t *testing.T, keys []uint64, capacity int) float64 {
+	t.Helper()
+	var k, v [8]byte
+	probe, err := New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.Set(k[:], v[:]); err != nil {
+		t.Fatal(err)
+	}
+	weight := probe.Stats().BytesUsed
+	_ = probe.Close()
+	c, err := New(capacity*weight, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 0, 8)
+	hits := 0
+	for _, key := range keys {
+		binary.BigEndian.PutUint64(k[:], key)
+		if _, ok := c.Get(buf[:0], k[:]); ok {
+			hits++
+			continue
+		}
+		if err := c.Set(k[:], v[:]); err != nil && !errors.Is(err, ErrRejected) {
+			t.Fatal(err)
+		}
+	}
+	if st := c.Stats(); st.BytesUsed > st.Budget || st.Entries > capacity {
+		t.Fatalf("%d entries, %d bytes, over a budget of %d entries, %d bytes", st.Entries, st.BytesUsed, capacity, st.Budget)
+	}
+	return 100 * float64(hits) / float64(len(keys))
+}
