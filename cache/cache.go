@@ -236,8 +236,8 @@ func (c *Cache) open(o Options) (err error) {
 			}
 		}
 	}()
-	if err = c.pcs.reserve(maxProcs+1, c.label+" per-P"); err == nil {
-		err = c.pcs.grow(maxProcs + 1)
+	if err = c.pcs.reserve(maxPs+1, c.label+" per-P"); err == nil {
+		err = c.pcs.grow(maxPs + 1)
 	}
 	if err == nil {
 		err = c.hslots.reserve(maxHandles, c.label+" handles")

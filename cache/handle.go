@@ -34,10 +34,10 @@ const (
 	maxHandles = 1 << 26 // handles out at once
 	// hcacheCap is how many free handle slots each P keeps.
 	hcacheCap = 54
-	// maxProcs bounds the Ps with state of their own; the state after
+	// maxPs bounds the Ps with state of their own; the state after
 	// theirs is shared, with atomic counters, by Ps numbered higher and by
 	// the race-detector and checked builds.
-	maxProcs = 256
+	maxPs = 256
 )
 
 // pstate is one P's counters and free handle slots, alone on its cache
@@ -69,7 +69,7 @@ func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
 	weight := c.weight(keyLen(lens) + valLen(lens))
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
 				old, err := st.entry(id).pin(w)
 				if err == nil {
@@ -271,7 +271,7 @@ func (s *handleStack) init() { s.free = noID }
 func (c *Cache) newHandle() (uint32, error) {
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
 				ps.n--
 				i := ps.free[ps.n]
@@ -323,7 +323,7 @@ func (c *Cache) takeHandles(dst []uint32) (int, error) {
 func (c *Cache) stashHandles(slots []uint32) {
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			k := copy(ps.free[ps.n:], slots)
 			ps.n += uint64(k)
@@ -342,7 +342,7 @@ func (c *Cache) freeHandle(i uint32, d int64, last bool, weight int64) {
 	n := 0
 	if perP && genOf(c.hslots.at(uint64(i)).word) != genMask {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			ps.out += d
 			if last {
@@ -396,7 +396,7 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	}
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			ps.out += d
 			ps.pinned += b
@@ -421,10 +421,10 @@ func (c *Cache) hit(st *store, id uint32, m uint64) bool {
 		return false
 	}
 	st.pol.hit(id)
-	if perP && pid < maxProcs {
+	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).hits++
 	} else {
-		atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+		atomic.AddUint64(&c.pcs.at(maxPs).hits, 1)
 	}
 	proc.Unpin()
 	return true
@@ -439,10 +439,10 @@ func (c *Cache) miss(st *store, h uint64, m uint64) bool {
 		return false
 	}
 	st.pol.miss(h)
-	if perP && pid < maxProcs {
+	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).misses++
 	} else {
-		atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+		atomic.AddUint64(&c.pcs.at(maxPs).misses, 1)
 	}
 	proc.Unpin()
 	return true
