@@ -1,19 +1,20 @@
 // Package arena is a small-object allocator in the style of CPython's
 // pymalloc, built on vmem, that gives free memory back to the operating system
 // at once: empty arenas as soon as they are empty (keeping one spare), and free
-// pages inside partly used arenas in small batches.
+// pages inside partly used arenas in small batches. Larger blocks are spans of
+// whole pages of a reservation of their own, given back as they are freed.
 //
 // Alloc returns zeroed memory outside the Go heap; Free takes it back and
 // reports a double free (ErrDoubleFree) or a slice the allocator did not hand
-// out (ErrForeign) without changing anything. Allocator is safe for concurrent
-// use; a Cache is a single-owner handle for hot loops that moves blocks to and
-// from the Allocator in batches.
+// out (ErrForeign) without changing anything, exactly (see Allocator for what
+// that covers). Allocator is safe for concurrent use; a Cache is a
+// single-owner handle for hot loops that moves blocks to and from the
+// Allocator in batches. The design is written at Allocator.
 package arena
 
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -24,25 +25,17 @@ import (
 	"github.com/offheap/offheap/vmem"
 )
 
-// Errors returned by arena, wrapped with context; test for them with errors.Is.
-var (
-	ErrDoubleFree  = errors.New("arena: block already free")                // Free of a block that is free (or held by a cache or stack)
-	ErrForeign     = errors.New("arena: not a block of this allocator")     // Free of a slice the allocator did not hand out
-	ErrLeaked      = errors.New("arena: blocks still allocated")            // Close with live blocks
-	ErrClosed      = errors.New("arena: allocator closed")                  // use after Close
-	ErrInvalidSize = errors.New("arena: invalid size")                      // a negative size
-	ErrTooLarge    = errors.New("arena: request too large")                 // more than MaxAlloc bytes
-	ErrExhausted   = errors.New("arena: address space reservation is full") // every arena of the reservation is in use
-)
-
 // MaxAlloc is the largest request Alloc accepts.
 const MaxAlloc = 1 << 44
 
 // MaxReserve is the most address space Options.Reserve may ask for.
 const MaxReserve = 64 << 30
 
+// MaxLargeReserve is the most address space Options.LargeReserve may ask for.
+const MaxLargeReserve = 8 << 40
+
 // ArenaSize is the size of an arena: the unit carved from the reservation and
-// returned to the OS whole when all its pools are free.
+// returned to the OS whole when all its pages are free.
 const ArenaSize = 1 << arenaShift
 
 const arenaShift = 20
@@ -55,11 +48,16 @@ type Options struct {
 	// of small blocks (up to MaxSmall) live at once; 0 means 32 GiB, the most
 	// is MaxReserve. It costs no memory.
 	Reserve int
+	// LargeReserve is the address space reserved, at the first large Alloc,
+	// for blocks above MaxSmall, which bounds their bytes (whole pages each)
+	// live at once; 0 means 256 GiB, the most is MaxLargeReserve. It costs
+	// no memory.
+	LargeReserve int
 	// ReleaseBatch is how many free pages inside partly used arenas are held
 	// before they go back to the OS together; 0 means 64. Larger batches make
 	// cyclic alloc/free cheaper and hold more memory.
 	ReleaseBatch int
-	// KeepEmpty is how many empty pools each size class keeps for reuse before
+	// KeepEmpty is how many empty pages each size class keeps for reuse before
 	// freeing them; 0 means 1, negative means none.
 	KeepEmpty int
 }
@@ -68,63 +66,82 @@ type Options struct {
 //
 // # Layout
 //
+// In pymalloc's terms: an arena is an arena, a page is what pymalloc calls a
+// pool, and size classes and blocks are the same.
+//
 // At New the allocator reserves one range of address space (Options.Reserve)
 // and carves 1 MiB arenas from it in address order. An arena is split into
-// pools of one OS page; a pool in use serves blocks of one size class. So the
-// arena and pool of any address are found by arithmetic, and a slice that is
-// not at a block start of a pool in use is ErrForeign. Requests above
-// MaxSmall bytes get a vmem region of their own, unmapped when freed.
+// 4 KiB pages; a page in use serves blocks of one size class. So the
+// arena and page of any address are found by arithmetic, and a slice that is
+// not at a block start of a page in use is ErrForeign. Requests above
+// MaxSmall bytes are spans of whole OS pages from a second reservation (see
+// large.go and span.go), given back to the OS when freed.
 //
 // All metadata is out of band and pointer-free. Per arena, a small fixed
-// record on the Go heap (state, count of free pools, list links) and, in a
+// record on the Go heap (state, count of free pages, list links) and, in a
 // second vmem region at a fixed stride, the part that grows with the memory
-// served: per pool its class, its count of allocated blocks and a bitmap of
-// allocated blocks, and the arena's stacks of free pools, dirty (resident)
-// and clean (released or never touched). That part goes back to the OS with
-// its arena, so the Go heap does not grow with the memory served.
+// served: per page its class, its count of allocated blocks and a state byte
+// per block, and the arena's stacks of free pages, dirty (resident) and
+// clean (released or never touched). That part goes back to the OS with its
+// arena, so the Go heap does not grow with the memory served.
 //
 // # States
 //
-// A pool is free (class 0; dirty or clean) or in use by one class. A pool in
-// use is full, partial or empty; partial and empty pools are on their class's
-// list, from whose head blocks are taken. When a pool's last block is freed,
-// up to KeepEmpty empty pools per class stay in use against thrash; other
-// pools become free and dirty. Once ReleaseBatch dirty pools are held, their
+// A page is free (class 0; dirty or clean) or in use by one class. A page in
+// use is full, partial or empty; partial and empty pages are on their class's
+// list, from whose head blocks are taken. When a page's last block is freed,
+// up to KeepEmpty empty pages per class stay in use against thrash; other
+// pages become free and dirty. Once ReleaseBatch dirty pages are held, their
 // pages go back to the OS (MADV_DONTNEED, adjacent pages in one call) and
-// they become clean. An arena whose pools are all free is released at once,
-// except for one spare kept against thrash. New pools come from the arena
-// with the fewest free pools (the fullest), so the others drain and go back:
+// they become clean. An arena whose pages are all free is released at once,
+// except for one spare kept against thrash. New pages come from the arena
+// with the fewest free pages (the fullest), so the others drain and go back:
 // arenas sit on per-count lists with a bitmap of non-empty counts, which
 // keeps that order in O(1).
 //
+// # Double frees
+//
 // A block is allocated to a user, held by a Cache (the user's, or a P's; see
-// below), or free in its pool; blocks held by caches count as allocated in
-// their pool's bitmap. Every block not allocated to a
-// user carries an 8-byte tag over its first bytes, derived from its address
-// and a per-allocator random key (live data matches it by a 2^-64 chance);
-// Alloc clears it with the rest of the block. So Free finds a double free at
-// once, without the lock and whatever the block's state: by the tag (and, in
-// the checked build, which frees under the lock, by the bitmap as well).
-// A double free is missed only if the freed block was written to after its
-// first free (a use after free that destroyed the tag), or if two frees of
-// one block race each other.
+// below), or free in its page, and its state byte says which (state.go);
+// blocks held by caches count as allocated in their page. Free moves the
+// byte from "user" to "cache" with a compare-and-swap, so what it can tell
+// is exact, without the lock and whatever was written into the block:
+//
+//   - a Free of an address where no block is allocated to a user (a block
+//     free or held by a cache, a page or arena not in use, a large span
+//     free) is ErrDoubleFree, and changes nothing;
+//   - a Free of an address that is not the start of a block, or of a slice
+//     reaching past its block, is ErrForeign, and changes nothing;
+//   - of two Frees of one block racing each other, exactly one succeeds and
+//     the other is ErrDoubleFree;
+//   - a stale Free of a block whose address has been handed out again, to a
+//     block the stale slice fits in, frees the new owner's block: the
+//     allocator keeps no record of owners besides the address, so it cannot
+//     tell that Free from the new owner's own (a stale Free of an address
+//     that now lies inside another block is ErrForeign).
+//
+// The compare-and-swap is the price of the third point: one locked
+// instruction per Free, which Alloc does not pay (it stores the byte).
 //
 // # Fast paths
 //
 // Alloc and Free pin the calling goroutine to its P and use that P's own
-// Cache (see pcache.go): a pop or a push with plain loads and stores, no
-// atomic write. A P's cache is refilled from the pools and drained back to
-// them in batches under the lock. Close and Purge empty every P's cache after
-// stopping the world for a moment, which waits out the calls in flight. The
-// checked build, and the race detector's (which cannot see the ownership a
-// pin gives), take the lock for every call instead. A Cache of the user's
-// own saves the pinning too.
+// Cache (see pcache.go): a pop or a push with plain loads and stores, and
+// Free's compare-and-swap of the state byte. A P's cache is refilled from
+// the pages and drained back to them in batches under the lock. Close and
+// Purge empty every P's cache after stopping the world for a moment, which
+// waits out the calls in flight. The checked build, and the race detector's
+// (which cannot see the ownership a pin gives), take the lock for every call
+// instead, and make every change of a state byte under it, through a user's
+// Cache too. A Cache of the user's own saves the pinning.
 //
 // # Invariants
 //
-//   - a pool's allocated count equals the bits set in its bitmap for real blocks;
-//   - a pool is on its class list exactly when it is in use and not full;
-//   - an arena is on the count lists exactly when it is active and has 1..poolsPerArena-1 free pools;
+//   - a page's allocated count equals the blocks whose state is stCached or stUser;
+//   - every state byte of a page in use where a block starts holds the page's class and a
+//     state; every other state byte, and every one of a page not in use, is 0;
+//   - a page is on its class list exactly when it is in use and not full;
+//   - an arena is on the count lists exactly when it is active and has 1..pagesPerArena-1 free pages;
 //   - released pages are made ready again (vmem Reuse) before they are touched.
 //
 // These are checked in the offheapcheck build, which also poisons freed blocks.
@@ -136,23 +153,25 @@ type Allocator struct {
 	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
 	metaBase   unsafe.Pointer // its start
 	name       string
-	key        uint64 // random key of the free-block tag
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
 	closed atomic.Bool     // set by a successful Close
 	arenas []arenaInfo     // one per arena of the reservation
-	byFree []int32         // head of the list of active arenas with k free pools, or -1
+	byFree []int32         // head of the list of active arenas with k free pages, or -1
 	nonEmp []uint64        // bit k set when byFree[k] is not empty
 	spare  int32           // an empty arena kept against thrash, or -1
 	gone   []int32         // released arenas, ready to be reused
-	dirty  []int32         // arenas that may hold dirty free pools
-	ndirty int             // dirty free pools in active arenas
-	used   [nClasses]int32 // head of each class's list of pools with free blocks, or -1
-	nkeep  [nClasses]int   // empty pools each class keeps in use
+	dirty  []int32         // arenas that may hold dirty free pages
+	ndirty int             // dirty free pages in active arenas
+	used   [nClasses]int32 // head of each class's list of pages with free blocks, or -1
+	nkeep  [nClasses]int   // empty pages each class keeps in use
 	counts [nClasses]classCount
 	pcs    [maxProcs]atomic.Pointer[Cache] // per-P caches, set under mu (see pcache.go)
 	paused atomic.Bool                     // the fast paths must not use pcs: a sweep is running, or Close succeeded
-	large  largeSet
+
+	lmu          sync.Mutex  // guards large; taken after mu when both are
+	large        *largeSpace // nil until the first large Alloc
+	largeReserve int
 
 	releaseBatch, keepEmpty int
 	releases, releaseErrs   int // calls to vmem Release, and those that failed
@@ -163,18 +182,17 @@ type Allocator struct {
 type classCount struct {
 	blocks int // allocated, including those held by caches
 	cached int // held by caches
-	pools  int // pools in use
+	pages  int // pages in use
 }
 
-// Pools are 4 KiB on every platform, so pool arithmetic is constant. Where
-// OS pages are larger, free pools go back to the OS a whole page at a time
+// Pages are 4 KiB on every platform, so page arithmetic is constant. Where
+// OS pages are larger, free pages go back to the OS a whole OS page at a time
 // (see release).
 const (
-	poolShift     = 12
-	poolSize      = 1 << poolShift
-	poolMask      = poolSize - 1
-	poolsPerArena = ArenaSize / poolSize
-	wordsPerPool  = poolSize / minBlock / 64 // bitmap words per pool
+	pageShift     = 12
+	pageSize      = 1 << pageShift
+	pageMask      = pageSize - 1
+	pagesPerArena = ArenaSize / pageSize
 )
 
 // osPage is the OS page size: the unit of giving memory back.
@@ -189,8 +207,12 @@ func New(opts *Options) (*Allocator, error) {
 	if o.Reserve == 0 {
 		o.Reserve = 32 << 30
 	}
-	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 {
-		return nil, fmt.Errorf("arena: new %q: reserve %d bytes, release batch %d: %w", o.Name, o.Reserve, o.ReleaseBatch, ErrInvalidSize)
+	if o.LargeReserve == 0 {
+		o.LargeReserve = 256 << 30
+	}
+	if o.Reserve < ArenaSize || o.Reserve > MaxReserve || o.ReleaseBatch < 0 || o.LargeReserve < osPage || o.LargeReserve > MaxLargeReserve {
+		return nil, fmt.Errorf("%s: new with reserve %d bytes, large reserve %d bytes, release batch %d: %w",
+			label(o.Name), o.Reserve, o.LargeReserve, o.ReleaseBatch, ErrInvalidSize)
 	}
 	if o.ReleaseBatch == 0 {
 		o.ReleaseBatch = 64
@@ -201,22 +223,22 @@ func New(opts *Options) (*Allocator, error) {
 	case o.KeepEmpty < 0:
 		o.KeepEmpty = 0
 	}
-	if osPage < poolSize || osPage > maxPageSize {
-		return nil, fmt.Errorf("arena: new %q: OS pages of %d bytes (4 KiB to %d KiB supported): %w", o.Name, osPage, maxPageSize>>10, errors.ErrUnsupported)
+	if osPage < pageSize || osPage > maxPageSize {
+		return nil, fmt.Errorf("%s: new with OS pages of %d bytes (4 KiB to %d KiB supported): %w", label(o.Name), osPage, maxPageSize>>10, errors.ErrUnsupported)
 	}
 	nArenas := o.Reserve / ArenaSize
 	r, err := vmem.Reserve(nArenas*ArenaSize, &vmem.Options{Name: "arena " + o.Name})
 	if err != nil {
-		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+		return nil, fmt.Errorf("%s: new: %w", label(o.Name), cause(err))
 	}
 	a := &Allocator{
 		region: r, name: o.Name,
-		key:          rand.Uint64(),
 		arenas:       make([]arenaInfo, nArenas),
-		byFree:       make([]int32, poolsPerArena+1),
-		nonEmp:       make([]uint64, (poolsPerArena+64)/64),
+		byFree:       make([]int32, pagesPerArena+1),
+		nonEmp:       make([]uint64, (pagesPerArena+64)/64),
 		spare:        -1,
 		releaseBatch: o.ReleaseBatch, keepEmpty: o.KeepEmpty,
+		largeReserve: o.LargeReserve,
 	}
 	for i := range a.byFree {
 		a.byFree[i] = -1
@@ -227,10 +249,10 @@ func New(opts *Options) (*Allocator, error) {
 	mr, err := vmem.Reserve(nArenas*metaStride, &vmem.Options{Name: "arena metadata " + o.Name})
 	if err != nil {
 		_ = r.Close()
-		return nil, fmt.Errorf("arena: new %q: %w", o.Name, err)
+		return nil, fmt.Errorf("%s: new: %w", label(o.Name), cause(err))
 	}
 	a.metaRegion = mr
-	a.base, a.metaBase = baseOf(r), baseOf(mr)
+	a.base, a.metaBase = r.Base(), mr.Base()
 	for pid := range runtime.GOMAXPROCS(0) { // later Ps get theirs on first use
 		a.readyCache(pid)
 	}
@@ -263,7 +285,7 @@ func (a *Allocator) Alloc(n int) ([]byte, error) {
 func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	switch {
 	case n < 0 || n > MaxAlloc:
-		return nil, a.sizeErr("alloc", n)
+		return nil, a.badSize("alloc", n)
 	case n > MaxSmall:
 		return a.allocLarge(n)
 	}
@@ -277,7 +299,7 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	a.mu.Lock()
 	if a.closed.Load() {
 		a.mu.Unlock()
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, ErrClosed)
+		return nil, a.sizeError("alloc", n, ErrClosed)
 	}
 	want := 1
 	if a.readyCache(pid) {
@@ -286,7 +308,7 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	got, err := a.takeBlocksOrReclaim(k, batch[:want])
 	a.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("arena: alloc %d bytes from %q: %w", n, a.name, err)
+		return nil, a.sizeError("alloc", n, err)
 	}
 	if got > 1 {
 		a.stash(k, batch[1:got])
@@ -294,30 +316,45 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	return a.handOut(batch[0], k, n), nil
 }
 
-// handOut clears a block (tag included) and returns its first n bytes.
+// handOut gives a block of class c, held by the caller's cache (state
+// stCached), to the user: it marks it stUser, clears it and returns its first
+// n bytes.
 func (a *Allocator) handOut(off uintptr, c, n int) []byte {
-	b := a.block(off, classSize[c])
-	clear(b[:max(n, minBlock)])
-	return b[:n:n]
+	if perP {
+		setState(a.stateAt(off, c), c, stUser)
+	} else {
+		a.setStateLocked(off, c, stUser)
+	}
+	b := a.block(off, n)
+	clear(b)
+	return b
 }
 
-func (a *Allocator) sizeErr(op string, n int) error {
+// setStateLocked is setState under the lock: the way of the builds without
+// per-P caches (see pcache.go).
+func (a *Allocator) setStateLocked(off uintptr, c int, st uint8) {
+	a.mu.Lock()
+	setState(a.stateAt(off, c), c, st)
+	a.mu.Unlock()
+}
+
+// badSize says why n is not a size Alloc or Realloc accepts.
+func (a *Allocator) badSize(op string, n int) error {
 	if n < 0 {
-		return fmt.Errorf("arena: %s %d bytes from %q: %w", op, n, a.name, ErrInvalidSize)
+		return a.sizeError(op, n, ErrInvalidSize)
 	}
-	return fmt.Errorf("arena: %s %d bytes from %q (most is %d): %w", op, n, a.name, MaxAlloc, ErrTooLarge)
+	return a.sizeError(op, n, ErrTooLarge)
 }
 
 // Free gives a block back. A block already free (or held by a Cache) is
 // ErrDoubleFree; a slice that does not start at a block this allocator handed
 // out, or that reaches past its block, is ErrForeign. Either way nothing
-// changes. Free of a large block (above MaxSmall) unmaps it at once; its
-// address is remembered among the last 1024 large blocks freed, so a second
-// Free of it is ErrDoubleFree until then (ErrForeign after, since the
-// address may be mapped again by anyone).
+// changes. Free of a large block (above MaxSmall) gives its pages back to
+// the OS at once; if the OS refuses, Free returns the OS's error and the
+// block stays allocated (Free may be called again).
 func (a *Allocator) Free(b []byte) error {
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.freeLarge(b)
 	}
 	pid := -1
@@ -328,7 +365,7 @@ func (a *Allocator) Free(b []byte) error {
 				k := a.freeing(off, cap(b))
 				if k == 0 { // find out why under the lock, which a racing Close cannot pass
 					proc.Unpin()
-					return a.freeLocked(off, cap(b), pid)
+					return a.freeErr("free", off, cap(b))
 				}
 				if !c.push(k, off) {
 					proc.Unpin()
@@ -346,106 +383,105 @@ func (a *Allocator) Free(b []byte) error {
 	return a.freeLocked(off, cap(b), pid)
 }
 
-// freeing is Free's check without the lock: if off starts a block allocated
-// to a user, with a slice of capacity n inside it, it marks the block free
-// (poisoned in the checked build, and tagged) and returns its class.
-// Otherwise it returns 0 and changes nothing (freeErr says why).
+// freeing is Free's step without the lock: if off starts a block allocated
+// to a user, with a slice of capacity n inside it, it moves the block to
+// state stCached (poisoned in the checked build) and returns its class;
+// the caller puts it in a cache. Otherwise it returns 0 and changes nothing
+// (freeErr says why). A page's class may change under it: claim then fails,
+// since every state byte holds its page's class.
 func (a *Allocator) freeing(off uintptr, n int) int {
-	c := a.blockClass(off)
-	if c == 0 || n > classSize[c] || a.tagged(off) {
+	m := a.meta(int(off >> arenaShift))
+	c := int(m.pages[(off>>pageShift)&(pagesPerArena-1)].class.Load() & (classSlots - 1))
+	in := off & pageMask
+	// Class 0 (a page not in use) fails the first test: endOff[0] is 0.
+	if in >= endOff[c] || blockIndex(in, c)*uintptr(classSize[c]) != in || n > classSize[c] ||
+		!claim(stateIn(m, off, c), c) {
 		return 0
 	}
-	a.poisonAndTag(off, c)
+	if check.On {
+		check.Fill(a.block(off, classSize[c]))
+	}
 	return c
 }
 
-// freeLocked is Free with every check made under the lock: the way of the
-// checked build (which also checks the bitmap) and of the race detector's,
-// and the fallback for a P without a cache (pid, -1 if none), which it readies.
+// freeLocked is Free under the lock: the way of the checked build and of the
+// race detector's, and the fallback for a P without a cache (pid, -1 if
+// none), which it readies. The block goes straight back to its page.
 func (a *Allocator) freeLocked(off uintptr, n, pid int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed.Load() {
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
-	}
-	c, err := a.validate(off, n)
+	c, err := a.claimLocked(off, n)
 	if err != nil {
-		return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+		return a.blockError("free", a.addr(off), err)
 	}
-	a.poisonAndTag(off, c)
 	a.freeBlock(off, c)
 	a.readyCache(pid)
 	return nil
+}
+
+// claimLocked is freeing under the lock, with the reason it fails. Callers
+// hold a.mu.
+func (a *Allocator) claimLocked(off uintptr, n int) (int, error) {
+	if a.closed.Load() {
+		return 0, ErrClosed
+	}
+	c, err := a.locate(off, n)
+	if err != nil {
+		return 0, err
+	}
+	if !claim(a.stateAt(off, c), c) {
+		return 0, ErrDoubleFree
+	}
+	check.Fill(a.block(off, classSize[c]))
+	return c, nil
 }
 
 // validate checks that off is the start of a block allocated to the user,
 // with a slice of capacity n that stays inside it, and returns its class.
 // Callers hold a.mu.
 func (a *Allocator) validate(off uintptr, n int) (int, error) {
-	c, idx, err := a.locate(off, n)
-	if err != nil {
-		return 0, err
+	if a.closed.Load() {
+		return 0, ErrClosed
 	}
-	if !a.poolBits(off).get(idx) || a.tagged(off) {
-		return 0, ErrDoubleFree
+	c, err := a.locate(off, n)
+	if err == nil && *a.stateAt(off, c) != stateByte(c, stUser) {
+		err = ErrDoubleFree
 	}
-	return c, nil
+	return c, err
 }
 
-// blockClass returns the class of the block starting at pool offset off, or
-// 0 if off does not start a block of a pool in use (locate says why). Small
-// enough to inline into the fast paths, which check the slice's capacity.
-func (a *Allocator) blockClass(off uintptr) int {
-	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
-		return 0
-	}
-	// Class 0 (a pool not in use) fails the first test: endOff[0] is 0.
-	c := a.pool(off).class.Load() & (classSlots - 1)
-	in := off & poolMask
-	if in >= endOff[c] || uintptr((uint64(in)*uint64(divMul[c]))>>32)*uintptr(classSize[c]) != in {
-		return 0
-	}
-	return int(c)
-}
-
-// freeErr says why Free rejects the slice at off with capacity n.
-func (a *Allocator) freeErr(off uintptr, n int) error {
-	if a.closed.Load() { // and the metadata released: it reads as zero
-		return fmt.Errorf("arena: free from %q: %w", a.name, ErrClosed)
-	}
-	_, _, err := a.locate(off, n)
+// freeErr says, under the lock (which a racing Close cannot pass), why the
+// lock-free step of a Free (op) rejected the slice at off with capacity n.
+func (a *Allocator) freeErr(op string, off uintptr, n int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, err := a.validate(off, n)
 	if err == nil {
-		err = ErrDoubleFree // the block carries the free-block tag
+		// The block was not the user's when the claim failed, and has been
+		// handed out again since: the Free came too late, as a double free.
+		err = ErrDoubleFree
 	}
-	return fmt.Errorf("arena: free block at %#x of %q: %w", off, a.name, err)
+	return a.blockError(op, a.addr(off), err)
 }
 
-// locate finds the class and block index of the block starting at off, a
-// pool offset, or says why there is none. It reads only the atomic class, so
-// a Cache may call it without the lock.
-func (a *Allocator) locate(off uintptr, n int) (int, uintptr, error) {
+// locate finds the class of the block starting at off, a page offset, or
+// says why there is none. Callers hold a.mu.
+func (a *Allocator) locate(off uintptr, n int) (int, error) {
 	// A released arena's metadata reads as zero (class 0) in the normal
 	// build; in the checked build it is inaccessible, so look first.
 	if check.On && a.arenas[off>>arenaShift].state.Load() != arenaActive {
-		return 0, 0, ErrDoubleFree
+		return 0, ErrDoubleFree
 	}
-	c := int(a.pool(off).class.Load())
+	c := int(a.page(off).class.Load())
 	if c == 0 {
-		return 0, 0, ErrDoubleFree // no block of this page is in use
+		return 0, ErrDoubleFree // no block of this page is in use
 	}
-	in := off & poolMask
+	in := off & pageMask
 	idx := blockIndex(in, c)
 	if idx*uintptr(classSize[c]) != in || int(idx) >= nBlocks[c] || n > classSize[c] {
-		return 0, 0, ErrForeign
+		return 0, ErrForeign
 	}
-	return c, idx, nil
-}
-
-// poisonAndTag marks a block free: poisoned in the checked build, and tagged.
-func (a *Allocator) poisonAndTag(off uintptr, c int) {
-	b := a.block(off, classSize[c])
-	check.Fill(b)
-	a.tag(b, off)
+	return c, nil
 }
 
 // Realloc returns a block of n bytes holding the first min(len(b), n) bytes
@@ -458,7 +494,7 @@ func (a *Allocator) Realloc(b []byte, n int) ([]byte, error) {
 		return a.Alloc(n)
 	}
 	if n < 0 || n > MaxAlloc {
-		return nil, a.sizeErr("realloc", n)
+		return nil, a.badSize("realloc", n)
 	}
 	whole, err := a.whole(b)
 	if err != nil {
@@ -485,18 +521,15 @@ func (a *Allocator) Realloc(b []byte, n int) ([]byte, error) {
 
 // whole validates b as Free would and returns its whole block.
 func (a *Allocator) whole(b []byte) ([]byte, error) {
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.largeWhole(b)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closed.Load() {
-		return nil, fmt.Errorf("arena: realloc from %q: %w", a.name, ErrClosed)
-	}
 	c, err := a.validate(off, cap(b))
 	if err != nil {
-		return nil, fmt.Errorf("arena: realloc block at %#x of %q: %w", off, a.name, err)
+		return nil, a.blockError("realloc", a.addr(off), err)
 	}
 	return a.block(off, classSize[c]), nil
 }
@@ -506,16 +539,19 @@ func (a *Allocator) whole(b []byte) ([]byte, error) {
 // wrapping ErrLeaked that says how many blocks and bytes, and the allocator
 // stays usable. After a successful Close every method returns ErrClosed.
 //
-// The memory goes back to the operating system at once; the address-space
-// reservation is unmapped when the Allocator becomes unreachable, because a
-// Free that races with Close (a stale or double free: the caller's bug) may
-// still be reading the metadata, which then reads as zero and the call
-// fails. The checked build unmaps at once, so such a Free faults.
+// The memory goes back to the operating system at once. The large blocks'
+// reservation is unmapped at once too; the arenas' is unmapped when the
+// Allocator becomes unreachable, because a Free that races with Close (a
+// stale or double free: the caller's bug) may still be reading the metadata
+// without the lock, which then reads as zero and the call fails. The checked
+// build, which reads it only under the lock, unmaps at once.
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.lmu.Lock()
+	defer a.lmu.Unlock()
 	if a.closed.Load() {
-		return fmt.Errorf("arena: close %q: %w", a.name, ErrClosed)
+		return a.errorf("close", ErrClosed)
 	}
 	a.sweepCaches()
 	if err := a.leaks(); err != nil {
@@ -526,29 +562,29 @@ func (a *Allocator) Close() error {
 	return a.dropMemory()
 }
 
-// dropMemory gives the arenas and their metadata back after Close (see
-// Close). Callers hold a.mu.
+// dropMemory gives the arenas, the large blocks' space and their metadata
+// back after Close (see Close). Callers hold a.mu and a.lmu.
 func (a *Allocator) dropMemory() error {
-	if check.On {
-		for _, r := range []*vmem.Region{a.region, a.metaRegion} {
-			if err := r.Close(); err != nil {
-				return fmt.Errorf("arena: close %q: %w", a.name, err)
-			}
+	// Every use of the large space checks closed under a.lmu first, so it
+	// goes at once.
+	if ls := a.large; ls != nil {
+		if err := ls.close(); err != nil {
+			return a.errorf("close", err)
 		}
-		return nil
 	}
-	_ = a.region.Release(0, a.region.Len())
-	_ = a.metaRegion.Release(0, a.metaRegion.Len())
-	runtime.AddCleanup(a, func(rs [2]*vmem.Region) {
-		_ = rs[0].Close()
-		_ = rs[1].Close()
-	}, [2]*vmem.Region{a.region, a.metaRegion})
+	if err := vmem.Retire(a, a.region, a.metaRegion); err != nil {
+		return a.errorf("close", err)
+	}
 	return nil
 }
 
-// leaks reports the blocks still allocated, if any. Callers hold a.mu.
+// leaks reports the blocks still allocated, if any. Callers hold a.mu and
+// a.lmu.
 func (a *Allocator) leaks() error {
-	blocks, bytes, cached := a.large.n, a.large.bytes, 0
+	blocks, bytes, cached := 0, 0, 0
+	if ls := a.large; ls != nil {
+		blocks, bytes = ls.spans.usedSpans, ls.spans.usedPages<<ls.shift
+	}
 	for c := 1; c < nClasses; c++ {
 		blocks += a.counts[c].blocks
 		bytes += a.counts[c].blocks * classSize[c]
@@ -557,6 +593,5 @@ func (a *Allocator) leaks() error {
 	if blocks == 0 {
 		return nil
 	}
-	return fmt.Errorf("arena: close %q: %d blocks (%d bytes) still allocated, %d of them held by caches: %w",
-		a.name, blocks, bytes, cached, ErrLeaked)
+	return a.errorf(fmt.Sprintf("close with %s (%d bytes) allocated, %d held by caches", count(blocks, "block"), bytes, cached), ErrLeaked)
 }

@@ -1,8 +1,10 @@
 package arena_test
 
 import (
+	"fmt"
 	"testing"
 
+	"github.com/offheap/offheap/arena"
 	"github.com/offheap/offheap/internal/workload/churn"
 )
 
@@ -41,5 +43,36 @@ func BenchmarkBurst(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkLarge allocates a large block, touches its pages and frees it:
+// a span carved from the allocator's reservation, whose pages go back to
+// the OS (madvise) at Free.
+func BenchmarkLarge(b *testing.B) {
+	for _, size := range []int{8 << 10, 64 << 10, 1 << 20} {
+		b.Run(fmt.Sprint(size>>10, "KiB"), func(b *testing.B) {
+			a, err := arena.New(nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				p, err := a.Alloc(size)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < len(p); i += 4096 {
+					p[i] = 1
+				}
+				if err := a.Free(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := a.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

@@ -48,7 +48,7 @@ func holds(b []byte, seed byte) bool {
 func TestBlockIndexExact(t *testing.T) {
 	for c := 1; c < nClasses; c++ {
 		size := classSize[c]
-		for off := 0; off < poolSize; off++ {
+		for off := 0; off < pageSize; off++ {
 			idx := blockIndex(uintptr(off), c)
 			aligned := idx*uintptr(size) == uintptr(off)
 			if aligned != (off%size == 0) || (off%size == 0 && int(idx) != off/size) {
@@ -125,7 +125,7 @@ func TestBadSizes(t *testing.T) {
 	}
 	_ = a.Free(b)
 	if after := snapshot(a); after == before {
-		return // the pool may be kept; only the counts must match
+		return // the page may be kept; only the counts must match
 	}
 	if _, err := New(&Options{Reserve: 100}); !errors.Is(err, ErrInvalidSize) {
 		t.Fatalf("New with a tiny reserve: %v", err)
@@ -138,7 +138,7 @@ func TestDoubleAndForeignFree(t *testing.T) {
 	other := newAlloc(t, nil)
 	c := a.NewCache()
 	defer c.Close()
-	keep, _ := a.Alloc(64)   // keeps the pool in use
+	keep, _ := a.Alloc(64)   // keeps the page in use
 	b, _ := a.Alloc(64)      // freed below
 	big, _ := a.Alloc(10000) // a large block
 	ob, _ := other.Alloc(64) // another allocator's block
@@ -167,7 +167,7 @@ func TestDoubleAndForeignFree(t *testing.T) {
 		{"other allocator", ob, ErrForeign},
 		{"inside a block", keep[16:], ErrForeign},
 		{"inside a block by one", keep[1:], ErrForeign},
-		{"never used page", a.block(uintptr(ArenaSize-poolSize), 16), ErrDoubleFree},
+		{"never used page", a.block(uintptr(ArenaSize-pageSize), 16), ErrDoubleFree},
 	}
 	for _, tc := range cases {
 		for _, how := range []string{"allocator", "cache"} {
@@ -200,6 +200,22 @@ func TestDoubleAndForeignFree(t *testing.T) {
 	}
 }
 
+// TestErrorText pins the shape of arena's errors: the package and the
+// allocator's name, the operation and the slice's address, the sentinel.
+func TestErrorText(t *testing.T) {
+	a := newAlloc(t, &Options{Name: "pinned"})
+	keep, _ := a.Alloc(64)
+	b, _ := a.Alloc(64)
+	if err := a.Free(b); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Free(b)
+	if want := fmt.Sprintf(`arena "pinned": free %#x: double free`, addrOf(b)); err == nil || err.Error() != want {
+		t.Fatalf("double free: %v, want %s", err, want)
+	}
+	_ = a.Free(keep)
+}
+
 func TestSliceReachingPastBlock(t *testing.T) {
 	a := newAlloc(t, nil)
 	b, _ := a.Alloc(64)
@@ -219,17 +235,17 @@ func TestSliceReachingPastBlock(t *testing.T) {
 	_ = a.Free(c)
 }
 
-func TestFreeReleasedPoolIsDoubleFree(t *testing.T) {
+func TestFreeReleasedPageIsDoubleFree(t *testing.T) {
 	a := newAlloc(t, &Options{KeepEmpty: -1, ReleaseBatch: 1})
 	b, _ := a.Alloc(32)
 	if err := a.Free(b); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Free(b); !errors.Is(err, ErrDoubleFree) {
-		t.Fatalf("free of a block in a released pool: %v", err)
+		t.Fatalf("free of a block in a released page: %v", err)
 	}
 	if err := a.NewCache().Free(b); !errors.Is(err, ErrDoubleFree) {
-		t.Fatalf("cache free of a block in a released pool: %v", err)
+		t.Fatalf("cache free of a block in a released page: %v", err)
 	}
 }
 
@@ -337,24 +353,35 @@ func contains(s, sub string) bool {
 	return false
 }
 
-func TestExhausted(t *testing.T) {
-	a := newAlloc(t, &Options{Reserve: ArenaSize})
+// allocAll allocates blocks of n bytes until Alloc fails, and returns them
+// and the error.
+func allocAll(a *Allocator, n int) ([][]byte, error) {
 	var live [][]byte
-	var err error
 	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
+		b, err := a.Alloc(n)
+		if err != nil {
+			return live, err
 		}
 		live = append(live, b)
 	}
-	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
-		t.Fatalf("after %d blocks: %v", len(live), err)
-	}
-	for _, b := range live {
+}
+
+// freeAll frees blocks; an error fails t.
+func freeAll(t *testing.T, a *Allocator, blocks [][]byte) {
+	t.Helper()
+	for _, b := range blocks {
 		if err := a.Free(b); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestExhausted(t *testing.T) {
+	a := newAlloc(t, &Options{Reserve: ArenaSize})
+	live, err := allocAll(a, 2048)
+	freeAll(t, a, live)
+	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
+		t.Fatalf("after %d blocks: %v", len(live), err)
 	}
 }
 
@@ -388,7 +415,7 @@ func TestRSSFalls(t *testing.T) {
 		}
 	}
 	s := a.Stats()
-	floor := (n/1000 + 1) * poolSize
+	floor := (n/1000 + 1) * pageSize
 	if s.Resident > floor+2<<20 {
 		t.Fatalf("resident after freeing all but 1 in 1000: %d MiB, floor %d MiB (%v)", s.Resident>>20, floor>>20, s)
 	}
@@ -397,14 +424,14 @@ func TestRSSFalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Only the spare arena stays, the one of the empty pool the class keeps,
+	// Only the spare arena stays, the one of the empty page the class keeps,
 	// and those holding blocks the per-P caches keep (up to one arena each)
 	// until Purge.
 	if s := a.Stats(); s.Resident > 2<<20 || s.Arenas > 2+s.Shared/64 {
 		t.Fatalf("resident after freeing all: %d KiB (%v)", s.Resident>>10, s)
 	}
 	a.Purge()
-	if s := a.Stats(); s.Resident != 0 || s.PoolsDirty != 0 || s.Purges != 1 {
+	if s := a.Stats(); s.Resident != 0 || s.PagesDirty != 0 || s.Purges != 1 {
 		t.Fatalf("after Purge: %v", s)
 	}
 }
@@ -648,13 +675,13 @@ func TestCheckedBuildPoisons(t *testing.T) {
 }
 
 // TestFreePastLastBlock frees an address aligned to the class size but past
-// the last whole block of its pool: not a block.
+// the last whole block of its page: not a block.
 func TestFreePastLastBlock(t *testing.T) {
 	a := newAlloc(t, nil)
 	b, _ := a.Alloc(48)
 	off := uintptr(addrOf(b) - uintptr(a.base))
-	pool := off &^ uintptr(poolSize-1)
-	tail := pool + uintptr(nBlocks[classOf(48)]*48)
+	page := off &^ uintptr(pageSize-1)
+	tail := page + uintptr(nBlocks[classOf(48)]*48)
 	before := snapshot(a)
 	for _, free := range []func([]byte) error{a.Free, a.NewCache().Free} {
 		if err := free(a.block(tail, 16)); !errors.Is(err, ErrForeign) {
@@ -669,7 +696,7 @@ func TestFreePastLastBlock(t *testing.T) {
 
 // TestSharedContention has 8 goroutines allocate and free blocks of one
 // class through the shared Allocator at once, moving blocks between the per-P
-// caches and the pools in every interleaving; each goroutine checks its
+// caches and the pages in every interleaving; each goroutine checks its
 // blocks stay its own.
 func TestSharedContention(t *testing.T) {
 	a := newAlloc(t, nil)
@@ -716,13 +743,14 @@ func TestSharedContention(t *testing.T) {
 		t.Fatalf("after the goroutines: %v", s)
 	}
 	a.Purge()
-	if s := a.Stats(); s.Shared != 0 || s.PoolsInUse != 0 {
+	if s := a.Stats(); s.Shared != 0 || s.PagesInUse != 0 {
 		t.Fatalf("after Purge: %v", s)
 	}
 }
 
 func TestOptionsRejected(t *testing.T) {
-	for _, o := range []Options{{Reserve: 100}, {Reserve: MaxReserve + ArenaSize}, {ReleaseBatch: -1}} {
+	for _, o := range []Options{{Reserve: 100}, {Reserve: MaxReserve + ArenaSize}, {ReleaseBatch: -1},
+		{LargeReserve: -1}, {LargeReserve: 100}, {LargeReserve: MaxLargeReserve + 1<<30}} {
 		if _, err := New(&o); !errors.Is(err, ErrInvalidSize) {
 			t.Errorf("New(%+v): %v", o, err)
 		}
@@ -731,7 +759,7 @@ func TestOptionsRejected(t *testing.T) {
 
 // TestCyclicDoesNotThrash checks that allocating and freeing the same
 // blocks over and over gives no pages back to the OS (and so takes none
-// again): empty pools are kept and dirty ones released only in batches.
+// again): empty pages are kept and dirty ones released only in batches.
 func TestCyclicDoesNotThrash(t *testing.T) {
 	a := newAlloc(t, nil)
 	c := a.NewCache()

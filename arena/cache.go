@@ -4,12 +4,6 @@
 
 package arena
 
-import (
-	"fmt"
-
-	"github.com/offheap/offheap/internal/check"
-)
-
 // Cache batch sizes: a refill takes cacheBatch blocks of a class; a class
 // stack that reaches cacheMax blocks gives cacheBatch back.
 const (
@@ -29,18 +23,10 @@ const (
 //
 // # Double frees
 //
-// Free checks, without the lock, that the slice starts at a block of a pool
-// in use (else ErrForeign) and that the block does not carry the free-block
-// tag that every block not held by a user carries, in a pool or any cache
-// (else ErrDoubleFree); the tag is 8 bytes derived from the
-// address and a random per-allocator key, which live data matches only by a
-// 2^-64 chance. So a double free through a Cache is reported at once, as
-// through the Allocator, unless the block was written to after it was freed
-// (a use after free destroying the tag). Reading the tag costs one memory
-// access to the freed block: a cache miss when that block is cold, the price
-// of finding double frees without the lock and without per-block metadata.
-// The allocator's bitmaps stay exact: blocks a Cache holds count as
-// allocated.
+// Free finds double and foreign frees as Allocator.Free does, without the
+// lock: by the block's state byte, out of band, so the block itself is
+// never read. The allocator's counts stay exact: blocks a Cache holds count
+// as allocated.
 //
 // Blocks a Cache holds count as allocated for the allocator's Close: call
 // Flush or Close first. Stats counts them as Cached as of each class's last
@@ -48,7 +34,7 @@ const (
 // the cache is in use.
 type Cache struct {
 	a      *Allocator
-	stacks [nClasses][]uintptr // offsets of the free (tagged) blocks held
+	stacks [nClasses][]uintptr // offsets of the free blocks held (state stCached)
 	pub    [nClasses]int       // len(stacks[k]) last told to the allocator
 	closed bool
 }
@@ -120,7 +106,7 @@ func (c *Cache) fill(k int, blocks []uintptr) int {
 
 func (c *Cache) allocSlow(n int) ([]byte, error) {
 	if c.closed {
-		return nil, fmt.Errorf("arena: cache alloc %d bytes: %w", n, ErrClosed)
+		return nil, c.a.sizeError("cache alloc", n, ErrClosed)
 	}
 	return c.a.Alloc(n)
 }
@@ -131,12 +117,12 @@ func (c *Cache) refill(k int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed.Load() {
-		return fmt.Errorf("arena: cache alloc from %q: %w", a.name, ErrClosed)
+		return a.sizeError("cache alloc", classSize[k], ErrClosed)
 	}
 	s := c.stacks[k][:cacheBatch] // empty, with room for cacheMax
 	got, err := a.takeBlocksOrReclaim(k, s)
 	if err != nil {
-		return fmt.Errorf("arena: cache alloc %d-byte block from %q: %w", classSize[k], a.name, err)
+		return a.sizeError("cache alloc", classSize[k], err)
 	}
 	c.stacks[k] = s[:got]
 	c.publish(k)
@@ -147,22 +133,29 @@ func (c *Cache) refill(k int) error {
 // and leave everything unchanged.
 func (c *Cache) Free(b []byte) error {
 	a := c.a
-	// After Close the normal build keeps the memory mapped (see Close), so
-	// freeing may read it and finds zeros; closed is checked once, below.
-	// The checked build unmaps it, so it checks first.
-	if c.closed || check.On && a.closed.Load() {
-		return fmt.Errorf("arena: cache free: %w", ErrClosed)
+	if c.closed {
+		return a.blockError("cache free", addrOf(b), ErrClosed)
 	}
-	off, inPools := a.offsetOf(b)
-	if !inPools {
+	off, inPages := a.offsetOf(b)
+	if !inPages {
 		return a.Free(b)
 	}
-	k := a.freeing(off, cap(b))
-	if k == 0 {
-		return a.freeErr(off, cap(b))
-	}
-	if a.closed.Load() { // Close came first, or raced this call and released what freeing read
-		return fmt.Errorf("arena: cache free: %w", ErrClosed)
+	var k int
+	if perP {
+		// Without the lock. After a successful Close the normal build keeps
+		// the memory mapped, released (see Close): the metadata reads as
+		// zero, the claim fails and freeErr says ErrClosed.
+		if k = a.freeing(off, cap(b)); k == 0 {
+			return a.freeErr("cache free", off, cap(b))
+		}
+	} else { // every state change under the lock (see pcache.go)
+		a.mu.Lock()
+		var err error
+		k, err = a.claimLocked(off, cap(b))
+		a.mu.Unlock()
+		if err != nil {
+			return a.blockError("cache free", addrOf(b), err)
+		}
 	}
 	if c.push(k, off) {
 		c.drain(k, cacheBatch)
@@ -205,7 +198,7 @@ func (c *Cache) Flush() {
 // Close flushes the cache; later calls on it return ErrClosed.
 func (c *Cache) Close() error {
 	if c.closed {
-		return fmt.Errorf("arena: close cache: %w", ErrClosed)
+		return c.a.errorf("close cache", ErrClosed)
 	}
 	c.Flush()
 	c.closed = true

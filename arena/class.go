@@ -1,16 +1,15 @@
-// Size classes: the block sizes the arena serves from pools, and the constant
+// Size classes: the block sizes the arena serves from pages, and the constant
 // arithmetic that maps a request to its class and an offset to its block.
 
 package arena
 
 // Class sizes: 16-byte steps up to 512 bytes, then a few larger classes whose
 // sizes are multiples of 64 (so blocks of 64-byte multiples are 64-byte
-// aligned). Requests above MaxSmall get a mapping of their own.
+// aligned). Requests above MaxSmall are spans of whole pages (large.go).
 const (
-	minBlock = 16         // smallest block; also the size of the free-block tag
 	smallMax = 512        // the last class of the 16-byte steps
-	MaxSmall = 2048       // largest request served from a pool; larger ones are mapped alone
-	nClasses = 1 + 32 + 4 // class 0 means "no class" (a pool not in use)
+	MaxSmall = 2048       // largest request served from a page; larger ones are spans of whole pages
+	nClasses = 1 + 32 + 4 // class 0 means "no class" (a page not in use)
 
 	// classSlots sizes the per-class tables: a power of two, so a class
 	// masked with classSlots-1 indexes them with no bounds check.
@@ -26,7 +25,7 @@ var classSize = [classSlots]int{0,
 
 // divMul[c] turns a division by classSize[c] into a multiply and a shift, as
 // the Go runtime does for span offsets: (off*divMul)>>32 == off/size for every
-// offset inside a pool (checked exhaustively by a test).
+// offset inside a page (checked exhaustively by a test).
 var divMul [classSlots]uint32
 
 func init() {
@@ -52,7 +51,7 @@ func classOf(n int) int {
 	return 36
 }
 
-// blockIndex returns off/classSize[c] for an offset inside a pool.
+// blockIndex returns off/classSize[c] for an offset inside a page.
 func blockIndex(off uintptr, c int) uintptr {
 	return uintptr((uint64(off) * uint64(divMul[c])) >> 32)
 }

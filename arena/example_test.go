@@ -36,6 +36,6 @@ func Example() {
 	// Output:
 	// hello 1000
 	// true
-	// arena: close "": 1 blocks (64 bytes) still allocated, 0 of them held by caches: arena: blocks still allocated
+	// arena: close with 1 block (64 bytes) allocated, 0 held by caches: blocks still allocated
 	// <nil>
 }

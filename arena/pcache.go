@@ -1,9 +1,11 @@
 // Per-P caches: the shared Allocator's fast path. Alloc and Free pin the
 // goroutine to its P and pop or push that P's cache (a Cache of its own) with
 // plain loads and stores; only a cache found empty or full takes the lock,
-// to move a batch. The race detector cannot see the ownership a pin gives,
-// and the checked build checks every free under the lock, so both take the
-// lock for every call instead.
+// to move a batch. The race detector cannot see the ownership a pin gives
+// (nor the soundness of a byte store beside a compare-and-swap of its word,
+// see stateWord), and the checked build checks every free under the lock,
+// so both take the lock for every call instead, and change state bytes only
+// under it.
 
 package arena
 
@@ -34,7 +36,7 @@ func (a *Allocator) readyCache(pid int) bool {
 }
 
 // stash puts blocks of class k in the current P's cache, and gives back to
-// the pools what does not fit.
+// the pages what does not fit.
 func (a *Allocator) stash(k int, blocks []uintptr) {
 	put := 0
 	pid := proc.Pin()
@@ -47,7 +49,7 @@ func (a *Allocator) stash(k int, blocks []uintptr) {
 	a.giveBack(k, blocks[put:])
 }
 
-// giveBack returns blocks of class k to their pools.
+// giveBack returns blocks of class k to their pages.
 func (a *Allocator) giveBack(k int, blocks []uintptr) {
 	if len(blocks) == 0 {
 		return
@@ -57,32 +59,16 @@ func (a *Allocator) giveBack(k int, blocks []uintptr) {
 	a.mu.Unlock()
 }
 
-// freeBlocks returns blocks of class k to their pools. Callers hold a.mu.
+// freeBlocks returns blocks of class k to their pages. Callers hold a.mu.
 func (a *Allocator) freeBlocks(k int, blocks []uintptr) {
 	for _, off := range blocks {
 		a.freeBlock(off, k)
 	}
 }
 
-// takeBlocks allocates up to len(dst) blocks of class k from the pools into
-// dst and returns how many; it fails only if it got none. Callers hold a.mu.
-func (a *Allocator) takeBlocks(k int, dst []uintptr) (int, error) {
-	for i := range dst {
-		off, err := a.allocBlock(k)
-		if err != nil {
-			if i > 0 {
-				return i, nil
-			}
-			return 0, err
-		}
-		dst[i] = off
-	}
-	return len(dst), nil
-}
-
 // takeBlocksOrReclaim is takeBlocks, but when the reservation is full it
-// first takes back what the per-P caches and the kept empty pools hold
-// (free blocks that keep pools in use) and tries once more, for one block.
+// first takes back what the per-P caches and the kept empty pages hold
+// (free blocks that keep pages in use) and tries once more, for one block.
 // Callers hold a.mu.
 func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
 	got, err := a.takeBlocks(k, dst)
@@ -93,8 +79,8 @@ func (a *Allocator) takeBlocksOrReclaim(k int, dst []uintptr) (int, error) {
 	return a.takeBlocks(k, dst[:1])
 }
 
-// reclaim gives back to the pools the free blocks that keep pools in use:
-// those the per-P caches hold, and the empty pools each class keeps.
+// reclaim gives back to the pages the free blocks that keep pages in use:
+// those the per-P caches hold, and the empty pages each class keeps.
 // Callers hold a.mu.
 func (a *Allocator) reclaim() {
 	a.sweepCaches()
@@ -106,7 +92,7 @@ func (a *Allocator) reclaim() {
 
 // sweepCaches stops the fast paths from using the per-P caches (until
 // a.paused is cleared), waits for those in flight to end, and gives every
-// block the caches hold back to the pools. Callers hold a.mu.
+// block the caches hold back to the pages. Callers hold a.mu.
 func (a *Allocator) sweepCaches() {
 	a.paused.Store(true)
 	if !perP {

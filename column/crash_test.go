@@ -26,6 +26,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdEnv); dir != "" {
+		if err := holdChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "hold child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		seed, _ := strconv.ParseUint(os.Getenv(crashSeedEnv), 10, 64)
 		if err := crashChild(dir, seed); err != nil {

@@ -32,8 +32,9 @@ const windowRows = 4096
 //   - committed <= rows; the header's last slot counts committed rows, and
 //     they are durable.
 //
-// A Fixed is not safe for concurrent use when one goroutine appends; reads
-// from many goroutines at once are fine.
+// A Fixed is not safe for concurrent use when one goroutine appends, syncs or
+// closes it; reads from many goroutines at once are fine. Close unmaps the
+// file, so a read racing it may fault, as a use of freed memory would.
 type Fixed[T mapped.Number] struct {
 	win       []T // the claimed rows, a view of the file
 	rows      int
@@ -54,10 +55,16 @@ func OpenFixed[T mapped.Number](path string, opts *Options) (*Fixed[T], error) {
 	if err != nil {
 		return nil, err
 	}
+	if h.fresh {
+		if err := h.create(); err != nil {
+			h.discard()
+			return nil, err
+		}
+	}
 	c := &Fixed[T]{h: h, size: size, rows: int(h.last.rows), committed: int(h.last.rows)}
 	if err := c.dropUncommitted(); err != nil {
-		_ = h.m.Close()
-		return nil, err
+		h.discard()
+		return nil, fail("open", path, "", err)
 	}
 	return c, nil
 }
@@ -65,7 +72,7 @@ func OpenFixed[T mapped.Number](path string, opts *Options) (*Fixed[T], error) {
 // dropUncommitted cuts the file back to the committed rows.
 func (c *Fixed[T]) dropUncommitted() error {
 	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/c.size {
-		return fmt.Errorf("column: open %q: header counts %d rows, file holds %d bytes: %w", c.h.name, c.rows, c.h.m.Len(), ErrCorrupt)
+		return fmt.Errorf("header counts %d rows, file holds %d bytes: %w", c.rows, c.h.m.Len(), ErrCorrupt)
 	}
 	return c.claim(c.rows)
 }
@@ -74,7 +81,7 @@ func (c *Fixed[T]) dropUncommitted() error {
 // append offset to match. On error nothing changes.
 func (c *Fixed[T]) claim(n int) error {
 	if err := c.h.m.Jump(HeaderSize + n*c.size); err != nil {
-		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+		return fail("append to", c.h.name, "", err)
 	}
 	c.win = mapped.Slice[T](c.h.m, HeaderSize, n)
 	return nil
@@ -132,7 +139,7 @@ func (c *Fixed[T]) Sync() error {
 	}
 	from, to := HeaderSize+c.committed*c.size, HeaderSize+c.rows*c.size
 	if err := c.h.m.SyncRange(from, to-from); err != nil {
-		return fmt.Errorf("column: sync %q: %w", c.h.name, err)
+		return fail("sync", c.h.name, "", err)
 	}
 	if err := c.h.commit(c.rows, 0); err != nil {
 		return err

@@ -4,6 +4,7 @@
 package column
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,8 +29,9 @@ const DataSuffix = ".data"
 //   - committed <= rows; the header's last slot counts committed rows and
 //     the data length they end at, and both files are durable up to them.
 //
-// A Var is not safe for concurrent use when one goroutine appends; reads
-// from many goroutines at once are fine.
+// A Var is not safe for concurrent use when one goroutine appends, syncs or
+// closes it; reads from many goroutines at once are fine. Close unmaps the
+// files, so a read racing it may fault, as a use of freed memory would.
 type Var struct {
 	h         *headerFile
 	data      *mapped.Memory
@@ -40,44 +42,115 @@ type Var struct {
 
 // OpenVar opens the variable column at path (and path+DataSuffix), creating
 // it if it does not exist. A reopened column has the rows of its last commit;
-// rows appended after it are dropped.
+// rows appended after it are dropped. A data file holding bytes whose index
+// file is missing, empty or zeroed is ErrCorrupt, as is an index with commits
+// whose data file is missing; both files are then left as they were.
 func OpenVar(path string, opts *Options) (*Var, error) {
-	// The data file first: creating the index then syncs the directory,
-	// making both names durable before anything is committed.
-	_, statErr := os.Stat(path + DataSuffix)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	data, err := mapped.OpenFile(path+DataSuffix, opts.mapped(path+DataSuffix))
-	if err != nil {
-		return nil, fmt.Errorf("column: open %q: %w", path, err)
+	dataPath := path + DataSuffix
+	if n, _ := fileLen(dataPath); n > 0 && !exists(path) { // checked first so as not to create the index
+		return nil, fail("open", path, fmt.Sprintf("no index file for the %d bytes of %s", n, dataPath), ErrCorrupt)
 	}
 	h, err := openHeader(path, header{kind: kindVar, size: 8}, opts)
 	if err != nil {
-		_ = data.Close()
-		if created { // a failed open leaves no file behind
-			_ = os.Remove(path + DataSuffix)
-		}
+		return nil, err
+	}
+	// The index file's writer lock keeps every other open of this column out.
+	data, dataNew, err := openData(h, dataPath, opts)
+	if err != nil {
+		h.discard()
 		return nil, err
 	}
 	c := &Var{h: h, data: data, rows: int(h.last.rows), committed: int(h.last.rows), dataSync: int(h.last.data)}
-	if err := c.dropUncommitted(); err != nil {
-		_ = h.m.Close()
+	if h.fresh { // after the data file exists: create syncs the directory, making both names durable
+		err = h.create()
+	}
+	if err == nil {
+		err = c.dropUncommitted()
+	}
+	if err != nil {
+		if dataNew && h.fresh {
+			_ = os.Remove(dataPath)
+		}
 		_ = data.Close()
+		h.discard()
 		return nil, err
 	}
 	return c, nil
 }
 
-// dropUncommitted cuts both files back to the committed rows.
+// openData opens the data file of the variable column whose index file is
+// h, creating it if h is fresh: a fresh index needs a missing or empty data
+// file, an index with commits an existing one. created reports whether this
+// open created the file.
+func openData(h *headerFile, path string, opts *Options) (m *mapped.Memory, created bool, err error) {
+	n, ok := fileLen(path)
+	switch {
+	case h.fresh && n > 0:
+		return nil, false, fail("open", h.name, fmt.Sprintf("index without a commit for the %d bytes of %s", n, path), ErrCorrupt)
+	case !h.fresh && !ok:
+		return nil, false, fail("open", h.name, fmt.Sprintf("commit %d counts %d data bytes, but %s is missing", h.last.seq, h.last.data, path), ErrCorrupt)
+	}
+	if m, err = mapped.OpenFile(path, opts.mapped()); err != nil {
+		return nil, false, fail("open", path, "", err)
+	}
+	return m, !ok, nil
+}
+
+// fileLen returns the length of the file at path and whether it exists. An
+// error other than "does not exist" counts as existing, and a directory,
+// FIFO or device as empty: why such a file is no data file shows when it is
+// opened.
+func fileLen(path string) (int64, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, !errors.Is(err, fs.ErrNotExist)
+	}
+	if !st.Mode().IsRegular() {
+		return 0, true
+	}
+	return st.Size(), true
+}
+
+// dropUncommitted checks the committed rows and cuts both files back to them.
 func (c *Var) dropUncommitted() error {
 	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/8 || c.dataSync < 0 || c.dataSync > c.data.Len() {
-		return fmt.Errorf("column: open %q: header counts %d rows of %d data bytes, files hold %d and %d bytes: %w",
-			c.h.name, c.rows, c.dataSync, c.h.m.Len(), c.data.Len(), ErrCorrupt)
+		return fail("open", c.h.name, fmt.Sprintf("header counts %d rows of %d data bytes, files hold %d and %d bytes",
+			c.rows, c.dataSync, c.h.m.Len(), c.data.Len()), ErrCorrupt)
+	}
+	if err := c.verify(); err != nil {
+		return fail("open", c.h.name, "", err)
 	}
 	if err := c.h.m.Jump(HeaderSize + 8*c.rows); err != nil {
-		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+		return fail("open", c.h.name, "", err)
 	}
 	if err := c.data.Jump(c.dataSync); err != nil {
-		return fmt.Errorf("column: open %q: %w", c.h.name, err)
+		return fail("open", c.data.Name(), "", err)
+	}
+	return nil
+}
+
+// verify checks that the committed rows are laid out as appends lay them
+// out: row 0 at offset 0, each value (an int32 length, -1 for null, then its
+// bytes) ending where the next row's begins, and the last ending at the
+// committed data length. So no read of a row can leave the data file: an
+// index or data file damaged so that one would is ErrCorrupt at open, never
+// a panic at a read. It reads every row's offset and length once.
+func (c *Var) verify() error {
+	offs := mapped.Slice[int64](c.h.m, HeaderSize, c.rows)
+	data := c.data.Bytes(0, c.dataSync)
+	end := 0
+	for i, off := range offs {
+		if off != int64(end) || end > len(data)-4 {
+			return fmt.Errorf("row %d at data offset %d, want %d of %d committed: %w", i, off, end, len(data), ErrCorrupt)
+		}
+		n := int(int32(binary.NativeEndian.Uint32(data[end:])))
+		if n < -1 || n > len(data)-end-4 {
+			return fmt.Errorf("row %d at data offset %d has length %d, %d committed: %w", i, end, n, len(data), ErrCorrupt)
+		}
+		end += 4 + max(n, 0)
+	}
+	if end != len(data) {
+		return fmt.Errorf("%d rows end at data offset %d, the header commits %d: %w", c.rows, end, len(data), ErrCorrupt)
 	}
 	return nil
 }
@@ -110,11 +183,11 @@ func (c *Var) AppendNull() error {
 // err is nil), undoing that append if the index cannot grow.
 func (c *Var) index(off int, err error) error {
 	if err != nil {
-		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+		return fail("append to", c.h.name, "", err)
 	}
 	if err := c.h.m.AppendInt64(int64(off)); err != nil {
 		_ = c.data.Jump(off) // moving back never fails on writable memory
-		return fmt.Errorf("column: append to %q: %w", c.h.name, err)
+		return fail("append to", c.h.name, "", err)
 	}
 	c.rows++
 	return nil
@@ -165,7 +238,7 @@ func (c *Var) Close() error {
 	}
 	err := c.h.close(c.Sync())
 	if derr := c.data.Close(); derr != nil {
-		err = joinErr(err, fmt.Errorf("column: close %q: %w", c.data.Name(), derr))
+		err = joinErr(err, fail("close", c.data.Name(), "", derr))
 	}
 	return err
 }

@@ -23,6 +23,20 @@ import (
 const diskFullEnv = "OFFHEAP_MAPPED_DISKFULL_CHILD"
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(churnEnv); path != "" {
+		if err := churnChild(path); err != nil {
+			fmt.Println("FAIL:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if path := os.Getenv(crashEnv); path != "" {
+		if err := crashChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	if path := os.Getenv(diskFullEnv); path != "" {
 		if err := diskFullChild(path); err != nil {
 			fmt.Println("FAIL:", err)

@@ -5,58 +5,70 @@ package mapped
 import (
 	"fmt"
 	"os"
+	"syscall"
 
+	"github.com/offheap/offheap/internal/errs"
 	"github.com/offheap/offheap/vmem"
 )
 
-// OpenFile maps the file at path, creating it if it does not exist (unless
-// opts.ReadOnly). The written prefix is the file's whole contents, so a file
-// closed by Close reads back exactly what was written; appends continue at
-// its end. A file whose writer did not Close (a crash) runs past what was
-// written by up to one growth step of zero bytes, and they are part of the
-// written prefix; formats on top record their own length (as column does). A
-// read-only Memory rejects every write with ErrReadOnly (Put* panic) and sees
-// what other writers append once Refresh is called.
+// OpenFile maps the regular file at path, creating it if it does not exist
+// (unless opts.ReadOnly). The written prefix is the file's whole contents, so
+// a file closed by Close reads back exactly what was written; appends
+// continue at its end.
+//
+// A file whose writer did not Close (a crash) runs past what was written
+// with zero bytes, up to the end of the last growth step, and they are part
+// of the written prefix; formats on top record their own length (as column
+// does). Bytes a Jump back dropped are zero too, never the old data (a
+// crash inside a Jump, before it returns, may leave part of what it was
+// dropping).
+//
+// A file can have one writable Memory at a time: opening it for writing
+// again, in this process or another, is vmem.ErrInUse until the first is
+// closed. A read-only Memory coexists with the writer: it rejects every write
+// with ErrReadOnly (Put* panic), sees what the writer appends once Refresh is
+// called, and never faults, whatever the writer does, since the writer never
+// cuts the file below what a reader maps (see vmem.MapFile). Opening a
+// directory, FIFO or device is vmem.ErrNotRegular; the open never blocks.
 func OpenFile(path string, opts *Options) (*Memory, error) {
 	o, err := optionsOf(opts)
 	if err != nil {
 		return nil, err
 	}
-	if o.Name == "" {
-		o.Name = path
-	}
 	flag := os.O_RDWR | os.O_CREATE
 	if o.ReadOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, 0o644) // O_NONBLOCK: a FIFO must not block the open
 	if err != nil {
-		return nil, fmt.Errorf("mapped: open %q: %w", o.Name, err)
+		return nil, errs.New(head(o.Name, "open", path, ""), "", err)
 	}
 	m, err := mapFile(f, o)
 	if err != nil {
 		_ = f.Close()
-		return nil, err
+		return nil, errs.New(head(o.Name, "open", path, ""), "", err)
 	}
 	return m, nil
 }
 
+// mapFile maps the open file f; the Memory owns f from here.
 func mapFile(f *os.File, o Options) (*Memory, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("mapped: open %q: %w", o.Name, err)
-	}
-	size := int(st.Size())
 	r, err := vmem.MapFile(f, o.Reserve, &vmem.Options{Name: o.Name, ReadOnly: o.ReadOnly})
 	if err != nil {
-		return nil, fmt.Errorf("mapped: open %q: %w", o.Name, err)
+		return nil, err
 	}
-	m := &Memory{region: r, file: f, extend: o.ExtendSize, ro: o.ReadOnly, name: o.Name, len: size, hwm: size}
+	size := r.FileLen()
+	if size > o.Reserve {
+		_ = r.Close()
+		return nil, fmt.Errorf("%d bytes into %d reserved: %w", size, o.Reserve, vmem.ErrExhausted)
+	}
+	m := &Memory{region: r, file: f, extend: o.ExtendSize, limit: o.Reserve, ro: o.ReadOnly,
+		name: o.Name, path: f.Name(), len: size, avail: -1}
 	m.base = regionBase(r)
 	if m.ro {
 		m.wshort = readOnlyShort
 	} else {
-		m.avail = r.Len()
+		m.avail = min(r.Len(), m.limit)
 	}
 	m.watch()
 	m.checkInvariants()
@@ -66,29 +78,24 @@ func mapFile(f *os.File, o Options) (*Memory, error) {
 // Refresh makes a read-only Memory see the file as it is now: its written
 // prefix becomes the file's current length, so what a writer appended since
 // can be read. Views handed out earlier stay valid. A writer's file runs past
-// its append offset by up to one growth step of zero bytes until it is
-// closed, so a format on top of Memory should record its own committed length
-// (as package column does). On writable memory Refresh does nothing.
+// its append offset with zero bytes until it is closed, so a format on top of
+// Memory should record its own committed length (as package column does). On
+// writable memory Refresh does nothing.
 func (m *Memory) Refresh() error {
 	if m.region == nil {
-		return fmt.Errorf("mapped: refresh %q: %w", m.name, ErrClosed)
+		return m.fail("refresh", "", "", ErrClosed)
 	}
 	if !m.ro {
 		return nil
 	}
-	st, err := m.file.Stat()
-	if err != nil {
-		return fmt.Errorf("mapped: refresh %q: %w", m.name, err)
+	if err := m.region.Refresh(); err != nil {
+		return m.fail("refresh", "", "", err)
 	}
-	size := int(st.Size())
-	if size <= m.len {
-		return nil
+	if n := m.region.FileLen(); n > m.limit {
+		return m.fail("refresh", "", fmt.Sprintf("%d bytes into %d reserved", n, m.limit), vmem.ErrExhausted)
 	}
-	if err := m.region.Grow(size); err != nil {
-		return fmt.Errorf("mapped: refresh %q to %d bytes: %w", m.name, size, err)
-	}
+	m.len = max(m.len, m.region.FileLen())
 	m.base = regionBase(m.region)
-	m.len = size
 	m.checkInvariants()
 	return nil
 }

@@ -19,24 +19,26 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/errs"
 	"github.com/offheap/offheap/vmem"
 )
 
 // Errors returned by mapped, wrapped with context; test for them with
-// errors.Is. A failed growth wraps the vmem error that caused it
-// (vmem.ErrExhausted when the reservation is full, an errno such as ENOSPC
-// when the disk is).
+// errors.Is. A failed growth or open wraps the vmem error that caused it
+// (vmem.ErrExhausted when the reservation is full, vmem.ErrInUse when
+// another writer has the file open, an errno such as ENOSPC when the disk is
+// full).
 var (
-	ErrClosed   = errors.New("mapped: memory closed")           // use after Close
-	ErrReadOnly = errors.New("mapped: memory is read-only")     // a write to a read-only file mapping
-	ErrOffset   = errors.New("mapped: offset out of range")     // a negative Jump or Skip target
-	ErrOptions  = errors.New("mapped: invalid options")         // a negative size, a read-only anonymous memory
-	ErrTooLong  = errors.New("mapped: value longer than 2 GiB") // a string or binary value whose length does not fit an int32
+	ErrClosed   = errors.New("memory closed")           // use after Close
+	ErrReadOnly = errors.New("memory is read-only")     // a write to a read-only file mapping
+	ErrOffset   = errors.New("offset out of range")     // a negative Jump or Skip target
+	ErrOptions  = errors.New("invalid options")         // a negative size, a read-only anonymous memory
+	ErrTooLong  = errors.New("value longer than 2 GiB") // a string or binary value whose length does not fit an int32
 )
 
 // Defaults for the zero Options.
 const (
-	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold
+	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold (a process's 128 TiB hold about 2,000 such)
 	DefaultExtendSize = 1 << 20  // growth step of a Memory
 )
 
@@ -44,16 +46,19 @@ const (
 type Options struct {
 	// Name labels errors and anonymous mappings in /proc/PID/maps.
 	Name string
-	// Reserve is the most bytes the memory may ever hold: a Memory reserves
-	// that much address space up front (it costs no memory). 0 means
-	// DefaultReserve.
+	// Reserve is the most bytes the memory may ever hold, exactly: a
+	// Memory reserves that much address space up front (rounded up to a
+	// page; it costs no memory). 0 means DefaultReserve.
 	Reserve int
 	// ExtendSize is how much a Memory grows at a time, rounded up to a
-	// page; 0 means DefaultExtendSize. A file grows by this step too, and
-	// on Linux its new pages are prefaulted in one call
-	// (MADV_POPULATE_WRITE) rather than faulted one by one on first write.
+	// page (and at most Reserve); 0 means DefaultExtendSize. A file grows
+	// by this step too, and on Linux its new pages are prefaulted in one
+	// call (MADV_POPULATE_WRITE) rather than faulted one by one on first
+	// write.
 	ExtendSize int
-	// ReadOnly opens a file for reading only (OpenFile only).
+	// ReadOnly opens a file for reading only (OpenFile only). Its pages are
+	// mapped read-only: a view of it (Bytes, Bin, Slice) must not be
+	// written through, or the store faults.
 	ReadOnly bool
 }
 
@@ -63,7 +68,8 @@ func optionsOf(opts *Options) (Options, error) {
 		o = *opts
 	}
 	if o.Reserve < 0 || o.ExtendSize < 0 {
-		return o, fmt.Errorf("mapped: options for %q: negative size: %w", o.Name, ErrOptions)
+		return o, errs.New(head(o.Name, "check options", "", ""),
+			fmt.Sprintf("reserve %d, extend size %d", o.Reserve, o.ExtendSize), ErrOptions)
 	}
 	if o.Reserve == 0 {
 		o.Reserve = DefaultReserve
@@ -71,7 +77,7 @@ func optionsOf(opts *Options) (Options, error) {
 	if o.ExtendSize == 0 {
 		o.ExtendSize = DefaultExtendSize
 	}
-	o.ExtendSize = vmem.RoundUp(o.ExtendSize)
+	o.ExtendSize = vmem.RoundUp(min(o.ExtendSize, o.Reserve))
 	return o, nil
 }
 
@@ -98,34 +104,56 @@ func optionsOf(opts *Options) (Options, error) {
 //
 //   - base is nil until the region first has ready bytes, then its fixed
 //     base address until Close, then nil again.
-//   - 0 <= len <= avail <= ready; avail == ready unless read-only or closed (0).
+//   - 0 <= len <= avail <= limit, avail <= ready; avail == min(ready, limit)
+//     when writable; avail == -1 when read-only or closed, so that every
+//     append, even of zero bytes, takes the slow path and fails there.
 //   - wshort is 0 when writable and readOnlyShort when read-only or closed,
 //     so puts, which must lie in [0, len-wshort), all fail on such memory.
 //   - bytes in [len, max(hwm, len)) may be stale; bytes past that are zero.
+//     A file's memory has no stale bytes (hwm == 0): a Jump back zeroes what
+//     it drops, so a crash never brings dropped bytes back as written ones.
 //
 // # Files
 //
 // OpenFile maps a file: the written prefix is the file's contents; Close
-// truncates the file to Len() (the growth steps are fallocated ahead); Sync is
+// truncates the file to Len() (the growth steps are allocated ahead); Sync is
 // msync. A read-only Memory sees the file as it was at open and Refresh maps
-// what writers have appended since.
+// what writers have appended since. One writer at a time: a second writable
+// OpenFile of a file, in this process or another, is vmem.ErrInUse, while
+// read-only ones coexist with the writer, which never cuts the file below
+// what they map (vmem.MapFile has the lock protocol).
 //
 // # Concurrency
 //
 // A Memory is not safe for concurrent use when one of the goroutines writes,
-// grows or refreshes it; like a slice, it may be read from many goroutines
-// at once.
+// grows, refreshes or closes it; like a slice, it may be read from many
+// goroutines at once. Close unmaps the memory, so a read or a view that races
+// it (a data race, which the race detector reports) may fault like a use of
+// freed memory: a program that closes memory others read must first make
+// them stop.
 type Memory struct {
 	base   pointer // fixed start of the region; nil after Close
 	len    int     // append offset: the length of the written prefix
 	wshort int     // 0, or readOnlyShort when read-only or closed
-	avail  int     // end of the ready prefix appends may use; 0 when read-only or closed
+	avail  int     // end of the ready prefix appends may use; -1 when read-only or closed
 	hwm    int     // bytes in [len, hwm) may hold stale data from before a Jump back
 	extend int     // growth step, a page multiple
+	limit  int     // Options.Reserve: the most bytes the memory may hold
+	zeroed int     // a file's bytes up to here were zeroed by a Jump back since the last Sync
 	region *vmem.Region
 	file   *os.File // nil for anonymous memory
 	ro     bool
-	name   string
+	name   string // Options.Name
+	path   string // the file's path, "" for anonymous memory
+}
+
+// head is the start of an error about op with argument arg on the memory
+// named name backed by the file at path (each may be "").
+func head(name, op, path, arg string) string { return errs.Head("mapped", name, op, path, arg) }
+
+// fail wraps err, with a detail when not "", in an error about op on m.
+func (m *Memory) fail(op, arg, detail string, err error) error {
+	return errs.New(head(m.name, op, m.path, arg), detail, err)
 }
 
 // New returns empty anonymous memory.
@@ -135,13 +163,13 @@ func New(opts *Options) (*Memory, error) {
 		return nil, err
 	}
 	if o.ReadOnly {
-		return nil, fmt.Errorf("mapped: new %q: read-only anonymous memory: %w", o.Name, ErrOptions)
+		return nil, errs.New(head(o.Name, "new", "", ""), "read-only anonymous memory", ErrOptions)
 	}
 	r, err := vmem.Reserve(o.Reserve, &vmem.Options{Name: o.Name})
 	if err != nil {
-		return nil, fmt.Errorf("mapped: new %q: %w", o.Name, err)
+		return nil, errs.New(head(o.Name, "new", "", ""), "", err)
 	}
-	m := &Memory{region: r, extend: o.ExtendSize, name: o.Name}
+	m := &Memory{region: r, extend: o.ExtendSize, limit: o.Reserve, name: o.Name}
 	m.watch()
 	return m, nil
 }
@@ -150,7 +178,12 @@ func New(opts *Options) (*Memory, error) {
 func (m *Memory) Len() int { return m.len }
 
 // Name returns the name the memory was created with (a file's path by default).
-func (m *Memory) Name() string { return m.name }
+func (m *Memory) Name() string {
+	if m.name == "" {
+		return m.path
+	}
+	return m.name
+}
 
 // ReadOnly reports whether the memory is a read-only file mapping.
 func (m *Memory) ReadOnly() bool { return m.ro }
@@ -293,7 +326,7 @@ func addSlow[T Number](m *Memory, v T) error {
 // appendSizedSlow appends a length and bytes after growing the memory.
 func appendSizedSlow[S ~string | ~[]byte](m *Memory, s S) error {
 	if len(s) > math.MaxInt32 {
-		return fmt.Errorf("mapped: append %d bytes to %q: %w", len(s), m.name, ErrTooLong)
+		return m.fail("append", fmt.Sprintf("%d bytes", len(s)), "", ErrTooLong)
 	}
 	if err := m.grow(4 + len(s)); err != nil {
 		return err
@@ -333,13 +366,15 @@ func (e RangeError) RuntimeError() {}
 
 // Jump moves the append offset to off, growing the memory if needed. Bytes
 // between the old and the new offset read as zero after a forward jump. On
+// a file, a jump back zeroes the bytes it drops (QuestDB's truncate), so they
+// never come back as written data after a crash; Sync makes that durable. On
 // error nothing changes.
 func (m *Memory) Jump(off int) error {
-	if err := m.writable("jump"); err != nil {
-		return err
+	if err := m.writable(); err != nil {
+		return m.fail("jump", fmt.Sprintf("to %d", off), "", err)
 	}
 	if off < 0 {
-		return fmt.Errorf("mapped: jump %q to %d: %w", m.name, off, ErrOffset)
+		return m.fail("jump", fmt.Sprintf("to %d", off), "", ErrOffset)
 	}
 	if off > m.avail {
 		if err := m.grow(off - m.len); err != nil {
@@ -347,10 +382,7 @@ func (m *Memory) Jump(off int) error {
 		}
 	}
 	if off < m.len {
-		m.hwm = max(m.hwm, m.len)
-		if check.On {
-			m.clearRange(off, m.len-off, true)
-		}
+		m.drop(off)
 	} else if end := min(off, m.hwm); end > m.len {
 		m.clearRange(m.len, end-m.len, false)
 	}
@@ -359,11 +391,26 @@ func (m *Memory) Jump(off int) error {
 	return nil
 }
 
+// drop gives up the written bytes from off to len: a file's are zeroed at
+// once (and flushed by the next Sync); anonymous memory's become stale, and
+// poisoned in the checked build.
+func (m *Memory) drop(off int) {
+	if m.file != nil {
+		m.clearRange(off, m.len-off, false)
+		m.zeroed = max(m.zeroed, m.len)
+		return
+	}
+	m.hwm = max(m.hwm, m.len)
+	if check.On {
+		m.clearRange(off, m.len-off, true)
+	}
+}
+
 // Skip moves the append offset n bytes forward (or back, for negative n),
 // growing the memory if needed; it is Jump(Len()+n).
 func (m *Memory) Skip(n int) error {
 	if n > math.MaxInt-m.len {
-		return fmt.Errorf("mapped: skip %q by %d: %w", m.name, n, ErrOffset)
+		return m.fail("skip", fmt.Sprintf("by %d from %d", n, m.len), "", ErrOffset)
 	}
 	return m.Jump(m.len + n)
 }
@@ -372,23 +419,24 @@ func (m *Memory) Skip(n int) error {
 // extended to a multiple of the extend step (or to exactly the reservation, at
 // its end). On error nothing changes.
 func (m *Memory) grow(n int) error {
-	if err := m.writable("grow"); err != nil {
-		return err
+	if err := m.writable(); err != nil {
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), "", err)
 	}
-	limit := m.region.Cap()
-	if n < 0 || n > limit-m.len {
-		return fmt.Errorf("mapped: grow %q by %d bytes past %d of %d: %w", m.name, n, m.len, limit, vmem.ErrExhausted)
+	if n < 0 || n > m.limit-m.len {
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), fmt.Sprintf("%d of %d written", m.len, m.limit), vmem.ErrExhausted)
 	}
 	end := m.len + n
-	target := end
-	if steps := (end + m.extend - 1) / m.extend; steps <= limit/m.extend {
-		target = steps * m.extend
+	target := m.limit // the next multiple of the step, or the limit
+	if r := end % m.extend; r == 0 {
+		target = end
+	} else if m.extend-r <= m.limit-end {
+		target = end + m.extend - r
 	}
 	if err := m.region.Grow(target); err != nil {
-		return fmt.Errorf("mapped: grow %q to %d bytes: %w", m.name, target, err)
+		return m.fail("grow", fmt.Sprintf("by %d bytes", n), "", err)
 	}
 	old := m.avail
-	m.avail = m.region.Len()
+	m.avail = min(m.region.Len(), m.limit)
 	m.base = regionBase(m.region)
 	if m.file != nil {
 		populate(bytesAt(at(m.base, old), m.avail-old))
@@ -397,54 +445,76 @@ func (m *Memory) grow(n int) error {
 	return nil
 }
 
-// writable reports why m cannot be written to, if it cannot.
-func (m *Memory) writable(op string) error {
+// writable reports why m cannot be written to, if it cannot: ErrClosed or
+// ErrReadOnly, for the caller to wrap.
+func (m *Memory) writable() error {
 	if m.region == nil {
-		return fmt.Errorf("mapped: %s %q: %w", op, m.name, ErrClosed)
+		return ErrClosed
 	}
 	if m.ro {
-		return fmt.Errorf("mapped: %s %q: %w", op, m.name, ErrReadOnly)
+		return ErrReadOnly
 	}
 	return nil
 }
 
-// Sync flushes the written prefix of a file-backed memory to its file and
-// waits for the write (msync). It does nothing for anonymous memory.
-func (m *Memory) Sync() error { return m.SyncRange(0, m.len) }
+// Sync flushes the written prefix of a file-backed memory to its file (and
+// the bytes after it that a Jump back zeroed) and waits for the write
+// (msync). It does nothing for anonymous memory.
+func (m *Memory) Sync() error {
+	err := ErrClosed
+	if m.region != nil {
+		err = m.region.Sync(0, max(m.len, m.zeroed))
+	}
+	if err != nil {
+		return m.fail("sync", "", "", err)
+	}
+	m.zeroed = 0
+	return nil
+}
 
 // SyncRange flushes the written bytes [off, off+n) to the file (widened to
 // whole pages) and waits for the write. It does nothing for anonymous memory.
 func (m *Memory) SyncRange(off, n int) error {
-	if m.region == nil {
-		return fmt.Errorf("mapped: sync %q: %w", m.name, ErrClosed)
+	err := ErrClosed
+	if m.region != nil {
+		err = m.syncRange(off, n)
 	}
-	if off < 0 || n < 0 || off > m.len-n {
-		return fmt.Errorf("mapped: sync %q [%d, +%d) of %d written: %w", m.name, off, n, m.len, ErrOffset)
-	}
-	if err := m.region.Sync(off, n); err != nil {
-		return fmt.Errorf("mapped: sync %q: %w", m.name, err)
+	if err != nil {
+		return m.fail("sync", fmt.Sprintf("[%d, +%d)", off, n), "", err)
 	}
 	return nil
 }
 
+// syncRange is SyncRange on open memory, its error not yet wrapped.
+func (m *Memory) syncRange(off, n int) error {
+	if off < 0 || n < 0 || off > m.len-n {
+		return fmt.Errorf("%d written: %w", m.len, ErrOffset)
+	}
+	return m.region.Sync(off, n)
+}
+
 // Close unmaps the memory; a writable file is then truncated to Len() and
 // closed. Every view handed out becomes invalid; later reads and puts panic as
-// out of range and every other method returns ErrClosed.
+// out of range and every other method returns ErrClosed. A writable file that
+// a read-only Memory (in this process or another) maps past Len() keeps its
+// length instead, its bytes past Len() zero, as after a crash.
 func (m *Memory) Close() error {
 	if m.region == nil {
-		return fmt.Errorf("mapped: close %q: %w", m.name, ErrClosed)
+		return m.fail("close", "", "", ErrClosed)
 	}
 	r, n := m.region, m.len
-	m.base, m.len, m.wshort, m.avail, m.hwm, m.region = nil, 0, readOnlyShort, 0, 0, nil
-	err := r.Close()
+	m.base, m.len, m.wshort, m.avail, m.hwm, m.region = nil, 0, readOnlyShort, -1, 0, nil
+	var err error
+	if m.file != nil && !m.ro {
+		err = r.CloseTruncate(n)
+	} else {
+		err = r.Close()
+	}
 	if m.file != nil {
-		if !m.ro {
-			err = errors.Join(err, m.file.Truncate(int64(n)))
-		}
 		err = errors.Join(err, m.file.Close())
 	}
 	if err != nil {
-		return fmt.Errorf("mapped: close %q: %w", m.name, err)
+		return m.fail("close", "", "", err)
 	}
 	return nil
 }
@@ -454,11 +524,13 @@ func (m *Memory) checkInvariants() {
 	if !check.On || m.region == nil {
 		return
 	}
-	check.Invariant(m.base == regionBase(m.region), "mapped %q: base moved", m.name)
-	check.Invariant(0 <= m.len && m.len <= max(m.avail, m.region.Len()) && m.avail <= m.region.Len(),
-		"mapped %q: len %d avail %d ready %d", m.name, m.len, m.avail, m.region.Len())
-	check.Invariant(m.wshort == 0 && !m.ro || m.wshort == readOnlyShort && m.ro, "mapped %q: wshort %d read-only %v", m.name, m.wshort, m.ro)
-	check.Invariant(m.avail%vmem.PageSize() == 0, "mapped %q: avail %d not a page multiple", m.name, m.avail)
+	ready := m.region.Len()
+	check.Invariant(m.base == regionBase(m.region), "mapped %q: base moved", m.Name())
+	check.Invariant(0 <= m.len && m.len <= m.limit && m.len <= ready, "mapped %q: len %d limit %d ready %d", m.Name(), m.len, m.limit, ready)
+	check.Invariant(m.ro && m.avail == -1 || !m.ro && m.len <= m.avail && m.avail == min(ready, m.limit),
+		"mapped %q: len %d avail %d ready %d limit %d read-only %v", m.Name(), m.len, m.avail, ready, m.limit, m.ro)
+	check.Invariant(m.wshort == 0 && !m.ro || m.wshort == readOnlyShort && m.ro, "mapped %q: wshort %d read-only %v", m.Name(), m.wshort, m.ro)
+	check.Invariant(m.file == nil || m.hwm == 0, "mapped %q: a file with stale bytes up to %d", m.Name(), m.hwm)
 }
 
 // watch arranges, in the checked build, for a Memory that is garbage

@@ -148,14 +148,14 @@ func (m *Memory) Bin(off int) []byte {
 
 // AppendStr appends s as an int32 length and its bytes.
 func (m *Memory) AppendStr(s string) error {
-	if m.len > m.avail-4-len(s) {
-		return appendSizedSlow(m, s)
+	if len(s) <= math.MaxInt32 && m.len <= m.avail-4-len(s) {
+		p := unsafe.Add(m.base, m.len)
+		*(*int32)(p) = int32(len(s))
+		copy(bytesAt(unsafe.Add(p, 4), len(s)), s)
+		m.len += 4 + len(s)
+		return nil
 	}
-	p := unsafe.Add(m.base, m.len)
-	*(*int32)(p) = int32(len(s))
-	copy(bytesAt(unsafe.Add(p, 4), len(s)), s)
-	m.len += 4 + len(s)
-	return nil
+	return appendSizedSlow(m, s)
 }
 
 // AppendBin appends b as an int32 length and its bytes; a nil b is null.
@@ -163,14 +163,14 @@ func (m *Memory) AppendBin(b []byte) error {
 	if b == nil {
 		return m.AppendNull()
 	}
-	if m.len > m.avail-4-len(b) {
-		return appendSizedSlow(m, b)
+	if len(b) <= math.MaxInt32 && m.len <= m.avail-4-len(b) {
+		p := unsafe.Add(m.base, m.len)
+		*(*int32)(p) = int32(len(b))
+		copy(bytesAt(unsafe.Add(p, 4), len(b)), b)
+		m.len += 4 + len(b)
+		return nil
 	}
-	p := unsafe.Add(m.base, m.len)
-	*(*int32)(p) = int32(len(b))
-	copy(bytesAt(unsafe.Add(p, 4), len(b)), b)
-	m.len += 4 + len(b)
-	return nil
+	return appendSizedSlow(m, b)
 }
 
 // putSized writes an int32 length and the bytes of s at off.

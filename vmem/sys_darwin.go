@@ -20,7 +20,9 @@ func adviseHuge(unsafe.Pointer, int) error { return errors.ErrUnsupported }
 
 func nameRange(unsafe.Pointer, int, string) error { return errors.ErrUnsupported }
 
-func allocateFile(f *os.File, _, n int64) error { return f.Truncate(n) }
+// allocateFile extends f from size to n bytes by writing zeros, so its
+// blocks are allocated now (see writeZeros).
+func allocateFile(f *os.File, size, n int64) error { return writeZeros(f, size, n) }
 
 func resident(unsafe.Pointer, int) (int, error) { return 0, errors.ErrUnsupported }
 

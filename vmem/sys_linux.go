@@ -33,12 +33,25 @@ func nameRange(p unsafe.Pointer, n int, name string) error {
 		uintptr(p), uintptr(n), unsafe.Pointer(s))
 }
 
-// allocateFile grows f from size to n with fallocate, or ftruncate where the
-// file system does not support it.
+// fallocate allocates [off, off+n) of f; a variable so tests can take the
+// path of a file system without fallocate.
+var fallocate = func(f *os.File, off, n int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, off, n)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// allocateFile extends f from size to n bytes with fallocate, or by writing
+// zeros where the file system does not support it (ext2, vfat, some NFS and
+// FUSE mounts): never by ftruncate alone, whose sparse file turns a full disk
+// into SIGBUS at a later store.
 func allocateFile(f *os.File, size, n int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, size, n-size)
+	err := fallocate(f, size, n-size)
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
-		return f.Truncate(n)
+		return writeZeros(f, size, n)
 	}
 	return err
 }

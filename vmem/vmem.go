@@ -11,6 +11,7 @@ package vmem
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -19,17 +20,20 @@ import (
 	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/errs"
 )
 
 // Errors returned by vmem, wrapped with context; test for them with errors.Is.
 // Failures of the operating system wrap the syscall.Errno it returned.
 var (
-	ErrInvalidSize = errors.New("vmem: invalid size")          // zero or negative sizes, ranges outside the ready prefix
-	ErrUnaligned   = errors.New("vmem: not page aligned")      // an offset or length that must be a page multiple is not
-	ErrExhausted   = errors.New("vmem: reservation exhausted") // growth past the reserved size
-	ErrClosed      = errors.New("vmem: region closed")         // use after Close
-	ErrReadOnly    = errors.New("vmem: region is read-only")   // a write-only operation on a read-only file region
-	ErrShortFile   = errors.New("vmem: file too short")        // a read-only region asked to map past the end of its file
+	ErrInvalidSize = errors.New("invalid size")                  // zero or negative sizes, ranges outside the ready prefix
+	ErrUnaligned   = errors.New("not page aligned")              // an offset or length that must be a page multiple is not
+	ErrExhausted   = errors.New("reservation exhausted")         // growth past the reserved size
+	ErrClosed      = errors.New("region closed")                 // use after Close
+	ErrReadOnly    = errors.New("region is read-only")           // a write-only operation on a read-only file region
+	ErrShortFile   = errors.New("file too short")                // a read-only region asked to map past the end of its file
+	ErrInUse       = errors.New("file in use by another writer") // a second writable region of one file (or a second region of one *os.File)
+	ErrNotRegular  = errors.New("not a regular file")            // MapFile of a directory, FIFO, device or socket
 )
 
 // Prot is the access allowed to a range of a Region.
@@ -50,7 +54,7 @@ type Options struct {
 	// HugePages advises the kernel to back the region with transparent huge pages.
 	HugePages bool
 	// ReadOnly maps a file for reading only (MapFile only). Such a region sees
-	// what a writer appends when Grow is called with the file's new length.
+	// what a writer appends once Refresh is called.
 	ReadOnly bool
 }
 
@@ -75,6 +79,9 @@ type Options struct {
 //   - pages in [ready, size) are reserved; pages in [0, ready) are ready or released.
 //   - for a writable file region, the file is at least ready bytes long, so no
 //     ready page lies past end of file (which would raise SIGBUS).
+//   - for a read-only file region, ready == RoundUp(shared) and the region
+//     holds the reader lock on shared bytes, so no writer cuts the file
+//     below them (see MapFile).
 //
 // All methods are safe for concurrent use. Growth does not block readers of
 // the ready prefix; it only serializes with other state changes.
@@ -84,33 +91,63 @@ type Region struct {
 	size     int            // bytes reserved
 	ready    atomic.Int64   // bytes of the prefix that are mapped for use
 	file     *os.File       // backing file, or nil for anonymous memory
+	fileLen  int            // the file's length at MapFile or the last Refresh
+	shared   int            // read-only: bytes of the file the reader lock covers
 	readOnly bool
 	closed   bool
-	name     string
+	name     string // Options.Name
+	path     string // the file's path, "" for anonymous memory
 }
 
 var pageSize = os.Getpagesize()
 
+// maxRound is the largest page multiple an int holds.
+var maxRound = math.MaxInt &^ (pageSize - 1)
+
 // PageSize returns the operating system's page size in bytes.
 func PageSize() int { return pageSize }
 
-// RoundUp rounds n up to a multiple of the page size.
-func RoundUp(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }
+// RoundUp rounds n up to a multiple of the page size. An n past the largest
+// page multiple an int holds gives that multiple rather than overflowing.
+func RoundUp(n int) int {
+	if n > maxRound {
+		return maxRound
+	}
+	return (n + pageSize - 1) &^ (pageSize - 1)
+}
+
+// head is the start of an error about op with argument arg on the region
+// named name backed by the file at path (each may be "").
+func head(name, op, path, arg string) string { return errs.Head("vmem", name, op, path, arg) }
+
+// fail wraps err, with a detail when not "", in an error about op on r.
+func (r *Region) fail(op, arg, detail string, err error) error {
+	return errs.New(head(r.name, op, r.path, arg), detail, err)
+}
 
 // Reserve reserves size bytes of address space (rounded up to a page) that
 // cost no memory until Grow makes them ready.
 func Reserve(size int, opts *Options) (*Region, error) {
 	o := optionsOf(opts)
-	if size <= 0 {
-		return nil, fmt.Errorf("vmem: reserve %d bytes for %q: %w", size, o.Name, ErrInvalidSize)
+	r, err := reserveRegion(size, o)
+	if err != nil {
+		return nil, errs.New(head(o.Name, "reserve", "", fmt.Sprintf("%d bytes", size)), "", err)
 	}
-	if o.ReadOnly {
-		return nil, fmt.Errorf("vmem: reserve %q: ReadOnly applies to files only: %w", o.Name, ErrReadOnly)
+	return r, nil
+}
+
+// reserveRegion is Reserve, its error not yet wrapped.
+func reserveRegion(size int, o Options) (*Region, error) {
+	switch {
+	case size <= 0:
+		return nil, ErrInvalidSize
+	case o.ReadOnly:
+		return nil, fmt.Errorf("ReadOnly applies to files only: %w", ErrReadOnly)
 	}
 	size = RoundUp(size)
 	base, err := reserve(size)
 	if err != nil {
-		return nil, fmt.Errorf("vmem: reserve %d bytes for %q: %w", size, o.Name, err)
+		return nil, err
 	}
 	r := &Region{base: base, size: size, name: o.Name}
 	r.adviseAll(o)
@@ -141,8 +178,14 @@ func (r *Region) Len() int { return int(r.ready.Load()) }
 // Cap returns the number of bytes reserved: the most Grow can make ready.
 func (r *Region) Cap() int { return r.size }
 
-// Name returns the name the region was created with.
-func (r *Region) Name() string { return r.name }
+// Name returns the name the region was created with; for a file region
+// created without one, the file's path.
+func (r *Region) Name() string {
+	if r.name == "" {
+		return r.path
+	}
+	return r.name
+}
 
 // Bytes returns a view of the ready prefix. It stays valid, at the same
 // address, until Close; growth does not move it.
@@ -155,47 +198,47 @@ func (r *Region) Bytes() []byte { return view(r.base, r.Len()) }
 func (r *Region) Grow(n int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usable("grow"); err != nil {
-		return err
+	if err := r.growTo(n); err != nil {
+		return r.fail("grow", fmt.Sprintf("to %d bytes", n), "", err)
 	}
-	if n < 0 {
-		return fmt.Errorf("vmem: grow %q to %d: %w", r.name, n, ErrInvalidSize)
+	return nil
+}
+
+// growTo checks n and makes the first n bytes ready; callers hold r.mu.
+func (r *Region) growTo(n int) error {
+	switch {
+	case r.closed:
+		return ErrClosed
+	case n < 0:
+		return ErrInvalidSize
+	case n > r.size:
+		return fmt.Errorf("%d reserved: %w", r.size, ErrExhausted)
 	}
-	if n > r.size {
-		return fmt.Errorf("vmem: grow %q to %d of %d reserved: %w", r.name, n, r.size, ErrExhausted)
-	}
+	return r.grow(n)
+}
+
+// grow makes the first n bytes, n <= size, ready; callers hold r.mu. On
+// error nothing changes, the file's length included.
+func (r *Region) grow(n int) error {
 	n = RoundUp(n)
 	old := r.Len()
 	if n <= old {
 		return nil
 	}
-	if err := r.makeReady(old, n); err != nil {
-		return fmt.Errorf("vmem: grow %q from %d to %d: %w", r.name, old, n, err)
+	var err error
+	switch {
+	case r.file == nil:
+		err = protect(unsafe.Add(r.base, old), n-old, ProtReadWrite)
+	case r.readOnly:
+		return r.follow(n, n-pageSize+1) // sets ready
+	default:
+		err = r.extend(old, n)
+	}
+	if err != nil {
+		return err
 	}
 	r.ready.Store(int64(n))
 	return nil
-}
-
-// makeReady maps [old, n) for use; both are page multiples.
-func (r *Region) makeReady(old, n int) error {
-	at := unsafe.Add(r.base, old)
-	if r.file == nil {
-		return protect(at, n-old, ProtReadWrite)
-	}
-	if r.readOnly {
-		st, err := r.file.Stat()
-		if err != nil {
-			return err
-		}
-		if RoundUp(int(st.Size())) < n {
-			return fmt.Errorf("%d bytes in file: %w", st.Size(), ErrShortFile)
-		}
-		return mapFile(r.file, old, at, n-old, ProtRead)
-	}
-	if err := extendFile(r.file, n); err != nil {
-		return err
-	}
-	return mapFile(r.file, old, at, n-old, ProtReadWrite)
 }
 
 // Release hands the pages of [off, off+n) back to the operating system, keeping
@@ -213,11 +256,11 @@ func (r *Region) Release(off, n int) error {
 	}
 	at := unsafe.Add(r.base, off)
 	if err := dontNeed(at, n); err != nil {
-		return fmt.Errorf("vmem: release %q [%d, %d): %w", r.name, off, off+n, err)
+		return r.fail("release", span(off, n), "", err)
 	}
 	if check.On {
 		if err := protect(at, n, ProtNone); err != nil {
-			return fmt.Errorf("vmem: release %q [%d, %d): protect: %w", r.name, off, off+n, err)
+			return r.fail("release", span(off, n), "protect", err)
 		}
 	}
 	return nil
@@ -236,7 +279,7 @@ func (r *Region) Reuse(off, n int) error {
 		return nil
 	}
 	if err := protect(unsafe.Add(r.base, off), n, r.prot()); err != nil {
-		return fmt.Errorf("vmem: reuse %q [%d, %d): %w", r.name, off, off+n, err)
+		return r.fail("reuse", span(off, n), "", err)
 	}
 	return nil
 }
@@ -250,16 +293,16 @@ func (r *Region) Protect(off, n int, p Prot) error {
 		return err
 	}
 	if p < ProtNone || p > ProtReadWrite {
-		return fmt.Errorf("vmem: protect %q: access mode %d: %w", r.name, p, ErrInvalidSize)
+		return r.fail("protect", span(off, n), fmt.Sprintf("access mode %d", p), ErrInvalidSize)
 	}
 	if r.readOnly && p == ProtReadWrite {
-		return fmt.Errorf("vmem: protect %q read-write: %w", r.name, ErrReadOnly)
+		return r.fail("protect", span(off, n), "read-write", ErrReadOnly)
 	}
 	if n == 0 {
 		return nil
 	}
 	if err := protect(unsafe.Add(r.base, off), n, p); err != nil {
-		return fmt.Errorf("vmem: protect %q [%d, %d): %w", r.name, off, off+n, err)
+		return r.fail("protect", span(off, n), "", err)
 	}
 	return nil
 }
@@ -268,29 +311,47 @@ func (r *Region) Protect(off, n int, p Prot) error {
 func (r *Region) Resident() (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usable("count resident pages"); err != nil {
+	if err := r.usable("count resident pages", ""); err != nil {
 		return 0, err
 	}
 	n, err := resident(r.base, r.Len())
 	if err != nil {
-		return 0, fmt.Errorf("vmem: count resident pages of %q: %w", r.name, err)
+		return 0, r.fail("count resident pages", "", "", err)
 	}
 	return n, nil
 }
 
 // Close unmaps the whole reservation. Every view of the region becomes invalid;
-// every later call returns ErrClosed. A file region does not close its file.
-func (r *Region) Close() error {
+// every later call returns ErrClosed. A file region gives up its lock on the
+// file (see MapFile) but does not close the file.
+func (r *Region) Close() error { return r.close(-1) }
+
+// close unmaps the reservation and, for a writable file region, cuts the
+// file to cut bytes if cut >= 0 and no reader maps past it; it then drops
+// the region's file locks.
+func (r *Region) close(cut int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.usable("close"); err != nil {
+	if err := r.usable("close", ""); err != nil {
 		return err
 	}
 	if err := unmap(r.base, r.size); err != nil {
-		return fmt.Errorf("vmem: close %q: %w", r.name, err)
+		return r.fail("close", "", "", err)
 	}
 	r.closed = true
 	r.ready.Store(0)
+	if r.file == nil {
+		return nil
+	}
+	var err error
+	if cut >= 0 && !r.readOnly {
+		err = r.cut(int64(cut))
+	}
+	unlockAll(r.file)
+	mappedFiles.Delete(r.file)
+	if err != nil {
+		return r.fail("close", "", fmt.Sprintf("cut to %d bytes", cut), err)
+	}
 	return nil
 }
 
@@ -333,23 +394,35 @@ func (r *Region) prot() Prot {
 }
 
 // usable reports ErrClosed for a closed region. Callers hold r.mu.
-func (r *Region) usable(op string) error {
+func (r *Region) usable(op, arg string) error {
 	if r.closed {
-		return fmt.Errorf("vmem: %s %q: %w", op, r.name, ErrClosed)
+		return r.fail(op, arg, "", ErrClosed)
 	}
 	return nil
 }
 
-// inReady validates a page-aligned range inside the ready prefix. Callers hold r.mu.
+// span is the argument of an operation on the n bytes at off.
+func span(off, n int) string { return fmt.Sprintf("[%d, +%d)", off, n) }
+
+// inReady validates a page-aligned range inside the ready prefix for op.
+// Callers hold r.mu.
 func (r *Region) inReady(op string, off, n int) error {
-	if err := r.usable(op); err != nil {
-		return err
+	if err := r.checkRange(off, n, true); err != nil {
+		return r.fail(op, span(off, n), "", err)
 	}
-	if off < 0 || n < 0 || off > r.Len()-n {
-		return fmt.Errorf("vmem: %s %q [%d, +%d) of %d ready: %w", op, r.name, off, n, r.Len(), ErrInvalidSize)
-	}
-	if off%pageSize != 0 || n%pageSize != 0 {
-		return fmt.Errorf("vmem: %s %q [%d, +%d): %w", op, r.name, off, n, ErrUnaligned)
+	return nil
+}
+
+// checkRange reports why [off, off+n) is not a range of the ready prefix (of
+// whole pages, if aligned) of an open region. Callers hold r.mu.
+func (r *Region) checkRange(off, n int, aligned bool) error {
+	switch {
+	case r.closed:
+		return ErrClosed
+	case off < 0 || n < 0 || off > r.Len()-n:
+		return fmt.Errorf("%d ready: %w", r.Len(), ErrInvalidSize)
+	case aligned && (off%pageSize != 0 || n%pageSize != 0):
+		return ErrUnaligned
 	}
 	return nil
 }

@@ -173,7 +173,7 @@ func TestFailedFileGrowLeavesRegionUsable(t *testing.T) {
 	}
 	fill(r.Bytes(), 7)
 	want := bytes.Clone(r.Bytes())
-	restore := injected(t, &extendFile, func(*os.File, int) error { return syscall.ENOSPC })
+	restore := injected(t, &extendFile, func(*os.File, int64, int64) error { return syscall.ENOSPC })
 	if err := r.Grow(4 * PageSize()); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("injected ENOSPC: got %v", err)
 	}
@@ -356,9 +356,11 @@ func TestFileRegionGrowsAndPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
 	if !bytes.Equal(r2.Bytes(), want) {
 		t.Fatal("reopened file region lost data")
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := MapFile(f, PageSize(), nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("reserve smaller than the file: %v", err)

@@ -1,8 +1,9 @@
 package arena
 
-// Audit stress tests for the per-P cache protocol (pcache.go). They run in
-// every build; the per-P path is only active without -race and without
-// -tags offheapcheck.
+// Stress tests of the per-P cache protocol (pcache.go): the fast paths under
+// sweeps (Purge, Close, a full reservation), GOMAXPROCS moves and Close
+// races. They run in every build; the per-P path is only active without
+// -race and without -tags offheapcheck.
 
 import (
 	"errors"
@@ -14,25 +15,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/internal/proc"
 )
 
-// auditTime and auditRounds size the audit tests to about a second each;
+// stressTime and stressRounds size the stress tests to about a second each;
 // the race detector's build (which takes the lock for every call) does less.
-var auditTime, auditRounds = time.Second, 5000
+var stressTime, stressRounds = time.Second, 5000
 
 func init() {
 	if proc.Race {
-		auditTime, auditRounds = 300*time.Millisecond, 500
+		stressTime, stressRounds = 300*time.Millisecond, 500
 	}
 }
 
-// auditWorker allocates and frees blocks of random small sizes, each filled
+// checkingWorker allocates and frees blocks of random small sizes, each filled
 // with a seed of its own and checked before the free (see heldBlocks), so a
 // block handed to two owners is seen. It returns when stop is closed, after
 // freeing everything it holds.
-func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
+func checkingWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 	h := newHeldBlocks(g, 7)
 	defer func() {
 		for _, x := range h.live {
@@ -71,12 +71,16 @@ func auditWorker(a *Allocator, g int, stop <-chan struct{}, maxLive int) error {
 	}
 }
 
-// TestAuditStressPurgeProcs runs many goroutines through the fast paths
-// while another goroutine purges, fails to close, and changes GOMAXPROCS
-// (including above maxProcs). Afterwards Stats must show nothing in use and
-// Close must succeed.
-func TestAuditStressPurgeProcs(t *testing.T) {
+// TestFastPathsUnderPurgeCloseAndProcs runs many goroutines through the fast
+// paths while another goroutine purges, fails to close, and changes
+// GOMAXPROCS (including above maxProcs). Afterwards Stats must show nothing
+// in use and Close must succeed.
+func TestFastPathsUnderPurgeCloseAndProcs(t *testing.T) {
 	a, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentinel, err := a.Alloc(100) // so Close cannot succeed before the workers hold blocks
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +94,13 @@ func TestAuditStressPurgeProcs(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := auditWorker(a, g, stop, 40); err != nil {
+			if err := checkingWorker(a, g, stop, 40); err != nil {
 				errs <- err
 			}
 		}()
 	}
 	procs := []int{1, 2, 3, 8, 1, 255, 256, 257, 300, 2, 64, 1}
-	deadline := time.Now().Add(auditTime)
+	deadline := time.Now().Add(stressTime)
 	for i := 0; time.Now().Before(deadline); i++ {
 		switch i % 4 {
 		case 0:
@@ -121,6 +125,9 @@ func TestAuditStressPurgeProcs(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	if err := a.Free(sentinel); err != nil {
+		t.Fatal(err)
+	}
 	if s := a.Stats(); s.InUseBlocks != 0 || s.InUse != 0 {
 		t.Errorf("after all frees: %v", s)
 	}
@@ -129,13 +136,13 @@ func TestAuditStressPurgeProcs(t *testing.T) {
 	}
 }
 
-// TestAuditCloseRace: goroutines alloc and free single blocks until an
+// TestCloseRacingAllocFree: goroutines alloc and free single blocks until an
 // Alloc fails; the main goroutine closes until Close succeeds. Every Alloc
 // after a successful Close must fail with ErrClosed, every Free of a block
 // that was handed out must succeed (Close cannot succeed while it is held),
 // and nothing may crash.
-func TestAuditCloseRace(t *testing.T) {
-	for round := range auditRounds / 100 {
+func TestCloseRacingAllocFree(t *testing.T) {
+	for round := range stressRounds / 100 {
 		a, err := New(&Options{Reserve: 8 << 20})
 		if err != nil {
 			t.Fatal(err)
@@ -197,10 +204,10 @@ func TestAuditCloseRace(t *testing.T) {
 	}
 }
 
-// TestAuditStatsQuiescent: after goroutines on several Ps allocate and free
+// TestStatsExactAtRest: after goroutines on several Ps allocate and free
 // with GOMAXPROCS moving, with a known number of blocks left held, Stats
 // reports exactly that many in use.
-func TestAuditStatsQuiescent(t *testing.T) {
+func TestStatsExactAtRest(t *testing.T) {
 	a := newAlloc(t, nil)
 	before := runtime.GOMAXPROCS(0)
 	defer runtime.GOMAXPROCS(before)
@@ -263,12 +270,12 @@ func TestAuditStatsQuiescent(t *testing.T) {
 	}
 }
 
-// TestAuditExhaustedWhileCachesHoldFree: the reservation bounds the bytes of
-// small blocks live at once (Options.Reserve; TestExhausted). Free blocks a
-// per-P cache holds are not live, yet Alloc reports ErrExhausted while they
-// keep pools in use: it never sweeps the caches before giving up.
-func TestAuditExhaustedWhileCachesHoldFree(t *testing.T) {
-	// KeepEmpty -1: no empty pool is kept, so only caches can hold pools.
+// TestExhaustedSweepsCaches: the reservation bounds the bytes of small blocks
+// live at once (Options.Reserve; TestExhausted). Free blocks a per-P cache
+// holds are not live, so an Alloc that finds the reservation full must take
+// them back (and the pages they keep in use) before it reports ErrExhausted.
+func TestExhaustedSweepsCaches(t *testing.T) {
+	// KeepEmpty -1: no empty page is kept, so only caches can hold pages.
 	a := newAlloc(t, &Options{Reserve: ArenaSize, KeepEmpty: -1})
 	// One 1024-byte block, freed at once: nothing of that class is live.
 	b, err := a.Alloc(1024)
@@ -278,30 +285,19 @@ func TestAuditExhaustedWhileCachesHoldFree(t *testing.T) {
 	if err := a.Free(b); err != nil {
 		t.Fatal(err)
 	}
-	var live [][]byte
-	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
-		}
-		live = append(live, b)
-	}
+	live, err := allocAll(a, 2048)
 	s := a.Stats()
-	for _, b := range live {
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	freeAll(t, a, live)
 	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
 		t.Fatalf("Alloc(2048) failed after %d blocks (want %d), with %d bytes of other classes live: %v\nstats at failure: %v",
 			len(live), ArenaSize/2048, s.InUse-len(live)*2048, err, s)
 	}
 }
 
-// TestAuditMixedChaos mixes shared Alloc/Free, Realloc, user Caches handing
-// blocks across goroutines, Purge, failed Close, runtime.GC and GOMAXPROCS
+// TestMixedCallsUnderSweeps mixes shared Alloc/Free, Realloc, user Caches
+// handing blocks across goroutines, Purge, failed Close, runtime.GC and GOMAXPROCS
 // changes from several goroutines at once.
-func TestAuditMixedChaos(t *testing.T) {
+func TestMixedCallsUnderSweeps(t *testing.T) {
 	a, err := New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -461,7 +457,7 @@ func TestAuditMixedChaos(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(auditTime)
+	time.Sleep(stressTime)
 	close(stop)
 	wg.Wait()
 	cwg.Wait()
@@ -482,7 +478,7 @@ func TestAuditMixedChaos(t *testing.T) {
 		return
 	}
 	// Cached is not checked: closed Caches can leave a stale count (see
-	// TestAuditCacheFlushStaleCount).
+	// TestCacheFlushClearsCount).
 	if s := a.Stats(); s.InUseBlocks != 0 {
 		t.Errorf("after all frees: %v", s)
 	}
@@ -491,10 +487,10 @@ func TestAuditMixedChaos(t *testing.T) {
 	}
 }
 
-// TestAuditExhaustedWithBlocksStrandedOnGoneP: free blocks of the very class
-// requested sit in the cache of a P that GOMAXPROCS removed; no fast path
-// reaches them again, and Alloc reports ErrExhausted rather than sweep them.
-func TestAuditExhaustedWithBlocksStrandedOnGoneP(t *testing.T) {
+// TestExhaustedSweepsRemovedPs: free blocks of the very class requested sit
+// in the cache of a P that GOMAXPROCS removed, where no fast path reaches
+// them; an Alloc that finds the reservation full must sweep them back.
+func TestExhaustedSweepsRemovedPs(t *testing.T) {
 	if !perP {
 		t.Skip("no per-P caches in this build")
 	}
@@ -517,20 +513,8 @@ func TestAuditExhaustedWithBlocksStrandedOnGoneP(t *testing.T) {
 	}
 	runtime.GOMAXPROCS(1) // P 1 and its cache are gone until GOMAXPROCS rises
 	stranded := held(1)
-	var live [][]byte
-	var err error
-	for {
-		var b []byte
-		if b, err = a.Alloc(2048); err != nil {
-			break
-		}
-		live = append(live, b)
-	}
-	for _, b := range live {
-		if err := a.Free(b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	live, err := allocAll(a, 2048)
+	freeAll(t, a, live)
 	if !errors.Is(err, ErrExhausted) || len(live) != ArenaSize/2048 {
 		t.Fatalf("Alloc(2048) failed after %d blocks (want %d) while P 1's cache held %d free 2048-byte blocks: %v",
 			len(live), ArenaSize/2048, stranded, err)
@@ -554,12 +538,12 @@ func freedBlock(t *testing.T) (*Allocator, []byte) {
 	return a, b
 }
 
-// TestAuditStaleFreeRacingClose: a Free of a block already freed (a double
+// TestStaleFreeRacingClose: a Free of a block already freed (a double
 // free) racing a Close that succeeds must return ErrDoubleFree or ErrClosed,
-// never crash. (It crashed when Free's error path read the pool's metadata
+// never crash. (It crashed when Free's error path read the page's metadata
 // without the lock just after a Close had unmapped it.)
-func TestAuditStaleFreeRacingClose(t *testing.T) {
-	for round := range auditRounds {
+func TestStaleFreeRacingClose(t *testing.T) {
+	for round := range stressRounds {
 		a, b := freedBlock(t)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -589,12 +573,11 @@ func TestAuditStaleFreeRacingClose(t *testing.T) {
 	}
 }
 
-// TestAuditCacheFlushStaleCount: a Cache that refilled a class and then
-// handed out every block of it has an empty stack but has told the
-// allocator it holds a batch (pub). Flush skips empty stacks, so the
-// allocator's cached count stays up for good: Stats reports cached bytes
-// with no cache open, and InUseBlocks misses blocks users hold.
-func TestAuditCacheFlushStaleCount(t *testing.T) {
+// TestCacheFlushClearsCount: a Cache that refilled a class and then handed
+// out every block of it has an empty stack but has told the allocator it
+// holds a batch (pub). Flush must clear that count even so, or Stats reports
+// cached bytes with no cache open and InUseBlocks misses blocks users hold.
+func TestCacheFlushClearsCount(t *testing.T) {
 	a := newAlloc(t, nil)
 	c := a.NewCache()
 	var bs [][]byte
@@ -622,15 +605,13 @@ func TestAuditCacheFlushStaleCount(t *testing.T) {
 	}
 }
 
-// TestAuditStaleCacheFreeRacingClose is TestAuditStaleFreeRacingClose
-// through an empty Cache, which reads the pool's metadata with no lock and
-// no pin. (It crashed when Close unmapped the metadata under the reader; the
-// normal build now keeps it mapped until the Allocator is unreachable.)
-func TestAuditStaleCacheFreeRacingClose(t *testing.T) {
-	if check.On {
-		t.Skip("the checked build unmaps at Close, so a stale free racing it faults, as Close documents")
-	}
-	for round := range auditRounds {
+// TestStaleCacheFreeRacingClose is TestStaleFreeRacingClose through an empty
+// Cache, which reads the page's metadata with no lock and no pin in the
+// normal build. (It crashed when Close unmapped the metadata under the
+// reader; the normal build now keeps it mapped until the Allocator is
+// unreachable, and the checked build reads it only under the lock.)
+func TestStaleCacheFreeRacingClose(t *testing.T) {
+	for round := range stressRounds {
 		a, b := freedBlock(t)
 		c := a.NewCache()
 		var wg sync.WaitGroup

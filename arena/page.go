@@ -1,4 +1,4 @@
-// Pools and arenas: the out-of-band metadata and the state changes behind
+// Pages and arenas: the out-of-band metadata and the state changes behind
 // Alloc and Free, all made with the allocator's lock held.
 
 package arena
@@ -15,7 +15,7 @@ import (
 // and fixed, so the Go heap does not grow with the memory served.
 type arenaInfo struct {
 	state      atomic.Uint32 // arenaUnused...; read without the lock by Free's checks
-	nfree      int           // pools not in use
+	nfree      int           // pages not in use
 	next, prev int32         // links in the allocator's byFree[nfree] list
 	inDirty    bool          // listed in Allocator.dirty
 }
@@ -23,9 +23,9 @@ type arenaInfo struct {
 // Arena states.
 const (
 	arenaUnused   uint32 = iota // never carved
-	arenaActive                 // pools may be in use; on a byFree list when 0 < nfree < poolsPerArena
-	arenaSpare                  // all pools free, kept against thrash
-	arenaReleased               // all pools free, pages (and metadata pages) given back; in Allocator.gone
+	arenaActive                 // pages may be in use; on a byFree list when 0 < nfree < pagesPerArena
+	arenaSpare                  // all pages free, kept against thrash
+	arenaReleased               // all pages free, its memory (and its metadata's) given back; in Allocator.gone
 )
 
 // arenaMeta is the part of an arena's metadata that grows with it. It lives
@@ -33,10 +33,11 @@ const (
 // per arena, so it goes back to the OS with the arena (and the Go heap never
 // holds it); it holds no pointers.
 type arenaMeta struct {
-	pools          [poolsPerArena]poolInfo
-	bits           [ArenaSize / 1024]uint64 // wordsPerPool allocation-bitmap words per pool
-	dirty, clean   [poolsPerArena]uint16    // stacks of free pools: resident, and released or never touched
+	pages          [pagesPerArena]pageInfo
+	bigState       [pagesPerArena * bigStates]uint8 // block states of pages of classes of 64 bytes and more (see state.go)
+	dirty, clean   [pagesPerArena]uint16            // stacks of free pages: resident, and released or never touched
 	ndirty, nclean int32
+	smallState     [pagesPerArena * smallStates]uint8 // block states of pages of the smaller classes, last: often untouched
 }
 
 // metaStride is the bytes of metadata region per arena: whole pages of any
@@ -47,12 +48,12 @@ const metaStride = (metaSize + maxPageSize - 1) &^ (maxPageSize - 1)
 // maxPageSize is the largest OS page size the allocator supports.
 const maxPageSize = 64 << 10
 
-// reset makes every pool of the arena free and clean.
+// reset makes every page of the arena free and clean.
 func (m *arenaMeta) reset() {
 	m.ndirty = 0
 	m.nclean = 0
-	for i := poolsPerArena - 1; i >= 0; i-- {
-		m.pools[i] = poolInfo{next: -1, prev: -1}
+	for i := pagesPerArena - 1; i >= 0; i-- {
+		m.pages[i] = pageInfo{next: -1, prev: -1}
 		m.pushClean(uint16(i))
 	}
 }
@@ -60,15 +61,15 @@ func (m *arenaMeta) reset() {
 func (m *arenaMeta) pushClean(pi uint16) { m.clean[m.nclean] = pi; m.nclean++ }
 func (m *arenaMeta) pushDirty(pi uint16) { m.dirty[m.ndirty] = pi; m.ndirty++ }
 
-// poolInfo is the metadata of one pool (one page).
-type poolInfo struct {
+// pageInfo is the metadata of one page.
+type pageInfo struct {
 	class      atomic.Uint32 // size class in use, 0 when free; read without the lock by Free's checks
 	nalloc     int32         // blocks allocated (to users or caches)
-	next, prev int32         // global pool indexes of the neighbours on the class list, or -1
+	next, prev int32         // global page indexes of the neighbours on the class list, or -1
 	kept       bool          // empty and kept in use against thrash (counted in Allocator.nkeep)
 }
 
-// nBlocks is how many blocks of each class fit in a pool; endOff is where
+// nBlocks is how many blocks of each class fit in a page; endOff is where
 // the last one ends (no block starts at or after it).
 var (
 	nBlocks [classSlots]int
@@ -77,120 +78,107 @@ var (
 
 func init() {
 	for c := 1; c < nClasses; c++ {
-		nBlocks[c] = poolSize / classSize[c]
+		nBlocks[c] = pageSize / classSize[c]
 		endOff[c] = uintptr(nBlocks[c] * classSize[c])
 	}
 }
 
-// bitmap is a pool's allocation bitmap: bit i set when block i is allocated.
-// Bits past the last block are set, so they are never handed out.
-type bitmap []uint64
+// page returns the metadata of the page holding page offset off.
+func (a *Allocator) page(off uintptr) *pageInfo {
+	// The index is below pagesPerArena: the mask only tells the compiler so.
+	return &a.meta(int(off >> arenaShift)).pages[(off&(ArenaSize-1))>>pageShift&(pagesPerArena-1)]
+}
 
-func (m bitmap) get(i uintptr) bool { return m[i/64]&(1<<(i%64)) != 0 }
-func (m bitmap) set(i uintptr)      { m[i/64] |= 1 << (i % 64) }
-func (m bitmap) clr(i uintptr)      { m[i/64] &^= 1 << (i % 64) }
+func pageOff(g int32) uintptr { return uintptr(g) << pageShift }
 
-// firstZero returns the index of the first clear bit; the pool is not full.
-func (m bitmap) firstZero() uintptr {
-	for i, w := range m {
-		if w != ^uint64(0) {
-			return uintptr(i*64 + bits.TrailingZeros64(^w))
+// takeBlocks moves up to len(dst) free blocks of class c from their pages
+// to the caller (state stCached) and puts their offsets in dst; it returns
+// how many, and fails only if it got none. Callers hold a.mu.
+func (a *Allocator) takeBlocks(c int, dst []uintptr) (int, error) {
+	got := 0
+	for got < len(dst) {
+		g := a.used[c]
+		if g < 0 {
+			var err error
+			if g, err = a.assignPage(c); err != nil {
+				if got > 0 {
+					return got, nil
+				}
+				return 0, err
+			}
 		}
+		got += a.takeFromPage(c, g, dst[got:])
 	}
-	panic("arena: firstZero on a full pool")
+	return got, nil
 }
 
-// reset clears the bitmap for class c: no block allocated, padding set.
-func (m bitmap) reset(c int) {
-	clear(m)
-	nb := nBlocks[c]
-	for w := nb / 64; w < len(m); w++ {
-		m[w] = ^uint64(0)
-		if w == nb/64 {
-			m[w] <<= nb % 64
-		}
+// takeFromPage moves up to len(dst) free blocks of page g, of class c, to
+// the caller, as takeBlocks does, and returns how many.
+func (a *Allocator) takeFromPage(c int, g int32, dst []uintptr) int {
+	off := pageOff(g)
+	p, states := a.page(off), a.states(off, c)
+	n := findFree(states, c, dst)
+	for i, j := range dst[:n] {
+		setState(&states[j], c, stCached)
+		start, _ := blockIn(int(j), c)
+		dst[i] = off + start
 	}
-}
-
-func (m bitmap) count() int {
-	n := 0
-	for _, w := range m {
-		n += bits.OnesCount64(w)
-	}
-	return n
-}
-
-// pool returns the metadata of the pool holding pool offset off.
-func (a *Allocator) pool(off uintptr) *poolInfo {
-	// The index is below poolsPerArena <= poolsPerArena: the mask only tells the
-	// compiler so.
-	return &a.meta(int(off >> arenaShift)).pools[(off&(ArenaSize-1))>>poolShift&(poolsPerArena-1)]
-}
-
-// poolBits returns the bitmap of the pool holding pool offset off.
-func (a *Allocator) poolBits(off uintptr) bitmap {
-	i := int((off>>poolShift)&uintptr(poolsPerArena-1)) * wordsPerPool
-	return a.meta(int(off >> arenaShift)).bits[i : i+wordsPerPool : i+wordsPerPool]
-}
-
-func poolOff(g int32) uintptr { return uintptr(g) << poolShift }
-
-// allocBlock takes a free block of class c and returns its offset.
-func (a *Allocator) allocBlock(c int) (uintptr, error) {
-	g := a.used[c]
-	if g < 0 {
-		var err error
-		if g, err = a.assignPool(c); err != nil {
-			return 0, err
-		}
-	}
-	off := poolOff(g)
-	p, m := a.pool(off), a.poolBits(off)
-	idx := m.firstZero()
-	m.set(idx)
-	if p.kept {
+	if n > 0 && p.kept {
 		p.kept = false
 		a.nkeep[c]--
 	}
-	p.nalloc++
+	p.nalloc += int32(n)
 	if int(p.nalloc) == nBlocks[c] {
-		a.unlinkPool(c, g)
+		a.unlinkPage(c, g)
 	}
-	a.counts[c].blocks++
-	a.checkPool(off, c)
-	return off + idx*uintptr(classSize[c]), nil
+	a.counts[c].blocks += n
+	a.checkPage(off, c)
+	return n
 }
 
-// freeBlock marks the allocated block at off, of class c, free.
+// freeBlock returns a block of class c held by a cache (state stCached) to
+// its page. Callers hold a.mu.
 func (a *Allocator) freeBlock(off uintptr, c int) {
-	g := int32(off >> poolShift)
-	p, m := a.pool(off), a.poolBits(off)
-	m.clr(blockIndex(off&poolMask, c))
+	g := int32(off >> pageShift)
+	p := a.page(off)
+	setState(a.stateAt(off, c), c, stFree)
 	if int(p.nalloc) == nBlocks[c] {
-		a.linkPool(c, g)
+		a.linkPage(c, g)
 	}
 	p.nalloc--
 	a.counts[c].blocks--
-	a.checkPool(off, c)
+	a.checkPage(off, c)
 	if p.nalloc == 0 {
-		a.poolEmpty(c, g)
+		a.pageEmpty(c, g)
 	}
 }
 
-// checkPool verifies, in the checked build, that a pool's count matches its bitmap.
-func (a *Allocator) checkPool(off uintptr, c int) {
+// checkPage verifies, in the checked build, a page's count and states: as
+// many blocks allocated (to users or caches) as its count says, every block
+// in a state of its class, every byte past the last block 0.
+func (a *Allocator) checkPage(off uintptr, c int) {
 	if !check.On {
 		return
 	}
-	p, m := a.pool(off), a.poolBits(off)
-	pad := wordsPerPool*64 - nBlocks[c]
-	check.Invariant(m.count()-pad == int(p.nalloc), "pool %#x of class %d: %d allocated, bitmap has %d",
-		off, c, p.nalloc, m.count()-pad)
-	check.Invariant(int(p.class.Load()) == c, "pool %#x: class %d, want %d", off, p.class.Load(), c)
+	p, states := a.page(off), a.states(off, c)
+	alloc := 0
+	for j, st := range states {
+		_, block := blockIn(j, c)
+		switch {
+		case !block:
+			check.Invariant(st == 0, "page %#x of class %d: state %#x in granule %d, where no block starts", off, c, st, j)
+		case st>>stShift != uint8(c) || st&stMask == 0:
+			check.Invariant(false, "page %#x of class %d: block of granule %d in state %#x", off, c, j, st)
+		case st&stMask != stFree:
+			alloc++
+		}
+	}
+	check.Invariant(alloc == int(p.nalloc), "page %#x of class %d: %d allocated, states say %d", off, c, p.nalloc, alloc)
+	check.Invariant(int(p.class.Load()) == c, "page %#x: class %d, want %d", off, p.class.Load(), c)
 }
 
-// assignPool puts a free pool of the fullest arena in use for class c.
-func (a *Allocator) assignPool(c int) (int32, error) {
+// assignPage puts a free page of the fullest arena in use for class c.
+func (a *Allocator) assignPage(c int) (int32, error) {
 	ai := a.fullestArena()
 	if ai < 0 {
 		var err error
@@ -206,50 +194,48 @@ func (a *Allocator) assignPool(c int) (int32, error) {
 		a.ndirty--
 	} else {
 		pi = m.clean[m.nclean-1]
-		off := int(ai)*ArenaSize + int(pi)*poolSize
-		if err := a.reuse(off, poolSize); err != nil {
+		off := int(ai)*ArenaSize + int(pi)*pageSize
+		if err := a.reuse(off, pageSize); err != nil {
 			return -1, err
 		}
 		m.nclean--
 	}
 	a.setFree(ai, ar.nfree-1)
-	g := ai*int32(poolsPerArena) + int32(pi)
-	check.Invariant(m.pools[pi].class.Load() == 0, "arena %d: free pool %d has class %d", ai, pi, m.pools[pi].class.Load())
-	a.initPool(g, c)
+	g := ai*int32(pagesPerArena) + int32(pi)
+	check.Invariant(m.pages[pi].class.Load() == 0, "arena %d: free page %d has class %d", ai, pi, m.pages[pi].class.Load())
+	a.initPage(g, c)
 	return g, nil
 }
 
-// initPool readies a free pool for class c: bitmap reset, every block tagged.
-func (a *Allocator) initPool(g int32, c int) {
-	off := poolOff(g)
-	p := a.pool(off)
-	p.class.Store(uint32(c))
-	p.nalloc = 0
-	a.poolBits(off).reset(c)
-	size := classSize[c]
-	page := a.block(off, poolSize)
-	for i := 0; i+size <= poolSize; i += size {
-		a.tag(page[i:i+size], off+uintptr(i))
+// initPage readies a free page for class c: every block free.
+func (a *Allocator) initPage(g int32, c int) {
+	off := pageOff(g)
+	p := a.page(off)
+	states := a.states(off, c)
+	for i := range nBlocks[c] {
+		setState(&states[(i*classSize[c])>>stateGran[c]], c, stFree)
 	}
-	a.linkPool(c, g)
-	a.counts[c].pools++
+	p.nalloc = 0
+	p.class.Store(uint32(c))
+	a.linkPage(c, g)
+	a.counts[c].pages++
 }
 
-// poolEmpty handles a pool of class c whose last block was freed: kept in
-// use if the class keeps fewer than KeepEmpty empty pools, freed otherwise.
-func (a *Allocator) poolEmpty(c int, g int32) {
+// pageEmpty handles a page of class c whose last block was freed: kept in
+// use if the class keeps fewer than KeepEmpty empty pages, freed otherwise.
+func (a *Allocator) pageEmpty(c int, g int32) {
 	if a.nkeep[c] < a.keepEmpty {
-		a.pool(poolOff(g)).kept = true
+		a.page(pageOff(g)).kept = true
 		a.nkeep[c]++
 		return
 	}
 	a.unassign(c, g)
 }
 
-// unkeepAll frees every empty pool class c keeps.
+// unkeepAll frees every empty page class c keeps.
 func (a *Allocator) unkeepAll(c int) {
 	for g := a.used[c]; g >= 0 && a.nkeep[c] > 0; {
-		p := a.pool(poolOff(g))
+		p := a.page(pageOff(g))
 		next := p.next
 		if p.kept {
 			p.kept = false
@@ -260,58 +246,59 @@ func (a *Allocator) unkeepAll(c int) {
 	}
 }
 
-// unassign makes an empty pool of class c free and dirty.
+// unassign makes an empty page of class c free and dirty.
 func (a *Allocator) unassign(c int, g int32) {
-	off := poolOff(g)
-	check.Invariant(a.pool(off).nalloc == 0 && !a.pool(off).kept, "freeing pool %#x with %d blocks allocated", off, a.pool(off).nalloc)
-	a.unlinkPool(c, g)
-	a.pool(off).class.Store(0)
-	a.counts[c].pools--
+	off := pageOff(g)
+	check.Invariant(a.page(off).nalloc == 0 && !a.page(off).kept, "freeing page %#x with %d blocks allocated", off, a.page(off).nalloc)
+	a.unlinkPage(c, g)
+	a.page(off).class.Store(0)
+	clear(a.states(off, c)) // no stale free can claim a block now
+	a.counts[c].pages--
 	ai := int32(off >> arenaShift)
 	ar := &a.arenas[ai]
-	a.meta(int(ai)).pushDirty(uint16(g) & uint16(poolsPerArena-1))
+	a.meta(int(ai)).pushDirty(uint16(g) & uint16(pagesPerArena-1))
 	a.ndirty++
 	if !ar.inDirty {
 		ar.inDirty = true
 		a.dirty = append(a.dirty, ai)
 	}
 	a.setFree(ai, ar.nfree+1)
-	if ar.nfree == poolsPerArena {
+	if ar.nfree == pagesPerArena {
 		a.arenaEmpty(ai)
 	} else if a.ndirty >= a.releaseBatch {
 		a.releaseDirty()
 	}
 }
 
-// linkPool puts pool g at the head of class c's list.
-func (a *Allocator) linkPool(c int, g int32) {
-	p := a.pool(poolOff(g))
+// linkPage puts page g at the head of class c's list.
+func (a *Allocator) linkPage(c int, g int32) {
+	p := a.page(pageOff(g))
 	p.prev, p.next = -1, a.used[c]
 	if p.next >= 0 {
-		a.pool(poolOff(p.next)).prev = g
+		a.page(pageOff(p.next)).prev = g
 	}
 	a.used[c] = g
 }
 
-// unlinkPool takes pool g off class c's list.
-func (a *Allocator) unlinkPool(c int, g int32) {
-	p := a.pool(poolOff(g))
+// unlinkPage takes page g off class c's list.
+func (a *Allocator) unlinkPage(c int, g int32) {
+	p := a.page(pageOff(g))
 	if p.prev >= 0 {
-		a.pool(poolOff(p.prev)).next = p.next
+		a.page(pageOff(p.prev)).next = p.next
 	} else {
 		a.used[c] = p.next
 	}
 	if p.next >= 0 {
-		a.pool(poolOff(p.next)).prev = p.prev
+		a.page(pageOff(p.next)).prev = p.prev
 	}
 	p.next, p.prev = -1, -1
 }
 
-// setFree sets an active arena's count of free pools, moving it between the
-// byFree lists; only counts strictly between 0 and poolsPerArena are listed.
+// setFree sets an active arena's count of free pages, moving it between the
+// byFree lists; only counts strictly between 0 and pagesPerArena are listed.
 func (a *Allocator) setFree(ai int32, k int) {
 	ar := &a.arenas[ai]
-	check.Invariant(k >= 0 && k <= poolsPerArena && ar.state.Load() == arenaActive, "arena %d (state %d): %d free pools", ai, ar.state.Load(), k)
+	check.Invariant(k >= 0 && k <= pagesPerArena && ar.state.Load() == arenaActive, "arena %d (state %d): %d free pages", ai, ar.state.Load(), k)
 	if listed(ar.nfree) {
 		if ar.prev >= 0 {
 			a.arenas[ar.prev].next = ar.next
@@ -337,9 +324,9 @@ func (a *Allocator) setFree(ai int32, k int) {
 	}
 }
 
-func listed(k int) bool { return k > 0 && k < poolsPerArena }
+func listed(k int) bool { return k > 0 && k < pagesPerArena }
 
-// fullestArena returns the active arena with the fewest free pools (but one
+// fullestArena returns the active arena with the fewest free pages (but one
 // at least), or -1.
 func (a *Allocator) fullestArena() int32 {
 	for i, w := range a.nonEmp {
@@ -350,7 +337,7 @@ func (a *Allocator) fullestArena() int32 {
 	return -1
 }
 
-// newArena returns an arena with every pool free: the spare, a released one
+// newArena returns an arena with every page free: the spare, a released one
 // or a newly carved one.
 func (a *Allocator) newArena() (int32, error) {
 	var ai int32
@@ -379,7 +366,7 @@ func (a *Allocator) newArena() (int32, error) {
 	}
 	ar := &a.arenas[ai]
 	ar.state.Store(arenaActive)
-	ar.nfree = poolsPerArena
+	ar.nfree = pagesPerArena
 	ar.next, ar.prev = -1, -1
 	return ai, nil
 }
@@ -401,7 +388,7 @@ func (a *Allocator) carve() (int32, error) {
 	return int32(n), nil
 }
 
-// arenaEmpty handles an arena whose pools are all free: it becomes the spare
+// arenaEmpty handles an arena whose pages are all free: it becomes the spare
 // if there is none, and is released otherwise.
 func (a *Allocator) arenaEmpty(ai int32) {
 	a.ndirty -= int(a.meta(int(ai)).ndirty)
@@ -425,8 +412,8 @@ func (a *Allocator) releaseArena(ai int32) {
 	a.gone = append(a.gone, ai)
 }
 
-// releaseDirty gives the pages of every dirty free pool of the active arenas
-// back to the OS, adjacent pages in one call.
+// releaseDirty gives every dirty free page of the active arenas back to the
+// OS, adjacent pages in one call.
 func (a *Allocator) releaseDirty() {
 	for _, ai := range a.dirty {
 		ar := &a.arenas[ai]
@@ -440,8 +427,8 @@ func (a *Allocator) releaseDirty() {
 		start := 0
 		for i := 1; i <= len(dirty); i++ {
 			if i == len(dirty) || dirty[i] != dirty[i-1]+1 {
-				off := int(ai)*ArenaSize + int(dirty[start])*poolSize
-				a.release(off, (i-start)*poolSize)
+				off := int(ai)*ArenaSize + int(dirty[start])*pageSize
+				a.release(off, (i-start)*pageSize)
 				start = i
 			}
 		}
