@@ -60,31 +60,40 @@ const perP = !check.On && !proc.Race
 // errChanged reports that the entry a reader found changed before its pin.
 var errChanged = errors.New("entry changed")
 
-// pin pins entry id, which the caller found with word w and lengths lens,
-// counts a hit, and returns a Handle for it. It fails with errChanged if
-// the entry's occupant or state changed since w. The fast path takes a
-// handle slot from this P's cache and counts in the same pinned section as
-// the CAS.
-func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
+// pin pins entry id of st, which the caller found with word w and lengths
+// lens after loading the moves word m, counts a hit, tells the policy, and
+// returns a Handle. It fails with errChanged if the entry's occupant or
+// state changed since w, or the moves word since m (a compaction or rebuild
+// began, so the offset the caller read may be stale; the pin is undone).
+// The moves word is checked after the pin's CAS, so a compaction either
+// sees the pin or is seen; and the hit is told in the same pinned section
+// as that check (see hit). The fast path also takes the handle slot from
+// this P's cache in that section.
+func (c *Cache) pin(st *store, id uint32, w, lens, m uint64) (Handle, error) {
 	weight := c.weight(keyLen(lens) + valLen(lens))
 	if perP {
 		pid := proc.Pin()
-		if pid < maxPs {
-			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
-				old, err := st.entry(id).pin(w)
-				if err == nil {
-					ps.n--
-					slot := ps.free[ps.n]
-					ps.out++
-					if pinsOf(old) == 0 {
-						ps.pinned += weight
-					}
-					proc.Unpin()
-					return c.handleFor(slot, id), nil
-				}
+		if ps := c.pstate(pid); ps != nil && ps.n > 0 {
+			old, err := st.entry(id).pin(w)
+			switch {
+			case err != nil:
 				proc.Unpin()
 				return Handle{}, err
+			case c.loadMoves() != m:
+				proc.Unpin()
+				c.unpin(st, id)
+				return Handle{}, errChanged
 			}
+			st.pol.hit(id)
+			ps.n--
+			slot := ps.free[ps.n]
+			ps.out++
+			ps.hits++
+			if pinsOf(old) == 0 {
+				ps.pinned += weight
+			}
+			proc.Unpin()
+			return c.handleFor(slot, id), nil
 		}
 		proc.Unpin()
 	}
@@ -98,7 +107,12 @@ func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
 		return Handle{}, err
 	}
 	c.countPin(1, pinsOf(old) == 0, weight)
-	return c.handleFor(slot, id), nil
+	hd := c.handleFor(slot, id)
+	if !c.hit(st, id, m) {
+		c.undoPin(st, hd)
+		return Handle{}, errChanged
+	}
+	return hd, nil
 }
 
 // pin adds a pin to e, whose word was w, and returns the word before it.
@@ -407,6 +421,14 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	}
 	c.handles.out.Add(d)
 	c.handles.pinned.Add(b)
+}
+
+// pstate returns P pid's state, or nil for a P numbered past maxPs.
+func (c *Cache) pstate(pid int) *pstate {
+	if pid >= maxPs {
+		return nil
+	}
+	return c.pcs.at(uint64(pid))
 }
 
 // hit counts a hit on entry id of st and tells st's policy, unless the
