@@ -65,17 +65,22 @@ type Options struct {
 //
 // Each entry is one pool segment holding the key and then the value. The
 // cache holds every segment latched from the Set that made it to the moment
-// it leaves, so the pool's compaction never moves an entry under a reader,
-// and the cache reads its entries in place through the pool's fixed base
-// address. A latch the cache holds is not a pin: pins are the users' (Pin,
-// Handle.Release) and are counted in the entry.
+// it leaves, so no compaction of the pool (another user's commit, on a
+// shared pool) moves an entry under a reader, and the cache reads its
+// entries in place through the pool's fixed base address: a Get touches an
+// index slot, an entry and the bytes, and nothing else. A latch the cache
+// holds is not a pin: pins are the users' (Pin, Handle.Release), counted in
+// the entry.
 //
 // The metadata is off the Go heap, in vmem reservations that grow in place:
 // an entry table of 32-byte plain structs (state word, hash, offset, key and
 // value lengths) indexed by an entry id, the refs beside it, an
-// open-addressing hash index of 8-byte slots (tag and id; see index), a table
-// of handle slots, per-P counters, and the eviction policy's metadata, keyed
-// by the same ids. The Go heap holds the Cache struct and nothing per entry.
+// open-addressing hash index of 8-byte slots (tag and id; see index), the
+// eviction policy's metadata, keyed by the same ids, a table of handle slots
+// and per-P counters. The Go heap holds the Cache struct and a few fixed
+// objects, nothing per entry, so the collector's work does not grow with
+// the cache. The pool, the entry tables, the index and the policy form a
+// store (see store), which Resize may replace.
 //
 // # States of an entry
 //
@@ -83,39 +88,65 @@ type Options struct {
 // -> free again when deleted, replaced or evicted with no pins, or -> gone
 // when that happens with pins out: out of the index and the policy but still
 // readable through its views and still counted in the budget, until the last
-// pin is released, which frees it. Freeing advances the entry's generation, so a
-// reader that saw the old occupant notices.
+// pin is released, which frees it. Freeing advances the entry's generation,
+// so a reader that saw the old occupant notices; an id at its last
+// generation is retired.
 //
 // # Budget
 //
 // Bytes are counted as the pool counts them (rounded to its alignment):
 // used (live entries) + gone (pinned entries already deleted) + promised
 // (bytes a Set has made room for and is copying in) never exceeds the budget.
-// Set makes room before it reserves, by evicting the policy's victims; an
+// Set takes the key's old entry out, asks the policy to admit the new one,
+// and makes room before it reserves, by evicting the policy's victims; an
 // entry with pins is never a victim (the policy parks it until its last
 // release). If nothing unpinned is left, Set fails with ErrFull and stores
 // nothing, so the budget is never overshot. A cache with its own pool sizes
-// the pool to the budget, so the pool, too, never holds more.
+// the pool to the budget and reserves without the pool's slow path, so the
+// pool, too, never holds more: where its free space is in pieces too small,
+// the cache evicts more rather than let the pool grow or compact.
+//
+// # Giving memory back
+//
+// Resize down evicts to the new budget; a cache with its own pool then
+// gives the freed memory to the operating system at once. With no pins out
+// it rebuilds: it copies the survivors into a new store (a pool of the new
+// size, fresh tables, index and policy, fed the survivors in the old
+// policy's eviction order) and retires the old one, whose pages are released
+// at once; so the metadata shrinks with the entries, not just the bytes.
+// With pins out, pinned entries cannot move: it lets the pool compact the
+// unpinned ones in place (dropping and retaking its latches around the pool's
+// compaction) and shrinks the pool and the index.
 //
 // # Concurrency
 //
 // Writers (Set, Delete, eviction, Resize, Close) take mu. Get, Has and Pin
-// take no lock: a reader probes the index, loads the entry's word, compares
-// the key and copies the value, and keeps the result only if the entry's
-// generation and state and the moves word are unchanged afterwards, as in a
-// seqlock. Readers write no shared memory but per-P counters (and what the
-// policy's hit records), so hits scale with cores. Pin adds a pin to the
-// entry's word with a CAS, which fails if the occupant changed; a writer
-// frees an entry only by CASing its word from no pins, so a pin and a free
-// never both succeed. The moves word is odd while a compaction moves entries
-// (Resize): readers wait, and a pin taken meanwhile is undone.
+// take no lock: a reader loads the moves word and the current store, probes
+// the index, loads the entry's word, compares the key and copies the value,
+// and keeps the result only if the entry's generation and state and the
+// moves word are unchanged afterwards, as in a seqlock. Readers write no
+// shared memory but per-P counters (and what the policy's hit records), so
+// hits scale with cores. Pin adds a pin to the entry's word with a CAS,
+// which fails if the occupant changed; a writer frees an entry only by
+// CASing its word from no pins, so a pin and a free never both succeed.
+// Each pin takes a handle slot of its own, with a generation, so a Handle
+// released twice is caught even while other pins hold the entry.
+//
+// The moves word is odd while a compaction or rebuild moves entries: readers
+// wait, and a pin taken meanwhile is undone. A reader tells the policy of a
+// hit or a miss only inside a pinned section (proc.Pin) that first checks
+// the moves word, so a rebuild or Close, having changed that word, waits for
+// the sections in flight (proc.Quiesce) and may then free the old policy at
+// once; the old tables stay mapped (their pages released) until no reader
+// holds the old store.
 //
 // A cache on a shared pool is one of its reclaimers: another user's commit
 // that finds the pool full asks it to evict. The pool calls reclaimers
 // without its lock, and the cache never commits to the pool while holding
 // mu, so a Set whose reservation makes the pool ask the same cache for room
-// cannot deadlock: the rule is that mu is taken only by code that does not
-// reserve, and a reservation is made only without mu.
+// cannot deadlock. The rule: mu is taken only by code that does not reserve
+// in the pool, and a reservation is made only without mu; a reclaimer, for
+// its part, must not reserve in the pool that calls it.
 //
 // # Invariants
 //
@@ -236,8 +267,8 @@ func (c *Cache) open(o Options) (err error) {
 			}
 		}
 	}()
-	if err = c.pcs.reserve(maxProcs+1, c.label+" per-P"); err == nil {
-		err = c.pcs.grow(maxProcs + 1)
+	if err = c.pcs.reserve(maxPs+1, c.label+" per-P"); err == nil {
+		err = c.pcs.grow(maxPs + 1)
 	}
 	if err == nil {
 		err = c.hslots.reserve(maxHandles, c.label+" handles")

@@ -927,6 +927,10 @@ func TestAllocs(t *testing.T) {
 	// older ones away already.
 	k, v, buf := keys[len(keys)-1], value(8000, 1, 100), make([]byte, 0, 256)
 	miss := []byte("absent")
+	setT(t, c, k, v) // the policy may have evicted it: the hits below must hit
+	if _, ok := c.Get(nil, k); !ok {
+		t.Fatal("the key just set is not held")
+	}
 	var i int
 	for _, tc := range []struct {
 		name string
@@ -936,8 +940,11 @@ func TestAllocs(t *testing.T) {
 		{"Get miss", func() { buf, _ = c.Get(buf[:0], miss) }},
 		{"Has", func() { c.Has(k) }},
 		{"Pin and Release", func() {
-			_, h, _ := c.Pin(k)
-			_ = h.Release()
+			if _, h, err := c.Pin(k); err == nil {
+				_ = h.Release()
+			} else {
+				t.Fatal(err)
+			}
 		}},
 		{"Pin miss", func() { _, _, _ = c.Pin(miss) }},
 		{"Set replacing", func() { _ = c.Set(k, v) }},

@@ -50,7 +50,7 @@ func (c *Cache) statsLocked() Stats {
 		Rebuilds:    c.ops.rebuilds,
 		Name:        c.nameOpt,
 	}
-	for i := range uint64(maxProcs + 1) {
+	for i := range uint64(maxPs + 1) {
 		ps := c.pcs.at(i)
 		st.Hits += int(atomic.LoadUint64(&ps.hits))
 		st.Misses += int(atomic.LoadUint64(&ps.misses))

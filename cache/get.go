@@ -220,11 +220,8 @@ func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
 				return nil, Handle{}, ErrNotFound
 			}
 		case foundYes:
-			if hd, err := c.pin(st, id, w, lens); err == nil {
-				if c.hit(st, id, m) {
-					return st.view(off+keyLen(lens), valLen(lens)), hd, nil
-				}
-				c.undoPin(st, hd) // a compaction or rebuild began: the offset may be stale
+			if hd, err := c.pin(st, id, w, lens, m); err == nil {
+				return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 			}
 		}
 	}
@@ -253,16 +250,12 @@ func (c *Cache) pinSlow(key []byte, h uint64) ([]byte, Handle, error) {
 		case foundRetry:
 			continue
 		}
-		hd, err := c.pin(st, id, w, lens)
+		hd, err := c.pin(st, id, w, lens, m)
 		if err == errChanged {
 			continue
 		}
 		if err != nil {
 			return nil, Handle{}, c.keyError("pin", key, err)
-		}
-		if !c.hit(st, id, m) {
-			c.undoPin(st, hd)
-			continue
 		}
 		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 	}
@@ -285,14 +278,13 @@ func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
 			c.miss(st, h, m)
 			return nil, Handle{}, ErrNotFound
 		}
-		hd, err := c.pin(st, id, w, lens)
+		hd, err := c.pin(st, id, w, lens, m)
 		if err == errChanged {
-			continue // only the pin count changed
+			continue // only the pin count changed: the lock keeps the rest
 		}
 		if err != nil {
 			return nil, Handle{}, c.keyError("pin", key, err)
 		}
-		c.hit(st, id, m)
 		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 	}
 }

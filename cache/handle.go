@@ -34,10 +34,10 @@ const (
 	maxHandles = 1 << 26 // handles out at once
 	// hcacheCap is how many free handle slots each P keeps.
 	hcacheCap = 54
-	// maxProcs bounds the Ps with state of their own; the state after
+	// maxPs bounds the Ps with state of their own; the state after
 	// theirs is shared, with atomic counters, by Ps numbered higher and by
 	// the race-detector and checked builds.
-	maxProcs = 256
+	maxPs = 256
 )
 
 // pstate is one P's counters and free handle slots, alone on its cache
@@ -60,31 +60,40 @@ const perP = !check.On && !proc.Race
 // errChanged reports that the entry a reader found changed before its pin.
 var errChanged = errors.New("entry changed")
 
-// pin pins entry id, which the caller found with word w and lengths lens,
-// counts a hit, and returns a Handle for it. It fails with errChanged if
-// the entry's occupant or state changed since w. The fast path takes a
-// handle slot from this P's cache and counts in the same pinned section as
-// the CAS.
-func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
+// pin pins entry id of st, which the caller found with word w and lengths
+// lens after loading the moves word m, counts a hit, tells the policy, and
+// returns a Handle. It fails with errChanged if the entry's occupant or
+// state changed since w, or the moves word since m (a compaction or rebuild
+// began, so the offset the caller read may be stale; the pin is undone).
+// The moves word is checked after the pin's CAS, so a compaction either
+// sees the pin or is seen; and the hit is told in the same pinned section
+// as that check (see hit). The fast path also takes the handle slot from
+// this P's cache in that section.
+func (c *Cache) pin(st *store, id uint32, w, lens, m uint64) (Handle, error) {
 	weight := c.weight(keyLen(lens) + valLen(lens))
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
-			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
-				old, err := st.entry(id).pin(w)
-				if err == nil {
-					ps.n--
-					slot := ps.free[ps.n]
-					ps.out++
-					if pinsOf(old) == 0 {
-						ps.pinned += weight
-					}
-					proc.Unpin()
-					return c.handleFor(slot, id), nil
-				}
+		if ps := c.pstate(pid); ps != nil && ps.n > 0 {
+			old, err := st.entry(id).pin(w)
+			switch {
+			case err != nil:
 				proc.Unpin()
 				return Handle{}, err
+			case c.loadMoves() != m:
+				proc.Unpin()
+				c.unpin(st, id)
+				return Handle{}, errChanged
 			}
+			st.pol.hit(id)
+			ps.n--
+			slot := ps.free[ps.n]
+			ps.out++
+			ps.hits++
+			if pinsOf(old) == 0 {
+				ps.pinned += weight
+			}
+			proc.Unpin()
+			return c.handleFor(slot, id), nil
 		}
 		proc.Unpin()
 	}
@@ -98,7 +107,12 @@ func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
 		return Handle{}, err
 	}
 	c.countPin(1, pinsOf(old) == 0, weight)
-	return c.handleFor(slot, id), nil
+	hd := c.handleFor(slot, id)
+	if !c.hit(st, id, m) {
+		c.undoPin(st, hd)
+		return Handle{}, errChanged
+	}
+	return hd, nil
 }
 
 // pin adds a pin to e, whose word was w, and returns the word before it.
@@ -271,7 +285,7 @@ func (s *handleStack) init() { s.free = noID }
 func (c *Cache) newHandle() (uint32, error) {
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
 				ps.n--
 				i := ps.free[ps.n]
@@ -323,7 +337,7 @@ func (c *Cache) takeHandles(dst []uint32) (int, error) {
 func (c *Cache) stashHandles(slots []uint32) {
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			k := copy(ps.free[ps.n:], slots)
 			ps.n += uint64(k)
@@ -342,7 +356,7 @@ func (c *Cache) freeHandle(i uint32, d int64, last bool, weight int64) {
 	n := 0
 	if perP && genOf(c.hslots.at(uint64(i)).word) != genMask {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			ps.out += d
 			if last {
@@ -396,7 +410,7 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	}
 	if perP {
 		pid := proc.Pin()
-		if pid < maxProcs {
+		if pid < maxPs {
 			ps := c.pcs.at(uint64(pid))
 			ps.out += d
 			ps.pinned += b
@@ -407,6 +421,14 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	}
 	c.handles.out.Add(d)
 	c.handles.pinned.Add(b)
+}
+
+// pstate returns P pid's state, or nil for a P numbered past maxPs.
+func (c *Cache) pstate(pid int) *pstate {
+	if pid >= maxPs {
+		return nil
+	}
+	return c.pcs.at(uint64(pid))
 }
 
 // hit counts a hit on entry id of st and tells st's policy, unless the
@@ -421,10 +443,10 @@ func (c *Cache) hit(st *store, id uint32, m uint64) bool {
 		return false
 	}
 	st.pol.hit(id)
-	if perP && pid < maxProcs {
+	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).hits++
 	} else {
-		atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+		atomic.AddUint64(&c.pcs.at(maxPs).hits, 1)
 	}
 	proc.Unpin()
 	return true
@@ -439,10 +461,10 @@ func (c *Cache) miss(st *store, h uint64, m uint64) bool {
 		return false
 	}
 	st.pol.miss(h)
-	if perP && pid < maxProcs {
+	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).misses++
 	} else {
-		atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+		atomic.AddUint64(&c.pcs.at(maxPs).misses, 1)
 	}
 	proc.Unpin()
 	return true

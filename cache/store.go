@@ -6,6 +6,7 @@ package cache
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -77,8 +78,15 @@ func (s *store) close() {
 // policy of a hit or miss only in a pinned section that first checks the
 // moves word (see Cache.hit), so the caller, which changed that word,
 // waits for the sections in flight with proc.Quiesce first.
+//
+// The race detector cannot see the order proc.Quiesce gives (a stop of the
+// world), so under it the policy is freed once the store is unreachable.
 func (s *store) retire() {
 	_ = vmem.Retire(s, s.ents.r, s.refs.r, s.idx.halves[0].r, s.idx.halves[1].r)
+	if proc.Race {
+		runtime.AddCleanup(s, func(p *policy) { p.free() }, s.pol)
+		return
+	}
 	proc.Quiesce()
 	s.pol.free()
 }

@@ -168,7 +168,7 @@ type ristrettoStore struct {
 }
 
 func newRistretto(n int) (lookup.Store, error) {
-	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 10 * int64(n), MaxCost: int64(n), BufferItems: 64})
+	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 10 * int64(n), MaxCost: int64(n), BufferItems: 64, IgnoreInternalCost: true})
 	return ristrettoStore{c}, err
 }
 
