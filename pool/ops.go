@@ -30,7 +30,7 @@ const (
 func (p *Pool) Commit(data []byte) (Ref, error) {
 	n := uint64(len(data))
 	if n == 0 {
-		ref, _, err := p.reserve("commit", 0, 0)
+		ref, _, err := p.reserve("commit", 0, 0, true)
 		return ref, err
 	}
 	size := p.size(n)
@@ -51,10 +51,8 @@ func (p *Pool) Commit(data []byte) (Ref, error) {
 	if !ok {
 		if i, ok = p.place(size); !ok {
 			var err error
-			if i, err = p.placeSlow(size); err != nil {
-				p.st.failedCommits++
-				p.unlock(h)
-				return 0, p.sizeError("commit", int(n), err)
+			if i, err = p.placeSlow(size, &h); err != nil {
+				return 0, p.sizeError("commit", int(n), p.failed(h, err))
 			}
 		}
 	}
@@ -78,12 +76,12 @@ func (p *Pool) Reserve(n int) (Ref, []byte, error) {
 	if n < 0 {
 		return 0, nil, p.sizeError("reserve", n, ErrInvalid)
 	}
-	return p.reserve("reserve", n, flagUnpub|latchOne)
+	return p.reserve("reserve", n, flagUnpub|latchOne, true)
 }
 
 // reserve places a segment of n bytes whose word gets flags, counting it as a
-// commit, and returns a view of it.
-func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
+// commit, and returns a view of it. Without slow it only places (see TryReserve).
+func (p *Pool) reserve(op string, n int, flags uint64, slow bool) (Ref, []byte, error) {
 	h, ok := p.lock()
 	if !ok {
 		return 0, nil, p.sizeError(op, n, ErrClosed)
@@ -104,13 +102,13 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 		}
 	default:
 		if i, ok = p.place(size); !ok {
-			i, err = p.placeSlow(size)
+			if err = ErrFull; slow {
+				i, err = p.placeSlow(size, &h)
+			}
 		}
 	}
 	if err != nil {
-		p.st.failedCommits++
-		p.unlock(h)
-		return 0, nil, p.sizeError(op, n, err)
+		return 0, nil, p.sizeError(op, n, p.failed(h, err))
 	}
 	s := p.slot(i)
 	gen := genOf(s.word)
@@ -125,11 +123,16 @@ func (p *Pool) reserve(op string, n int, flags uint64) (Ref, []byte, error) {
 	return makeRef(i, gen), b, nil
 }
 
-// placeSlow finds room for size bytes after place failed: it compacts if
-// the free bytes would suffice, then grows.
-func (p *Pool) placeSlow(size uint64) (uint32, error) {
+// placeSlow finds room for size bytes after place failed: it asks the
+// reclaimers (see reclaim.go), compacts if the free bytes would suffice, then
+// grows. The lock, taken as *h, is dropped while reclaimers run; if the pool
+// closed meanwhile, placeSlow returns ErrClosed with *h zero: not held.
+func (p *Pool) placeSlow(size uint64, h *uint64) (uint32, error) {
 	if size > uint64(p.maxCap) {
 		return 0, ErrTooLarge
+	}
+	if i, ok, err := p.reclaimAndPlace(size, h); ok || err != nil {
+		return i, err
 	}
 	if p.holes > 0 && p.capacity-p.usedBytes() >= size { // without holes, compaction moves nothing
 		p.compact()

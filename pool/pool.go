@@ -179,8 +179,9 @@ type Pool struct {
 	holes       int    // number of holes
 	pending     int    // released segments waiting for their last latch
 	st          counts
-	mutations   uint64 // for spacing out invariant checks
-	final       Stats  // what Stats returns after Close
+	mutations   uint64      // for spacing out invariant checks
+	final       Stats       // what Stats returns after Close
+	reclaimers  []Reclaimer // see reclaim.go; replaced, never changed in place
 }
 
 // counts are the colder operation counters kept under the lock.

@@ -13,6 +13,7 @@ type Stats struct {
 	Releases, Compactions, BytesMoved, Grows int     // Compactions counts those that moved bytes
 
 	MaxCapacity     int    // the most Capacity can grow to
+	Alignment       int    // Options.Alignment: segments' lengths are rounded up to it
 	PendingReleases int    // released segments waiting for their last Unlatch
 	Name            string // Options.Name
 }
@@ -49,6 +50,7 @@ func (p *Pool) statsLocked() Stats {
 		BytesMoved:      p.st.bytesMoved,
 		Grows:           p.st.grows,
 		MaxCapacity:     p.maxCap,
+		Alignment:       int(p.alignMask + 1),
 		PendingReleases: p.pending,
 		Name:            p.name,
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/offheap/offheap/cmd/offheap/internal/arenabench"
 	"github.com/offheap/offheap/cmd/offheap/internal/bench"
+	"github.com/offheap/offheap/cmd/offheap/internal/cachebench"
 	"github.com/offheap/offheap/cmd/offheap/internal/mappedbench"
 	"github.com/offheap/offheap/cmd/offheap/internal/poolbench"
 	"github.com/offheap/offheap/cmd/offheap/internal/vmembench"
@@ -43,6 +44,7 @@ func suites() []bench.Suite {
 		mappedbench.Suite(),
 		poolbench.Suite(),
 		arenabench.Suite(),
+		cachebench.Suite(),
 	}
 }
 

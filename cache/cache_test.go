@@ -1,0 +1,878 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/pool"
+	"github.com/offheap/offheap/vmem"
+)
+
+func newT(t testing.TB, budget int, opts *Options) *Cache {
+	t.Helper()
+	c, err := New(budget, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return c
+}
+
+func setT(t testing.TB, c *Cache, k, v []byte) {
+	t.Helper()
+	if err := c.Set(k, v); err != nil {
+		t.Fatalf("set %q: %v", k, err)
+	}
+}
+
+func wantErr(t testing.TB, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("got error %v, want %v", err, want)
+	}
+}
+
+func key(i int) []byte { return []byte(fmt.Sprintf("key-%08d", i)) }
+
+// value returns n bytes that identify key i's version v and end in a
+// checksum, so a torn or foreign value is recognised.
+func value(i, v, n int) []byte {
+	b := make([]byte, max(n, 12))
+	binary.LittleEndian.PutUint32(b, uint32(i))
+	binary.LittleEndian.PutUint32(b[4:], uint32(v))
+	for j := 8; j < len(b)-4; j++ {
+		b[j] = byte(i*7 + v*13 + j)
+	}
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.ChecksumIEEE(b[:len(b)-4]))
+	return b
+}
+
+// valid reports whether b is a value made by value for key i.
+func valid(b []byte, i int) bool {
+	return len(b) >= 12 && binary.LittleEndian.Uint32(b) == uint32(i) &&
+		crc32.ChecksumIEEE(b[:len(b)-4]) == binary.LittleEndian.Uint32(b[len(b)-4:])
+}
+
+func TestSetGetDelete(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			var opts *Options
+			if shared {
+				p, err := pool.New(1<<20, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Close()
+				opts = &Options{Pool: p}
+			}
+			c := newT(t, 1<<20, opts)
+			for i := range 1000 {
+				setT(t, c, key(i), value(i, 0, i%200))
+			}
+			for i := range 1000 {
+				v, ok := c.Get(nil, key(i))
+				if !ok || !bytes.Equal(v, value(i, 0, i%200)) {
+					t.Fatalf("get %d: %v", i, ok)
+				}
+			}
+			setT(t, c, key(7), []byte("replaced"))
+			if v, _ := c.Get([]byte("x"), key(7)); string(v) != "xreplaced" {
+				t.Fatalf("replaced value %q", v)
+			}
+			if ok, err := c.Delete(key(7)); !ok || err != nil {
+				t.Fatalf("delete: %v %v", ok, err)
+			}
+			if ok, err := c.Delete(key(7)); ok || err != nil {
+				t.Fatalf("second delete: %v %v", ok, err)
+			}
+			if _, ok := c.Get(nil, key(7)); ok || c.Has(key(7)) || !c.Has(key(8)) {
+				t.Fatal("deleted key still held, or Has wrong")
+			}
+			st := c.Stats()
+			if st.Entries != 999 || c.Len() != 999 || st.Sets != 1001 || st.Deletes != 1 || st.Hits != 1001 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
+}
+
+func TestBudgetEvicts(t *testing.T) {
+	c := newT(t, 64<<10, nil)
+	for i := range 10000 {
+		setT(t, c, key(i), value(i, 0, 100))
+		if st := c.Stats(); st.BytesUsed > st.Budget {
+			t.Fatalf("after %d sets: %d bytes used of %d", i, st.BytesUsed, st.Budget)
+		}
+	}
+	st := c.Stats()
+	if st.Evictions == 0 || st.BytesUsed < 60<<10 || st.Entries*112 != st.BytesUsed { // 12-byte keys, 100-byte values
+		t.Fatalf("stats %+v", st)
+	}
+	// The newest entry is always held (readable at once).
+	if _, ok := c.Get(nil, key(9999)); !ok {
+		t.Fatal("last set not held")
+	}
+}
+
+func TestPinSurvivesDeleteReplaceEvict(t *testing.T) {
+	c := newT(t, 16<<10, nil)
+	setT(t, c, key(1), value(1, 1, 500))
+	view, h, err := c.Pin(key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	view2, h2, err := c.Pin(key(1))
+	if err != nil || &view[0] != &view2[0] {
+		t.Fatalf("second pin: %v", err)
+	}
+	setT(t, c, key(1), value(1, 2, 500)) // replaced while pinned
+	for i := 2; i < 500; i++ {           // churn: evicts everything unpinned
+		setT(t, c, key(i), value(i, 0, 300))
+	}
+	if !bytes.Equal(view, value(1, 1, 500)) {
+		t.Fatal("pinned view changed")
+	}
+	st := c.Stats()
+	if st.BytesPinned != 512 || st.Handles != 2 || st.BytesUsed > st.Budget {
+		t.Fatalf("stats with a replaced pinned entry: %+v", st)
+	}
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, h.Release(), ErrReleased) // the other pin is untouched
+	if !bytes.Equal(view2, value(1, 1, 500)) {
+		t.Fatal("pinned view changed after the other handle's release")
+	}
+	used := c.Stats().BytesUsed
+	if err := h2.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.BytesPinned != 0 || st.Handles != 0 || st.BytesUsed != used-512 {
+		t.Fatalf("after the last release: %+v (used %d before)", st, used)
+	}
+}
+
+func TestFullWhenEverythingPinned(t *testing.T) {
+	c := newT(t, 4096, nil)
+	var hs []Handle
+	for i := 0; ; i++ {
+		err := c.Set(key(i), value(i, 0, 500))
+		if err != nil {
+			wantErr(t, err, ErrFull)
+			break
+		}
+		_, h, err := c.Pin(key(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	st := c.Stats()
+	if st.BytesUsed != st.BytesPinned || st.BytesUsed > 4096 || st.Evictions != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, h := range hs {
+		_ = h.Release()
+	}
+	setT(t, c, key(100), value(100, 0, 500)) // room again
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	c := newT(t, 4096, nil)
+	setT(t, c, key(1), value(1, 0, 100))
+	before := c.Stats()
+	big := make([]byte, MaxKeyLen+1)
+	for _, tc := range []struct {
+		name string
+		err  error
+		do   func() error
+	}{
+		{"set empty key", ErrEmptyKey, func() error { return c.Set(nil, []byte("v")) }},
+		{"set oversized key", ErrKeyTooLarge, func() error { return c.Set(big, nil) }},
+		{"set value over the budget", ErrTooLarge, func() error { return c.Set(key(1), make([]byte, 4096)) }},
+		{"pin empty key", ErrEmptyKey, func() error { _, _, err := c.Pin(nil); return err }},
+		{"delete oversized key", ErrKeyTooLarge, func() error { _, err := c.Delete(big); return err }},
+		{"release zero handle", ErrReleased, func() error { return Handle{}.Release() }},
+		{"release forged handle", ErrReleased, func() error { return Handle{c, 1<<40 | 77}.Release() }},
+		{"resize to 0", ErrInvalid, func() error { return c.Resize(0) }},
+		{"resize past MaxBudget", ErrTooLarge, func() error { return c.Resize(8192) }},
+		{"load with no loader", ErrInvalid, func() error { _, err := c.GetOrLoad(context.Background(), nil, key(2), nil); return err }},
+	} {
+		wantErr(t, tc.do(), tc.err)
+		if after := c.Stats(); after != before {
+			t.Fatalf("%s changed the stats: %+v, was %+v", tc.name, after, before)
+		}
+	}
+	if v, ok := c.Get(nil, key(1)); !ok || !bytes.Equal(v, value(1, 0, 100)) {
+		t.Fatal("a rejected Set of an existing key changed it")
+	}
+	for _, bad := range []struct {
+		budget int
+		opts   *Options
+	}{{0, nil}, {-1, nil}, {100, &Options{MaxBudget: 50}}, {100, &Options{MaxEntries: -1}}} {
+		if _, err := New(bad.budget, bad.opts); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("New(%d, %+v): %v", bad.budget, bad.opts, err)
+		}
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	c := newT(t, 4096, &Options{Name: "blocks"})
+	if got, want := c.Set(nil, nil).Error(), `cache "blocks": set key of 0 bytes: empty key`; got != want {
+		t.Fatalf("error %q, want %q", got, want)
+	}
+	c2 := newT(t, 4096, nil)
+	if got, want := c2.Set(nil, nil).Error(), `cache: set key of 0 bytes: empty key`; got != want {
+		t.Fatalf("error %q, want %q", got, want)
+	}
+}
+
+func TestClose(t *testing.T) {
+	c, err := New(1<<16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setT(t, c, key(1), value(1, 0, 10))
+	_, h, err := c.Pin(key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, c.Close(), ErrBusy)
+	setT(t, c, key(2), value(2, 0, 10)) // still usable
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, c.Close(), ErrClosed)
+	wantErr(t, c.Set(key(3), nil), ErrClosed)
+	_, _, err = c.Pin(key(1))
+	wantErr(t, err, ErrClosed)
+	_, err = c.Delete(key(1))
+	wantErr(t, err, ErrClosed)
+	wantErr(t, c.Resize(100), ErrClosed)
+	wantErr(t, h.Release(), ErrClosed)
+	_, err = c.GetOrLoad(context.Background(), nil, key(9), func(context.Context, []byte) ([]byte, error) { return nil, nil })
+	wantErr(t, err, ErrClosed)
+	if _, ok := c.Get(nil, key(2)); ok || c.Has(key(2)) || c.Len() != 0 {
+		t.Fatal("closed cache hit")
+	}
+	if after := c.Stats(); after.Sets != st.Sets || after.Hits != st.Hits || after.Entries != 0 || after.BytesUsed != 0 {
+		t.Fatalf("stats after close %+v, before %+v", after, st)
+	}
+}
+
+// TestConcurrentPins has 8 goroutines pin, get, set and delete over shared
+// keys while another resizes (compacting) and the budget forces evictions.
+// Each checks that every view it holds never changes (so no pinned entry is
+// evicted, moved or overwritten), that every value it reads is whole, and
+// that a key it owns and pinned is never evicted.
+func TestConcurrentPins(t *testing.T) {
+	c := newT(t, 256<<10, &Options{MaxBudget: 512 << 10})
+	const keys = 4000
+	dur := 300 * time.Millisecond
+	if testing.Short() || check.On {
+		dur = 100 * time.Millisecond
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pinWorker(c, g, keys, &stop)
+		}()
+	}
+	wg.Add(1)
+	go func() { // resizes, so compactions move entries under the readers
+		defer wg.Done()
+		for i := 0; !stop.Load(); i++ {
+			if err := c.Resize((128 + 128*(i%3)) << 10); err != nil && !errors.Is(err, ErrFull) {
+				errs <- err
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		errs <- nil
+	}()
+	time.Sleep(dur)
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := c.Stats()
+	if st.Handles != 0 || st.BytesPinned != 0 || st.BytesUsed > st.Budget || st.Compactions == 0 {
+		t.Fatalf("stats after the run: %+v", st)
+	}
+}
+
+type held struct {
+	i    int
+	val  []byte
+	view []byte
+	h    Handle
+	own  bool // pinned by the key's owner, who has not changed it since
+}
+
+func pinWorker(c *Cache, g, keys int, stop *atomic.Bool) error {
+	var pins []held
+	check := func() error {
+		for _, p := range pins {
+			if !bytes.Equal(p.view, p.val) {
+				return fmt.Errorf("goroutine %d: pinned view of key %d changed", g, p.i)
+			}
+			if p.own && !c.Has(key(p.i)) {
+				return fmt.Errorf("goroutine %d: owned pinned key %d was evicted", g, p.i)
+			}
+		}
+		return nil
+	}
+	drop := func(i int) {
+		for j := range pins { // the owner changes key i: its pins no longer vouch for it
+			if pins[j].i == i {
+				pins[j].own = false
+			}
+		}
+	}
+	var buf []byte
+	for n := 0; !stop.Load(); n++ {
+		i := (n*7919 + g*104729) % keys
+		own := i%8 == g
+		switch n % 10 {
+		case 0, 1, 2:
+			if own {
+				drop(i)
+				if err := c.Set(key(i), value(i, n, 50+n%400)); err != nil && !errors.Is(err, ErrFull) && !errors.Is(err, ErrRejected) {
+					return err
+				}
+			}
+		case 3:
+			if own {
+				drop(i)
+				if _, err := c.Delete(key(i)); err != nil {
+					return err
+				}
+			}
+		case 4, 5:
+			v, h, err := c.Pin(key(i))
+			if err == ErrNotFound {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if !valid(v, i) {
+				return fmt.Errorf("goroutine %d: pinned key %d holds a bad value", g, i)
+			}
+			pins = append(pins, held{i, bytes.Clone(v), v, h, own})
+		case 6, 7:
+			if len(pins) > 0 {
+				k := n % len(pins)
+				if err := pins[k].h.Release(); err != nil {
+					return err
+				}
+				pins = append(pins[:k], pins[k+1:]...)
+			}
+		default:
+			var ok bool
+			if buf, ok = c.Get(buf[:0], key(i)); ok && !valid(buf, i) {
+				return fmt.Errorf("goroutine %d: key %d read a bad value", g, i)
+			}
+		}
+		if n%50 == 0 {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	for _, p := range pins {
+		if err := p.h.Release(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestConcurrentReadersAndWriters runs lock-free readers against writers
+// that churn the same keys, and checks every value read is whole.
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	c := newT(t, 128<<10, nil)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for n := 0; !stop.Load(); n++ {
+				i := (n + g*31) % 500
+				if g%2 == 0 {
+					_ = c.Set(key(i), value(i, n, 20+n%900))
+					continue
+				}
+				var ok bool
+				if buf, ok = c.Get(buf[:0], key(i)); ok && !valid(buf, i) {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d torn or foreign values read", bad.Load())
+	}
+}
+
+func TestHandlesAcrossGoroutines(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	setT(t, c, key(1), value(1, 0, 64))
+	hs := make(chan Handle, 1000)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { // pins here, released elsewhere: the per-P caches spill and refill
+			defer wg.Done()
+			for range 250 {
+				_, h, err := c.Pin(key(1))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				hs <- h
+			}
+		}()
+	}
+	wg.Wait()
+	close(hs)
+	var rel sync.WaitGroup
+	for range 3 {
+		rel.Add(1)
+		go func() {
+			defer rel.Done()
+			for h := range hs {
+				if err := h.Release(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	rel.Wait()
+	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 {
+		t.Fatalf("after releasing every handle: %+v", st)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoaderOneLoadForManyMisses(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	var loads atomic.Int64
+	release := make(chan struct{})
+	load := func(ctx context.Context, k []byte) ([]byte, error) {
+		loads.Add(1)
+		<-release
+		return append([]byte("loaded:"), k...), nil
+	}
+	base := runtime.NumGoroutine()
+	const n = 1000
+	var wg, started sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		started.Add(1)
+		go func() {
+			defer wg.Done()
+			started.Done()
+			v, err := c.GetOrLoad(context.Background(), nil, []byte("k"), load)
+			if err == nil && string(v) != "loaded:k" {
+				err = fmt.Errorf("value %q", v)
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	time.Sleep(20 * time.Millisecond) // let them all miss
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if loads.Load() != 1 {
+		t.Fatalf("%d loads for one key", loads.Load())
+	}
+	if st := c.Stats(); st.Loads != 1 || st.Entries != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	waitGoroutines(t, base)
+}
+
+func TestLoaderFailureNotCached(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	boom := errors.New("boom")
+	calls := 0
+	load := func(context.Context, []byte) ([]byte, error) {
+		if calls++; calls == 1 {
+			return nil, boom
+		}
+		return []byte("ok"), nil
+	}
+	_, err := c.GetOrLoad(context.Background(), nil, []byte("k"), load)
+	wantErr(t, err, boom)
+	if c.Has([]byte("k")) {
+		t.Fatal("failed load cached")
+	}
+	v, err := c.GetOrLoad(context.Background(), nil, []byte("k"), load)
+	if err != nil || string(v) != "ok" || calls != 2 {
+		t.Fatalf("second load: %q %v (%d calls)", v, err, calls)
+	}
+	v, err = c.GetOrLoad(context.Background(), []byte("x"), []byte("k"), load)
+	if err != nil || string(v) != "xok" || calls != 2 {
+		t.Fatalf("cached: %q %v (%d calls)", v, err, calls)
+	}
+	_, err = c.GetOrLoad(context.Background(), nil, []byte("p"), func(context.Context, []byte) ([]byte, error) { panic("loader bug") })
+	if err == nil {
+		t.Fatal("a panicking loader succeeded")
+	}
+	if st := c.Stats(); st.LoadErrors != 2 || st.Loads != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestLoaderContextCancelsWait(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	base := runtime.NumGoroutine()
+	loadCtx := make(chan context.Context, 1)
+	load := func(ctx context.Context, k []byte) ([]byte, error) {
+		loadCtx <- ctx
+		<-ctx.Done() // a slow load that honours cancellation
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := c.GetOrLoad(ctx, nil, []byte("slow"), load)
+		done <- err
+	}()
+	lctx := <-loadCtx
+	cancel()
+	select {
+	case err := <-done:
+		wantErr(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not end the wait")
+	}
+	select {
+	case <-lctx.Done(): // the last waiter left: the load is cancelled too
+	case <-time.After(5 * time.Second):
+		t.Fatal("load not cancelled after every waiter left")
+	}
+	waitGoroutines(t, base)
+}
+
+func TestLoaderCancelledByClose(t *testing.T) {
+	c, err := New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := c.GetOrLoad(context.Background(), nil, []byte("k"), func(ctx context.Context, _ []byte) ([]byte, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		done <- err
+	}()
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, <-done, context.Canceled)
+	waitGoroutines(t, base)
+}
+
+// waitGoroutines fails if the goroutine count does not come back to base.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
+	for range 200 {
+		if runtime.NumGoroutine() <= base {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%d goroutines, %d before: a goroutine leaked", runtime.NumGoroutine(), base)
+}
+
+// TestSharedPoolReclaim puts a cache on a pool shared with another user:
+// the user's commits make the cache evict, never its pinned entries.
+func TestSharedPoolReclaim(t *testing.T) {
+	p, err := pool.New(64<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := newT(t, 64<<10, &Options{Pool: p})
+	for i := range 500 {
+		setT(t, c, key(i), value(i, 0, 100))
+	}
+	view, h, err := c.Pin(key(499))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := c.Stats().Evictions
+	var refs []pool.Ref
+	for range 50 { // 50 KiB of another user's data
+		r, err := p.Commit(make([]byte, 1024))
+		if err != nil {
+			t.Fatalf("commit with a cache to give way: %v", err)
+		}
+		refs = append(refs, r)
+	}
+	st := c.Stats()
+	if st.Evictions <= ev || st.BytesUsed > 14<<10 || !bytes.Equal(view, value(499, 0, 100)) || !c.Has(key(499)) {
+		t.Fatalf("after another user's commits: %+v", st)
+	}
+	// With the cache down to its pinned entry, a commit that needs more fails.
+	for {
+		if _, err := p.Commit(make([]byte, 1024)); err != nil {
+			wantErr(t, err, pool.ErrFull)
+			break
+		}
+	}
+	if c.Len() != 1 || !bytes.Equal(view, value(499, 0, 100)) {
+		t.Fatalf("pinned entry reclaimed: %d entries", c.Len())
+	}
+	_ = h.Release()
+	for _, r := range refs {
+		_ = p.Release(r)
+	}
+}
+
+// TestSharedPoolSelfReclaim has the cache's own Set find the shared pool
+// full: the pool asks the same cache for room while the Set is in flight,
+// which must not deadlock, and the Set succeeds.
+func TestSharedPoolSelfReclaim(t *testing.T) {
+	p, err := pool.New(16<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := newT(t, 1<<20, &Options{Pool: p}) // a budget far above what the pool holds
+	done := make(chan error)
+	go func() {
+		for i := range 2000 {
+			if err := c.Set(key(i), value(i, 0, 200)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Set on a full shared pool deadlocked")
+	}
+	if st := c.Stats(); st.Evictions == 0 || st.BytesUsed > 16<<10 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestResizeGivesMemoryBack fills a cache, shrinks it to a tenth, and checks
+// that the process's RSS falls by most of what was freed, at once.
+func TestResizeGivesMemoryBack(t *testing.T) {
+	const budget = 64 << 20
+	c := newT(t, budget, nil)
+	for i := 0; c.Stats().BytesUsed < budget-8192; i++ {
+		setT(t, c, key(i), value(i, 0, 4000))
+	}
+	_, h, err := c.Pin(key(3)) // an early entry, pinned: it stays where it is
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	peak, err := vmem.RSS()
+	if err != nil {
+		t.Skip(err)
+	}
+	if err := c.Resize(budget / 10); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := vmem.RSS()
+	st := c.Stats()
+	if st.BytesUsed > budget/10 || st.Compactions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if freed := peak - after; freed < budget*8/10 {
+		t.Fatalf("RSS %d MiB before Resize to a tenth, %d MiB after: only %d MiB given back", peak>>20, after>>20, freed>>20)
+	}
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// The cache works on after shrinking, and grows again.
+	for i := range 100 {
+		setT(t, c, key(1e6+i), value(1e6+i, 0, 4000))
+	}
+	if err := c.Resize(budget); err != nil {
+		t.Fatal(err)
+	}
+	ev := c.Stats().Evictions
+	for i := 0; c.Stats().BytesUsed < budget*9/10; i++ {
+		setT(t, c, key(2e6+i), value(2e6+i, 0, 4000))
+	}
+	if st := c.Stats(); st.Evictions != ev {
+		t.Fatalf("evicted on the way back up to the budget: %+v", st)
+	}
+}
+
+func TestResizeWithPinsAbove(t *testing.T) {
+	c := newT(t, 8192, nil)
+	for i := range 16 {
+		setT(t, c, key(i), value(i, 0, 480))
+	}
+	var hs []Handle
+	for i := range 16 {
+		if _, h, err := c.Pin(key(i)); err == nil {
+			hs = append(hs, h)
+		}
+	}
+	before := c.Stats()
+	wantErr(t, c.Resize(1024), ErrFull)
+	if st := c.Stats(); st.Budget != before.Budget || st.Entries != before.Entries {
+		t.Fatalf("a failed Resize changed the cache: %+v, was %+v", st, before)
+	}
+	for _, h := range hs {
+		_ = h.Release()
+	}
+	if err := c.Resize(1024); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAllocs(t *testing.T) {
+	if check.On {
+		t.Skip("the checked build allocates in its checks")
+	}
+	c := newT(t, 256<<10, nil)
+	keys := make([][]byte, 8192)
+	for i := range keys {
+		keys[i] = key(i)
+		setT(t, c, keys[i], value(i, 0, 100))
+	}
+	if c.Stats().Evictions == 0 {
+		t.Fatal("the cache is not at capacity")
+	}
+	k, v, buf := keys[8000], value(8000, 1, 100), make([]byte, 0, 256)
+	miss := []byte("absent")
+	var i int
+	for _, tc := range []struct {
+		name string
+		f    func()
+	}{
+		{"Get", func() { buf, _ = c.Get(buf[:0], k) }},
+		{"Get miss", func() { buf, _ = c.Get(buf[:0], miss) }},
+		{"Has", func() { c.Has(k) }},
+		{"Pin and Release", func() {
+			_, h, _ := c.Pin(k)
+			_ = h.Release()
+		}},
+		{"Pin miss", func() { _, _, _ = c.Pin(miss) }},
+		{"Set replacing", func() { _ = c.Set(k, v) }},
+		{"Set evicting", func() { i++; _ = c.Set(keys[i%len(keys)], v) }},
+		{"Delete", func() { _, _ = c.Delete(k); _ = c.Set(k, v) }},
+	} {
+		if n := testing.AllocsPerRun(1000, tc.f); n != 0 {
+			t.Errorf("%s: %v allocs/op", tc.name, n)
+		}
+	}
+}
+
+func TestGetAppendsToDst(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	setT(t, c, []byte("k"), []byte("value"))
+	dst := []byte("prefix-")
+	got, ok := c.Get(dst, []byte("k"))
+	if !ok || string(got) != "prefix-value" {
+		t.Fatalf("%q %v", got, ok)
+	}
+	if got, ok := c.Get(dst, []byte("missing")); ok || string(got) != "prefix-" {
+		t.Fatalf("miss: %q %v", got, ok)
+	}
+	setT(t, c, []byte("empty"), nil)
+	if got, ok := c.Get(nil, []byte("empty")); !ok || len(got) != 0 {
+		t.Fatalf("empty value: %q %v", got, ok)
+	}
+}
+
+func TestCloseRacingReaders(t *testing.T) {
+	for range 20 {
+		c, err := New(1<<16, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			_ = c.Set(key(i), value(i, 0, 50))
+		}
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var buf []byte
+				for n := range 3000 {
+					i := (n + g) % 100
+					buf, _ = c.Get(buf[:0], key(i))
+					if _, h, err := c.Pin(key(i)); err == nil {
+						_ = h.Release()
+					}
+					_ = c.Set(key(i), value(i, n, 50))
+				}
+			}()
+		}
+		err = c.Close()
+		for errors.Is(err, ErrBusy) { // while a pin is out
+			runtime.Gosched()
+			err = c.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+	}
+}

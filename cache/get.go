@@ -1,0 +1,369 @@
+// The readers: Get, Has and Pin, which take no lock, and the probe they share.
+
+package cache
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/offheap/offheap/internal/check"
+)
+
+const (
+	// copyCheckMax is the longest value Get copies before checking that the
+	// entry is still the one it found; longer ones are checked first, so a
+	// racing writer never makes Get copy (and allocate) a length it did not
+	// mean to.
+	copyCheckMax = 4 << 10
+	// optimisticTries is how often a reader retries a lookup a writer
+	// interfered with before it takes the lock.
+	optimisticTries = 8
+)
+
+// found is the outcome of a probe.
+type found int
+
+const (
+	foundNo    found = iota // the key is not in the index (final)
+	foundYes                // the key's entry, as of the word returned
+	foundRetry              // a writer interfered: probe again
+)
+
+// Get appends the value stored under key to dst and returns the result and
+// true, or dst and false if the cache does not hold key (or is closed, or
+// key is one it never takes). It takes no lock and allocates nothing beyond
+// what appending to dst needs.
+func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
+	h := c.hash(key)
+	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
+		// The common case: no interference, a short value. This is
+		// quickFind written out, which saves a tenth of Get's instructions.
+		st := c.cur()
+		hdr := st.idx.hdr.Load()
+		t, mask := st.idx.table(hdr)
+		for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
+			s := st.idx.load(t, i)
+			if s == 0 {
+				if st.idx.hdr.Load() != hdr {
+					break
+				}
+				if !c.miss(st, h, m) {
+					break
+				}
+				return dst, false
+			}
+			if s>>32 != tagOf(h) || uint32(s) == 0 {
+				continue
+			}
+			id := idOf(s)
+			if uint64(id) >= st.ents.ready.Load() {
+				break
+			}
+			e := st.entry(id)
+			w, off, lens := e.loadWord(), e.loadOff(), e.loadLens()
+			kl, vl := keyLen(lens), valLen(lens)
+			if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
+				off+kl+vl > st.hi.Load() || !equal(key, st.view(off, kl)) {
+				break
+			}
+			k := len(dst)
+			dst = append(dst, st.view(off+kl, vl)...)
+			if c.stable(e, w, m) && c.hit(st, id, m) {
+				return dst, true
+			}
+			dst = dst[:k]
+			break
+		}
+	}
+	return c.getSlow(dst, key, h)
+}
+
+// quickFind is find for the fast paths: it returns foundRetry at the first
+// sign of anything but a plain hit or miss (a value longer than
+// copyCheckMax, a writer at work, a tag shared by two keys), and leaves
+// those to find.
+func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
+	hdr := s.idx.hdr.Load()
+	t, mask := s.idx.table(hdr)
+	for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
+		slot := s.idx.load(t, i)
+		if slot == 0 {
+			if s.idx.hdr.Load() != hdr {
+				break
+			}
+			return 0, 0, 0, 0, foundNo
+		}
+		if slot>>32 != tagOf(h) || uint32(slot) == 0 {
+			continue
+		}
+		if id = idOf(slot); uint64(id) >= s.ents.ready.Load() {
+			break
+		}
+		e := s.entry(id)
+		w, off, lens = e.loadWord(), e.loadOff(), e.loadLens()
+		kl, vl := keyLen(lens), valLen(lens)
+		if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
+			off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
+			break
+		}
+		return id, w, off, lens, foundYes
+	}
+	return 0, 0, 0, 0, foundRetry
+}
+
+// getSlow is Get after interference, for a long value, and in the checked
+// build: it retries a few times, then takes the read lock.
+func (c *Cache) getSlow(dst, key []byte, h uint64) ([]byte, bool) {
+	if check.On {
+		return c.getLocked(dst, key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return dst, false
+		}
+		st := c.cur()
+		id, w, off, lens, f := st.find(h, key)
+		switch f {
+		case foundNo:
+			if c.miss(st, h, m) {
+				return dst, false
+			}
+		case foundYes:
+			e, n := st.entry(id), valLen(lens)
+			if n > copyCheckMax && !c.stable(e, w, m) {
+				continue
+			}
+			k := len(dst)
+			dst = append(dst, st.view(off+keyLen(lens), n)...)
+			if c.stable(e, w, m) && c.hit(st, id, m) {
+				return dst, true
+			}
+			dst = dst[:k]
+		}
+	}
+	return c.getLocked(dst, key, h)
+}
+
+// getLocked is Get under the read lock: in the checked build, and after
+// repeated interference.
+func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return dst, false
+	}
+	st, m := c.cur(), c.loadMoves() // steady under the lock
+	id, _, off, lens, f := st.find(h, key)
+	if f != foundYes {
+		c.miss(st, h, m)
+		return dst, false
+	}
+	c.hit(st, id, m)
+	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
+}
+
+// Has reports whether the cache holds key. It takes no lock, and counts
+// neither a hit nor a miss.
+func (c *Cache) Has(key []byte) bool {
+	h := c.hash(key)
+	if check.On {
+		return c.hasLocked(key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return false
+		}
+		st := c.cur()
+		id, w, _, _, f := st.find(h, key)
+		switch f {
+		case foundNo:
+			return false
+		case foundYes:
+			if c.stable(st.entry(id), w, m) {
+				return true
+			}
+		}
+	}
+	return c.hasLocked(key, h)
+}
+
+// hasLocked is Has under the read lock.
+func (c *Cache) hasLocked(key []byte, h uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	_, _, _, _, f := c.cur().find(h, key)
+	return f == foundYes
+}
+
+// Pin returns a zero-copy view of the value stored under key and a Handle
+// that keeps it: until the Handle is released the entry is neither evicted
+// nor moved, and if it is deleted or replaced meanwhile the view still
+// shows the old value, whose bytes are freed (and counted in the budget)
+// until the last Handle on it is released. The view must not be written to.
+// A miss returns ErrNotFound itself, unwrapped. Pin takes no lock.
+func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
+	if err := c.checkKey("pin", key); err != nil {
+		return nil, Handle{}, err
+	}
+	h := c.hash(key)
+	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
+		st := c.cur()
+		id, w, off, lens, f := st.quickFind(h, key)
+		switch f {
+		case foundNo:
+			if c.miss(st, h, m) {
+				return nil, Handle{}, ErrNotFound
+			}
+		case foundYes:
+			if hd, err := c.pin(st, id, w, lens); err == nil {
+				if c.hit(st, id, m) {
+					return st.view(off+keyLen(lens), valLen(lens)), hd, nil
+				}
+				c.undoPin(st, hd) // a compaction or rebuild began: the offset may be stale
+			}
+		}
+	}
+	return c.pinSlow(key, h)
+}
+
+// pinSlow is Pin after interference, and in the checked build: it retries
+// a few times, then takes the read lock.
+func (c *Cache) pinSlow(key []byte, h uint64) ([]byte, Handle, error) {
+	if check.On {
+		return c.pinLocked(key, h)
+	}
+	for range optimisticTries {
+		m, ok := c.readBegin()
+		if !ok {
+			return nil, Handle{}, c.keyError("pin", key, ErrClosed)
+		}
+		st := c.cur()
+		id, w, off, lens, f := st.find(h, key)
+		switch f {
+		case foundNo:
+			if c.miss(st, h, m) {
+				return nil, Handle{}, ErrNotFound
+			}
+			continue
+		case foundRetry:
+			continue
+		}
+		hd, err := c.pin(st, id, w, lens)
+		if err == errChanged {
+			continue
+		}
+		if err != nil {
+			return nil, Handle{}, c.keyError("pin", key, err)
+		}
+		if !c.hit(st, id, m) {
+			c.undoPin(st, hd)
+			continue
+		}
+		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
+	}
+	return c.pinLocked(key, h)
+}
+
+// pinLocked is Pin under the read lock: in the checked build, and after
+// repeated interference. Compactions, rebuilds and Close hold the write
+// lock, so none can run.
+func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, Handle{}, c.keyError("pin", key, ErrClosed)
+	}
+	st, m := c.cur(), c.loadMoves() // steady under the lock
+	for {
+		id, w, off, lens, f := st.find(h, key)
+		if f != foundYes {
+			c.miss(st, h, m)
+			return nil, Handle{}, ErrNotFound
+		}
+		hd, err := c.pin(st, id, w, lens)
+		if err == errChanged {
+			continue // only the pin count changed
+		}
+		if err != nil {
+			return nil, Handle{}, c.keyError("pin", key, err)
+		}
+		c.hit(st, id, m)
+		return st.view(off+keyLen(lens), valLen(lens)), hd, nil
+	}
+}
+
+// find probes the index for key, whose hash is h, and returns its entry id,
+// the entry's word, offset and lengths as it read them. A foundYes result
+// is only as good as the word: the caller validates with stable, or pins.
+// foundNo is final: every slot that could have held the key was passed while
+// the table did not change, and no entry the probe met was changing.
+func (s *store) find(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
+	hdr := s.idx.hdr.Load()
+	t, mask := s.idx.table(hdr)
+	tag, ready, hi := tagOf(h), s.ents.ready.Load(), s.hi.Load()
+	f = foundNo
+	for i, n := h&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
+		slot := s.idx.load(t, i)
+		if slot == 0 {
+			break
+		}
+		if uint32(slot) == 0 || slot>>32 != tag {
+			continue
+		}
+		if id = idOf(slot); uint64(id) >= ready {
+			f = foundRetry // a slot of a table being rebuilt
+			continue
+		}
+		e := s.entry(id)
+		if w = e.loadWord(); w&stateMask != liveBits {
+			f = foundRetry // its slot is about to change
+			continue
+		}
+		off, lens = e.loadOff(), e.loadLens()
+		if e.loadHash() == h && keyLen(lens) == uint64(len(key)) && off+keyLen(lens)+valLen(lens) <= hi &&
+			equal(key, s.view(off, keyLen(lens))) {
+			return id, w, off, lens, foundYes
+		}
+		if e.loadWord()&identity != w&identity {
+			f = foundRetry // what was compared may have been torn
+		}
+	}
+	if f == foundNo && s.idx.hdr.Load() != hdr {
+		f = foundRetry
+	}
+	return 0, 0, 0, 0, f
+}
+
+// stable reports whether what a reader read of entry e after loading its
+// word w and the moves word m is still good: same occupant, still live, and
+// not moved. The loads being validated come before it; loadFence orders
+// them where the hardware would not.
+func (c *Cache) stable(e *entry, w, m uint64) bool {
+	loadFence()
+	return e.loadWord()&identity == w&identity && c.loadMoves() == m
+}
+
+// readBegin waits out a compaction and returns the moves word a reader
+// validates against; ok is false once the cache is closed.
+func (c *Cache) readBegin() (m uint64, ok bool) {
+	for spins := 0; ; spins++ {
+		m = c.loadMoves()
+		if m&movesClosed != 0 {
+			return 0, false
+		}
+		if m&movesActive == 0 {
+			return m, true
+		}
+		switch {
+		case spins < 100:
+			runtime.Gosched()
+		default:
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}

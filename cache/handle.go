@@ -1,0 +1,449 @@
+// Pins and handles: an entry's pin count lives in its word; each pin also
+// takes a handle slot, so a Handle released twice is caught even while other
+// pins hold the entry. Free handle slots are kept per P, like the per-P
+// counters, so Pin and Release touch no shared cache line but the entry's.
+
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
+)
+
+// Handle keeps a pinned entry: its view stays valid, unchanged, until
+// Release. The zero Handle is never valid.
+type Handle struct {
+	c *Cache
+	h uint64 // generation << 32 | slot index + 1
+}
+
+// hslot is one handle: free, or out for an entry.
+type hslot struct {
+	word  uint64 // generation | handleOut
+	entry uint32 // the pinned entry, while out
+	next  uint32 // the next free slot, on the shared stack
+}
+
+const (
+	handleOut  = 1 << 32
+	maxHandles = 1 << 26 // handles out at once
+	// hcacheCap is how many free handle slots each P keeps.
+	hcacheCap = 54
+	// maxProcs bounds the Ps with state of their own; the state after
+	// theirs is shared, with atomic counters, by Ps numbered higher and by
+	// the race-detector and checked builds.
+	maxProcs = 256
+)
+
+// pstate is one P's counters and free handle slots, alone on its cache
+// lines. It lives off the Go heap: while pinned to the P, only goroutines on
+// that P touch it, one at a time; Stats reads it racily, which for aligned
+// words only risks a sum a little stale.
+type pstate struct {
+	hits, misses uint64
+	pinned       int64 // net bytes this P saw become pinned (pins and releases may be on different Ps)
+	out          int64 // net handles this P handed out
+	n            uint64
+	free         [hcacheCap]uint32
+}
+
+// perP says whether handles and counters use the per-P state. The race
+// detector cannot see the ownership a pin gives, and the checked build
+// checks under the lock, so both use the shared stack and atomic counters.
+const perP = !check.On && !proc.Race
+
+// errChanged reports that the entry a reader found changed before its pin.
+var errChanged = errors.New("entry changed")
+
+// pin pins entry id, which the caller found with word w and lengths lens,
+// counts a hit, and returns a Handle for it. It fails with errChanged if
+// the entry's occupant or state changed since w. The fast path takes a
+// handle slot from this P's cache and counts in the same pinned section as
+// the CAS.
+func (c *Cache) pin(st *store, id uint32, w, lens uint64) (Handle, error) {
+	weight := c.weight(keyLen(lens) + valLen(lens))
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
+				old, err := st.entry(id).pin(w)
+				if err == nil {
+					ps.n--
+					slot := ps.free[ps.n]
+					ps.out++
+					if pinsOf(old) == 0 {
+						ps.pinned += weight
+					}
+					proc.Unpin()
+					return c.handleFor(slot, id), nil
+				}
+				proc.Unpin()
+				return Handle{}, err
+			}
+		}
+		proc.Unpin()
+	}
+	slot, err := c.newHandle()
+	if err != nil {
+		return Handle{}, err
+	}
+	old, err := st.entry(id).pin(w)
+	if err != nil {
+		c.freeHandle(slot, 0, false, 0)
+		return Handle{}, err
+	}
+	c.countPin(1, pinsOf(old) == 0, weight)
+	return c.handleFor(slot, id), nil
+}
+
+// pin adds a pin to e, whose word was w, and returns the word before it.
+func (e *entry) pin(w uint64) (uint64, error) {
+	for {
+		if pinsOf(w) == maxPins {
+			return 0, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
+		}
+		if e.casWord(w, w+pinOne) {
+			return w, nil
+		}
+		nw := e.loadWord()
+		if nw&identity != w&identity {
+			return 0, errChanged
+		}
+		w = nw
+	}
+}
+
+// handleFor marks handle slot out for entry id and returns its Handle. The
+// stores need no ordering: whoever releases the Handle got it from this
+// goroutine through the caller's own synchronisation.
+func (c *Cache) handleFor(slot, id uint32) Handle {
+	s := c.hslots.at(uint64(slot))
+	s.entry = id
+	gen := genOf(s.word)
+	s.word = uint64(gen) | handleOut
+	return Handle{c, uint64(gen)<<32 | uint64(slot) + 1}
+}
+
+// Release drops the pin. The entry may be evicted again once no pins are
+// left, and an entry deleted or replaced while pinned is freed by its last
+// Release. Releasing a Handle twice, or the zero Handle, is ErrReleased.
+func (hd Handle) Release() error {
+	c := hd.c
+	if c == nil {
+		return fmt.Errorf("cache: release handle 0: %w", ErrReleased)
+	}
+	if check.On {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		if c.closed {
+			return c.handleError(hd, ErrClosed)
+		}
+	}
+	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
+	if uint64(i) >= c.hslots.ready.Load() {
+		return c.handleError(hd, ErrReleased)
+	}
+	s := c.hslots.at(uint64(i))
+	if !atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
+		if c.loadMoves()&movesClosed != 0 {
+			return c.handleError(hd, ErrClosed)
+		}
+		return c.handleError(hd, ErrReleased)
+	}
+	// No rebuild runs while pins are out (see rebuild), so the entry is in
+	// the current store.
+	edge, weight := c.unpin(c.cur(), s.entry)
+	c.freeHandle(i, -1, edge, weight)
+	return nil
+}
+
+// undoPin releases a pin Pin took in st and will not hand out, because a
+// compaction or rebuild began meanwhile: a rebuild switches stores, so the
+// entry is unpinned where it was pinned, not where Release would look.
+func (c *Cache) undoPin(st *store, hd Handle) {
+	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
+	s := c.hslots.at(uint64(i))
+	if atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
+		edge, weight := c.unpin(st, s.entry)
+		c.freeHandle(i, -1, edge, weight)
+	}
+}
+
+func (c *Cache) handleError(hd Handle, err error) error {
+	return fmt.Errorf("%s: release handle %d.%d: %w", c.label, uint32(hd.h)-1, hd.h>>32, err)
+}
+
+// unpin drops one pin of entry id, and reports whether it was the last and
+// the entry's weight. The last pin of a gone entry frees it, and the last
+// of a parked one puts it back in the policy's order: both under the lock.
+func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
+	e := st.entry(id)
+	for {
+		w := e.loadWord()
+		if pinsOf(w) == 0 {
+			return false, 0 // the cache closed and its memory went; nothing to drop
+		}
+		if pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
+			return c.unpinLocked(st, id)
+		}
+		if e.casWord(w, w-pinOne) {
+			if pinsOf(w) > 1 {
+				return false, 0
+			}
+			return true, c.weight(keyLen(e.lens) + valLen(e.lens))
+		}
+	}
+}
+
+// unpinLocked is unpin under the lock, for a last pin that has work to do.
+func (c *Cache) unpinLocked(st *store, id uint32) (last bool, weight int64) {
+	if !check.On {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	} else {
+		// Release holds the read lock in the checked build; trade it.
+		c.mu.RUnlock()
+		c.mu.Lock()
+		defer func() { c.mu.Unlock(); c.mu.RLock() }()
+	}
+	e := st.entry(id)
+	for {
+		w := e.loadWord()
+		nw := w - pinOne
+		if pinsOf(nw) == 0 {
+			nw &^= parkedBit
+		}
+		if !e.casWord(w, nw) {
+			continue
+		}
+		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
+		switch {
+		case pinsOf(nw) > 0:
+		case stateOf(nw) == stateGone:
+			c.gone -= weight
+			st.free(id)
+		case w&parkedBit != 0 && !c.closed && st == c.cur():
+			st.pol.unpark(id)
+		}
+		c.checkAfterMutation()
+		return pinsOf(nw) == 0, weight
+	}
+}
+
+// pinnedForPolicy is the pinned callback given to the policy's victim: it
+// reports whether entry id has pins, and if so marks it parked (the policy
+// parks it), so that its last Release unparks it. The mark is set with a CAS
+// on the word, so a Release racing with it either sees it or leaves pins
+// for the policy to see. Callers hold the lock.
+func (c *Cache) pinnedForPolicy(id uint32) bool {
+	e := c.cur().entry(id)
+	for {
+		w := e.loadWord()
+		if pinsOf(w) == 0 {
+			return false
+		}
+		if w&parkedBit != 0 || e.casWord(w, w|parkedBit) {
+			return true
+		}
+	}
+}
+
+// handleStack is the shared stack of free handle slots, behind the per-P
+// caches.
+type handleStack struct {
+	mu      sync.Mutex
+	free    uint32 // top of the stack, or noID
+	n       uint32 // slots ever used
+	retired int
+	out     atomic.Int64 // handles out, when not counted per P
+	pinned  atomic.Int64 // bytes pinned, when not counted per P
+}
+
+func (s *handleStack) init() { s.free = noID }
+
+// newHandle takes a free handle slot: from this P's cache, or a batch from
+// the shared stack.
+func (c *Cache) newHandle() (uint32, error) {
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			if ps := c.pcs.at(uint64(pid)); ps.n > 0 {
+				ps.n--
+				i := ps.free[ps.n]
+				proc.Unpin()
+				return i, nil
+			}
+		}
+		proc.Unpin()
+	}
+	var batch [hcacheCap / 2]uint32
+	n, err := c.takeHandles(batch[:])
+	if err != nil {
+		return 0, err
+	}
+	if n > 1 {
+		c.stashHandles(batch[1:n])
+	}
+	return batch[0], nil
+}
+
+// takeHandles fills dst with free slots from the shared stack, or fresh
+// ones; it fails only if it found none.
+func (c *Cache) takeHandles(dst []uint32) (int, error) {
+	s := &c.handles
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for ; n < len(dst) && s.free != noID; n++ {
+		dst[n] = s.free
+		s.free = c.hslots.at(uint64(s.free)).next
+	}
+	if n == 0 {
+		for ; n < len(dst) && uint64(s.n) < c.hslots.max; n++ {
+			if c.hslots.grow(uint64(s.n)+1) != nil {
+				break
+			}
+			dst[n] = s.n
+			s.n++
+		}
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%d handles out: %w", s.n, ErrBusy)
+	}
+	return n, nil
+}
+
+// stashHandles puts free slots in this P's cache, and on the shared stack
+// what does not fit.
+func (c *Cache) stashHandles(slots []uint32) {
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			k := copy(ps.free[ps.n:], slots)
+			ps.n += uint64(k)
+			slots = slots[k:]
+		}
+		proc.Unpin()
+	}
+	c.pushHandles(slots)
+}
+
+// freeHandle returns slot i, already marked free, and counts d handles out
+// (and weight bytes unpinned if last): to this P's cache, or, when that is
+// full, half of it and i to the shared stack.
+func (c *Cache) freeHandle(i uint32, d int64, last bool, weight int64) {
+	var spill [hcacheCap/2 + 1]uint32
+	n := 0
+	if perP && genOf(c.hslots.at(uint64(i)).word) != genMask {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			ps.out += d
+			if last {
+				ps.pinned -= weight
+			}
+			d, last = 0, false
+			if ps.n < hcacheCap {
+				ps.free[ps.n] = i
+				ps.n++
+				proc.Unpin()
+				return
+			}
+			n = copy(spill[:], ps.free[hcacheCap/2:])
+			ps.n = hcacheCap / 2
+		}
+		proc.Unpin()
+	}
+	if d != 0 || last {
+		c.countPin(d, last, weight)
+	}
+	spill[n] = i
+	c.pushHandles(spill[:n+1])
+}
+
+// pushHandles puts free slots on the shared stack; a slot whose generation
+// reached the last is retired instead, so no stale Handle can ever name a
+// later pin in it.
+func (c *Cache) pushHandles(slots []uint32) {
+	if len(slots) == 0 {
+		return
+	}
+	s := &c.handles
+	s.mu.Lock()
+	for _, i := range slots {
+		hs := c.hslots.at(uint64(i))
+		if genOf(hs.word) == genMask {
+			s.retired++
+			continue
+		}
+		hs.next, s.free = s.free, i
+	}
+	s.mu.Unlock()
+}
+
+// countPin counts a handle out (d = 1) or back (d = -1), and weight bytes
+// pinned or unpinned if the entry's pin count went from or to zero.
+func (c *Cache) countPin(d int64, edge bool, weight int64) {
+	b := int64(0)
+	if edge {
+		b = d * weight
+	}
+	if perP {
+		pid := proc.Pin()
+		if pid < maxProcs {
+			ps := c.pcs.at(uint64(pid))
+			ps.out += d
+			ps.pinned += b
+			proc.Unpin()
+			return
+		}
+		proc.Unpin()
+	}
+	c.handles.out.Add(d)
+	c.handles.pinned.Add(b)
+}
+
+// hit counts a hit on entry id of st and tells st's policy, unless the
+// moves word is no longer m (a rebuild may have retired st and freed its
+// policy); it reports whether it counted. The check and the call share one
+// pinned section, so a writer that changed the moves word and then ran
+// proc.Quiesce knows no reader is still telling st's policy anything.
+func (c *Cache) hit(st *store, id uint32, m uint64) bool {
+	pid := proc.Pin()
+	if c.loadMoves() != m {
+		proc.Unpin()
+		return false
+	}
+	st.pol.hit(id)
+	if perP && pid < maxProcs {
+		c.pcs.at(uint64(pid)).hits++
+	} else {
+		atomic.AddUint64(&c.pcs.at(maxProcs).hits, 1)
+	}
+	proc.Unpin()
+	return true
+}
+
+// miss counts a miss of a key whose hash is h and tells st's policy, as
+// hit does.
+func (c *Cache) miss(st *store, h uint64, m uint64) bool {
+	pid := proc.Pin()
+	if c.loadMoves() != m {
+		proc.Unpin()
+		return false
+	}
+	st.pol.miss(h)
+	if perP && pid < maxProcs {
+		c.pcs.at(uint64(pid)).misses++
+	} else {
+		atomic.AddUint64(&c.pcs.at(maxProcs).misses, 1)
+	}
+	proc.Unpin()
+	return true
+}

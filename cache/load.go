@@ -1,0 +1,150 @@
+// The loader: GetOrLoad runs one load per missing key, however many
+// goroutines miss it at once, and shares its value with all of them.
+
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Loader loads the value of a key the cache does not hold. It runs on a
+// goroutine of its own, with a context that is cancelled once every caller
+// waiting for it has given up (or the cache is closed); it must not keep
+// key, and must not change the value it returns afterwards.
+type Loader func(ctx context.Context, key []byte) ([]byte, error)
+
+// loader tracks the loads in flight, by key. Its lock may be held while
+// Get takes the cache's read lock (checked build), never the other way.
+type loader struct {
+	mu          sync.Mutex
+	flights     map[string]*flight
+	closed      bool
+	loads, errs atomic.Int64
+}
+
+// flight is one load in flight and the callers waiting for it.
+type flight struct {
+	done    chan struct{} // closed when val and err are set
+	val     []byte
+	err     error
+	waiters int
+	cancel  context.CancelFunc
+}
+
+// GetOrLoad appends the value of key to dst, as Get does; on a miss it
+// calls load and stores what it returns, as Set does. Concurrent misses of
+// one key share one load and all get its value. A failed load is not
+// cached: every caller waiting for it gets its error. A value the cache
+// cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
+// this caller's wait with ctx's error; the load goes on for the others, and
+// is cancelled when none is left.
+func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]byte, error) {
+	if err := c.checkKey("load", key); err != nil {
+		return dst, err
+	}
+	if load == nil {
+		return dst, c.keyError("load", key, fmt.Errorf("nil loader: %w", ErrInvalid))
+	}
+	if v, ok := c.Get(dst, key); ok {
+		return v, nil
+	}
+	f, v, err := c.join(ctx, dst, key, load)
+	if f == nil {
+		return v, err
+	}
+	select {
+	case <-f.done:
+		if f.err != nil {
+			return dst, c.keyError("load", key, f.err)
+		}
+		return append(dst, f.val...), nil
+	case <-ctx.Done():
+		c.leave(string(key), f)
+		return dst, c.keyError("load", key, ctx.Err())
+	}
+}
+
+// join finds the flight loading key, or starts one; if the key was stored
+// meanwhile it returns no flight but the value appended to dst.
+func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight, []byte, error) {
+	l := &c.loads
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, dst, c.keyError("load", key, ErrClosed)
+	}
+	if f := l.flights[string(key)]; f != nil {
+		f.waiters++
+		return f, nil, nil
+	}
+	// A flight that just ended stored its value before leaving the map.
+	if v, ok := c.Get(dst, key); ok {
+		return nil, v, nil
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f := &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	if l.flights == nil {
+		l.flights = make(map[string]*flight)
+	}
+	k := string(key)
+	l.flights[k] = f
+	go c.run(lctx, k, f, load)
+	return f, nil, nil
+}
+
+// run calls the loader for key, stores its value, and ends the flight. A
+// loader that panics fails the load instead of the program.
+func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
+	defer f.cancel()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				f.err = fmt.Errorf("loader panicked: %v", r)
+			}
+		}()
+		f.val, f.err = load(ctx, []byte(key))
+	}()
+	if f.err == nil {
+		_ = c.Set([]byte(key), f.val) // a value the cache cannot keep is still returned
+	}
+	l := &c.loads
+	l.mu.Lock()
+	if l.flights[key] == f {
+		delete(l.flights, key)
+	}
+	l.mu.Unlock()
+	l.loads.Add(1)
+	if f.err != nil {
+		l.errs.Add(1)
+	}
+	close(f.done)
+}
+
+// leave drops a caller that stopped waiting; the last one cancels the load
+// and takes it out of the map, so a later miss starts afresh.
+func (c *Cache) leave(key string, f *flight) {
+	l := &c.loads
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f.waiters--; f.waiters == 0 {
+		f.cancel()
+		if l.flights[key] == f {
+			delete(l.flights, key)
+		}
+	}
+}
+
+// cancelAll cancels every load in flight, at Close.
+func (l *loader) cancelAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for _, f := range l.flights {
+		f.cancel()
+	}
+}
+
+func (l *loader) counts() (loads, errs int) { return int(l.loads.Load()), int(l.errs.Load()) }

@@ -1,0 +1,349 @@
+// The writers: Set and Delete, eviction, and the reclaimer a shared pool
+// calls.
+
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+
+	"github.com/offheap/offheap/pool"
+)
+
+// Set stores a copy of value under key, replacing what key held; the entry
+// is readable when Set returns. It never drops the write silently: if it
+// stores nothing it says why, with ErrRejected (the admission policy judged
+// the entry less worth keeping than what it would evict) or ErrFull
+// (nothing unpinned left to evict; the budget is never overshot), and the
+// key's old value, if any, is then gone too, so no stale value outlives a
+// write; or with a typed error for a key or value it cannot take, changing
+// nothing.
+//
+// Set first takes the old value out (a Get racing with it may miss), makes
+// room by evicting, and copies the new value in without the lock. It
+// allocates nothing.
+func (c *Cache) Set(key, value []byte) error {
+	if err := c.checkKey("set", key); err != nil {
+		return err
+	}
+	n := uint64(len(key)) + uint64(len(value))
+	weight := c.weight(n)
+	if uint64(len(value)) > math.MaxUint32 || weight > min(c.maxBudget, c.poolMax) {
+		return c.keyError("set", key, c.tooLarge(n))
+	}
+	h := c.hash(key)
+	for {
+		c.mu.Lock()
+		st := c.cur()
+		err := c.makeRoom(st, key, h, weight)
+		if err == nil {
+			c.sets.Add(1) // Close waits for the Sets in flight
+			st.inflight++ // and a retired store's pool for those in it
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		err, again := c.setIn(st, key, value, h, weight)
+		c.sets.Done()
+		if !again {
+			return err
+		}
+	}
+}
+
+// setIn is the rest of a Set whose room is promised in store st: it
+// reserves and copies without the lock, then inserts. If a rebuild
+// replaced st meanwhile, the reservation is let go and again says to start
+// over in the new store.
+func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err error, again bool) {
+	ref, b, err := c.reserve(st, len(key)+len(value))
+	if err == nil {
+		copy(b[copy(b, key):], value)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.promised -= weight
+	st.inflight--
+	if st != c.cur() {
+		if err == nil {
+			releaseRef(st.p, ref)
+		}
+		st.closePoolIfDone()
+		return nil, !c.closed
+	}
+	switch {
+	case err == nil:
+		return c.insert(st, key, h, ref, b, weight), false
+	case errors.Is(err, pool.ErrClosed):
+		return c.keyError("set", key, ErrClosed), false
+	}
+	return c.keyError("set", key, fmt.Errorf("%w: %w", ErrFull, err)), false
+}
+
+// tooLarge explains why an entry of n bytes does not fit.
+func (c *Cache) tooLarge(n uint64) error {
+	return fmt.Errorf("entry of %d bytes: %w", n, ErrTooLarge)
+}
+
+// makeRoom is Set's first step: it removes the key's old entry, asks the
+// policy to admit the new one, and evicts until weight more bytes fit the
+// budget, then promises them to the Set. Callers hold the lock.
+func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64) error {
+	switch {
+	case c.closed:
+		return c.keyError("set", key, ErrClosed)
+	case weight > c.budget:
+		return c.keyError("set", key, c.tooLarge(uint64(weight)))
+	}
+	if id, _, _, _, f := st.find(h, key); f == foundYes {
+		c.remove(st, id, h)
+	}
+	if !st.pol.admit(h, weight) {
+		c.ops.rejections++
+		return ErrRejected
+	}
+	for c.used+c.gone+c.promised+weight > c.budget {
+		if _, ok := c.evictOne(); !ok {
+			return c.keyError("set", key, c.fullError(weight))
+		}
+	}
+	c.promised += weight
+	return nil
+}
+
+func (c *Cache) fullError(weight int64) error {
+	return fmt.Errorf("%d bytes wanted, %d of %d pinned or promised: %w", weight, c.used+c.gone+c.promised, c.budget, ErrFull)
+}
+
+// reserve places n bytes in st's pool, latched (the cache holds it so until
+// the entry leaves). On its own pool the cache has made room already, and
+// a reservation fails only where the free space is in pieces too small:
+// it then evicts more, without asking the pool to compact (which cannot
+// move the latched entries) or grow past the budget. On a shared pool the
+// pool's own slow path runs, asking its reclaimers (this cache among
+// them) for room; mu is not held, so that cannot deadlock.
+func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
+	if !c.owned {
+		return st.p.Reserve(n)
+	}
+	for {
+		ref, b, err := st.p.TryReserve(n)
+		if err == nil || !errors.Is(err, pool.ErrFull) {
+			return ref, b, err
+		}
+		c.mu.Lock()
+		ok := false
+		if !c.closed && st == c.cur() {
+			_, ok = c.evictOne()
+		}
+		c.mu.Unlock()
+		if !ok {
+			return 0, nil, err
+		}
+	}
+}
+
+// insert is Set's last step: the segment ref, view b, holds key and its
+// value; it becomes the key's entry, replacing the old one (another Set's).
+// Callers hold the lock.
+func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64) error {
+	if c.closed {
+		releaseRef(st.p, ref)
+		return c.keyError("set", key, ErrClosed)
+	}
+	old, _, _, _, f := st.find(h, key)
+	var err error
+	if f == foundYes {
+		c.detach(st, old)
+	}
+	for err == nil && c.used+c.gone+c.promised+weight > c.budget {
+		if _, ok := c.evictOne(); !ok {
+			err = c.fullError(weight)
+		}
+	}
+	var id uint32
+	if err == nil {
+		id, err = st.newID()
+	}
+	if err == nil {
+		err = c.publish(st, id, h, ref, b, uint64(len(key)), weight, f == foundYes, old)
+	}
+	if err != nil {
+		if f == foundYes {
+			st.unindex(old, h)
+		}
+		releaseRef(st.p, ref)
+		return c.keyError("set", key, err)
+	}
+	c.ops.sets++
+	c.checkAfterMutation()
+	return nil
+}
+
+// publish fills entry id of st and makes it the key's: in place of old's
+// index slot if replacing, else in a new one. Callers hold the lock.
+func (c *Cache) publish(st *store, id uint32, h uint64, ref pool.Ref, b []byte, klen uint64, weight int64, replacing bool, old uint32) error {
+	st.place(id, h, ref, b, klen)
+	if replacing {
+		st.idx.replace(h, old, id)
+		st.finishDetach(old)
+	} else if err := st.idx.insert(st, h, id); err != nil {
+		e := st.entry(id)
+		atomic.StoreUint64(&e.word, freedWord(e.word))
+		st.pushID(id)
+		return err
+	}
+	st.pol.add(id, h, weight)
+	c.used += weight
+	c.count.Add(1)
+	return nil
+}
+
+// place fills entry id, free, with the segment ref, view b, that holds a
+// key of klen bytes and its value, and marks it live. Callers hold the lock.
+func (s *store) place(id uint32, h uint64, ref pool.Ref, b []byte, klen uint64) {
+	e, off := s.entry(id), s.offsetOf(b)
+	if end := off + uint64(len(b)); end > s.hi.Load() {
+		s.hi.Store(end) // before the entry is seen: readers bound offsets by it
+	}
+	atomic.StoreUint64(&e.hash, h)
+	atomic.StoreUint64(&e.off, off)
+	atomic.StoreUint64(&e.lens, klen|(uint64(len(b))-klen)<<32)
+	*s.refs.at(uint64(id)) = uint64(ref)
+	atomic.StoreUint64(&e.word, uint64(genOf(e.word))|liveBits)
+}
+
+// Delete removes key and reports whether the cache held it. A pinned entry
+// stays readable through its handles until the last is released.
+func (c *Cache) Delete(key []byte) (bool, error) {
+	if err := c.checkKey("delete", key); err != nil {
+		return false, err
+	}
+	h := c.hash(key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false, c.keyError("delete", key, ErrClosed)
+	}
+	st := c.cur()
+	id, _, _, _, f := st.find(h, key)
+	if f != foundYes {
+		return false, nil
+	}
+	c.remove(st, id, h)
+	c.ops.deletes++
+	c.checkAfterMutation()
+	return true, nil
+}
+
+// remove takes live entry id of st, of hash h, out of the cache. Callers
+// hold the lock.
+func (c *Cache) remove(st *store, id uint32, h uint64) {
+	c.detach(st, id)
+	st.unindex(id, h)
+}
+
+// unindex removes detached entry id from the index and, if it was freed,
+// recycles its id. Callers hold the lock.
+func (s *store) unindex(id uint32, h uint64) {
+	s.idx.remove(h, id)
+	s.finishDetach(id)
+}
+
+// finishDetach recycles the id of a detached entry that was freed, once
+// the index no longer names it.
+func (s *store) finishDetach(id uint32) {
+	if stateOf(s.entry(id).word) == stateFree {
+		s.pushID(id)
+	}
+}
+
+// detach takes live entry id of st out of the policy and the count, and
+// frees it, or, if pinned, marks it gone: freed at its last release, and
+// counted in the budget until then. Its index slot stays; the caller
+// changes it and then calls finishDetach. Callers hold the lock.
+func (c *Cache) detach(st *store, id uint32) {
+	e := st.entry(id)
+	weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+	st.pol.remove(id)
+	c.used -= weight
+	c.count.Add(-1)
+	for {
+		w := e.loadWord()
+		if pinsOf(w) == 0 {
+			if e.casWord(w, freedWord(w)) {
+				st.releaseSegment(id)
+				return
+			}
+			continue
+		}
+		if e.casWord(w, w&^(stateMask|parkedBit)|goneBits) {
+			c.gone += weight
+			return
+		}
+	}
+}
+
+// evictOne evicts the policy's victim, which has no pins, and returns its
+// weight; ok is false if every entry left is pinned. Callers hold the lock.
+func (c *Cache) evictOne() (weight int64, ok bool) {
+	st := c.cur()
+	for {
+		id, ok := st.pol.victim(c.isPinned)
+		if !ok {
+			return 0, false
+		}
+		e := st.entry(id)
+		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
+		w := e.loadWord()
+		if pinsOf(w) > 0 || !e.casWord(w, freedWord(w)) {
+			// Pinned after the policy asked: back in line, as if new.
+			st.pol.remove(id)
+			st.pol.add(id, e.hash, weight)
+			continue
+		}
+		st.pol.remove(id)
+		c.used -= weight
+		c.count.Add(-1)
+		c.ops.evictions++
+		st.idx.remove(e.hash, id)
+		st.releaseSegment(id)
+		st.pushID(id)
+		return weight, true
+	}
+}
+
+// free frees gone entry id, whose last pin was just dropped. Callers hold
+// the lock.
+func (s *store) free(id uint32) {
+	e := s.entry(id)
+	atomic.StoreUint64(&e.word, freedWord(e.word))
+	s.releaseSegment(id)
+	s.pushID(id)
+}
+
+// reclaimer is the cache as a pool.Reclaimer of a shared pool.
+type reclaimer struct{ c *Cache }
+
+// Reclaim evicts unpinned entries, the policy's victims first, until need
+// bytes are freed or none is left, and returns the bytes freed.
+func (r *reclaimer) Reclaim(need int) int {
+	c := r.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	freed := int64(0)
+	for !c.closed && freed < int64(need) {
+		w, ok := c.evictOne()
+		if !ok {
+			break
+		}
+		freed += w
+	}
+	if freed > 0 {
+		c.checkAfterMutation()
+	}
+	return int(freed)
+}

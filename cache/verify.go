@@ -1,0 +1,106 @@
+// The checked build's invariant checks (see the invariants on Cache).
+
+package cache
+
+import (
+	"fmt"
+
+	"github.com/offheap/offheap/internal/check"
+)
+
+// checkAfterMutation verifies the invariants in the checked build: after
+// every mutation while the cache is small, then about every entries/64th,
+// so the checked build stays amortized O(1) per operation. Callers hold the
+// lock.
+func (c *Cache) checkAfterMutation() {
+	if !check.On || c.closed {
+		return
+	}
+	c.mutations++
+	if n := uint64(c.cur().nextID); n <= 4096 || c.mutations%(n/64) == 0 {
+		if err := c.verify(); err != nil {
+			check.Invariant(false, "%s: %v", c.label, err)
+		}
+	}
+}
+
+// verify walks the entry table and the index and reports the first broken
+// invariant. Callers hold the lock.
+func (c *Cache) verify() error {
+	var used, gone int64
+	live, s := 0, c.cur()
+	for id := range s.nextID {
+		e := s.entry(id)
+		w := e.loadWord()
+		weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+		switch stateOf(w) {
+		case stateLive:
+			live++
+			used += weight
+			if err := s.verifyIndexed(id, e); err != nil {
+				return err
+			}
+		case stateGone:
+			gone += weight
+			if pinsOf(w) == 0 {
+				return fmt.Errorf("entry %d is gone with no pins: it should have been freed", id)
+			}
+		case stateFree:
+			if pinsOf(w) != 0 || w&(parkedBit|movingBit) != 0 {
+				return fmt.Errorf("free entry %d has word %#x", id, w)
+			}
+		default:
+			return fmt.Errorf("entry %d has state %d", id, stateOf(w))
+		}
+	}
+	switch {
+	case used != c.used || gone != c.gone:
+		return fmt.Errorf("entries hold %d live and %d gone bytes, counted %d and %d", used, gone, c.used, c.gone)
+	case used != s.pol.used():
+		return fmt.Errorf("live entries hold %d bytes, the policy counts %d", used, s.pol.used())
+	case c.used+c.gone+c.promised > c.budget:
+		return fmt.Errorf("%d used + %d gone + %d promised bytes exceed the budget of %d", c.used, c.gone, c.promised, c.budget)
+	case live != int(c.count.Load()) || uint64(live) != s.idx.live:
+		return fmt.Errorf("%d live entries, counted %d, index holds %d", live, c.count.Load(), s.idx.live)
+	}
+	return s.verifyFree(live)
+}
+
+// verifyIndexed checks that live entry id is in the index under its hash.
+func (s *store) verifyIndexed(id uint32, e *entry) error {
+	t, mask := s.idx.table(s.idx.hdr.Load())
+	want := slotOf(e.hash, id)
+	for i, n := e.hash&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
+		slot := s.idx.load(t, i)
+		if slot == want {
+			return nil
+		}
+		if slot == 0 {
+			break
+		}
+	}
+	return fmt.Errorf("live entry %d is not in the index", id)
+}
+
+// verifyFree checks the free-id stack: free entries only, each once, and
+// that every id is accounted for.
+func (s *store) verifyFree(live int) error {
+	free, gone := 0, 0
+	for id := s.freeID; id != noID; id = uint32(s.entry(id).off) {
+		if stateOf(s.entry(id).word) != stateFree {
+			return fmt.Errorf("entry %d on the free stack is not free", id)
+		}
+		if free++; free > int(s.nextID) {
+			return fmt.Errorf("the free stack has a cycle")
+		}
+	}
+	for id := range s.nextID {
+		if stateOf(s.entry(id).word) == stateGone {
+			gone++
+		}
+	}
+	if live+gone+free+s.retired != int(s.nextID) {
+		return fmt.Errorf("%d live + %d gone + %d free + %d retired != %d ids", live, gone, free, s.retired, s.nextID)
+	}
+	return nil
+}
