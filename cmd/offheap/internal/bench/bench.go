@@ -75,6 +75,10 @@ type Suite struct {
 	Flags func(fs *flag.FlagSet)
 	// Tasks lists the measurements for cfg, in the order they should run.
 	Tasks func(cfg Config) ([]Task, error)
+	// Summary optionally derives results from the measured ones once every
+	// task has run (a mean over cases, a count of wins); they are reported
+	// after them, in the table and the JSON alike.
+	Summary func(results []Result) []Result
 }
 
 // Claim is a seed's published result and how to read this run's answer to it

@@ -68,7 +68,22 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 		}
 	}
 	_ = bar.Finish()
-	return out, nil
+	return out, r.summarize(&out)
+}
+
+// summarize adds and emits the suite's summary results, if it has any.
+func (r *Runner) summarize(out *Outcome) error {
+	if out.Suite.Summary == nil {
+		return nil
+	}
+	for _, res := range out.Suite.Summary(out.Results) {
+		res.Suite = out.Suite.Name
+		out.Results = append(out.Results, res)
+		if err := r.emit(res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reps is how many times t runs: Config.Reps, capped by t.MaxReps.
