@@ -31,8 +31,8 @@ const (
 	belowLRU      = 1.0
 	quickMaxBytes = 1 << 20 // --quick replays only traces this small (compressed)
 	// nondetReps caps the replays of an impl whose hit ratio varies from
-	// run to run (ristretto: random sampling, Go map order); the others
-	// replay once, since a second run would give the same figure.
+	// run to run (see nondet); the others replay once, since a second run
+	// would give the same figure.
 	nondetReps = 3
 )
 
@@ -46,6 +46,13 @@ const hitDoc = " Hit ratio, cases hit-<trace> (n = capacity in entries, metric h
 	"ristretto's figure is the median of up to 3 replays, the others' deterministic. hit-mean is each impl's " +
 	"mean over the n points, hit-near-best the points within 0.5 of the best impl, hit-below-lru the points " +
 	"more than 1 below lru. --quick replays the traces of at most 1 MiB (lirs_*) at their first capacity."
+
+// nondet are the impls whose hit ratio varies from run to run: otter's and
+// theine's sketches hash with random seeds (and theine's read buffer is
+// drained by another goroutine); ristretto evicts from a random sample (Go
+// map order) and drops the batches of Gets its policy goroutine has not
+// taken in time.
+var nondet = []string{"otter", "theine", "ristretto"}
 
 // hitSettings are the hit-ratio cases' flag values.
 type hitSettings struct {
@@ -78,11 +85,16 @@ func (h *hitSettings) tasks(cfg bench.Config) ([]bench.Task, error) {
 	for _, p := range points {
 		for _, impl := range HitImpls {
 			reps := 1
-			if impl == "ristretto" {
+			if slices.Contains(nondet, impl) {
 				reps = min(max(cfg.Reps, 1), nondetReps)
 			}
-			run := rp.add(p, impl, reps)
-			ts = append(ts, bench.Task{Case: hitPrefix + p.trace.name, Impl: impl, N: int64(p.capacity), MaxReps: reps, Run: run})
+			t := bench.Task{Case: hitPrefix + p.trace.name, Impl: impl, N: int64(p.capacity), MaxReps: reps}
+			if least := minCapacity(impl); p.capacity < least {
+				t.Skip = fmt.Sprintf("%s holds no fewer than %d entries", impl, least)
+			} else {
+				t.Run = rp.add(p, impl, reps)
+			}
+			ts = append(ts, t)
 		}
 	}
 	return ts, nil

@@ -61,6 +61,15 @@ func newReplayer(impl string, capacity int) (replayer, error) {
 	return nil, fmt.Errorf("unknown impl %q", impl)
 }
 
+// minCapacity is the smallest capacity impl can be made with: golang-lru's
+// 2Q keeps a ghost of half its size, which must hold an entry.
+func minCapacity(impl string) int {
+	if impl == "2q" {
+		return 2
+	}
+	return 1
+}
+
 // replay runs keys against r and returns the hits.
 func replay(r replayer, keys []uint64) int {
 	hits := 0

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 //go:embed traces/*.keys.gz traces/capacities.txt
@@ -25,13 +26,14 @@ var builtinTraces embed.FS
 
 // Errors of a trace set that cannot be replayed; test for them with errors.Is.
 var (
-	ErrBadCapacity  = errors.New("not a positive integer")  // a capacity in capacities.txt
-	ErrBadKey       = errors.New("not a decimal uint64")    // a line of a .keys.gz
-	ErrBadGzip      = errors.New("not a valid gzip stream") // a .keys.gz that does not decompress
-	ErrNoCapacities = errors.New("no capacities listed")    // a trace without a capacities.txt line, or a line without capacities
-	ErrListedTwice  = errors.New("listed twice")            // a trace named on two lines of capacities.txt
-	ErrNoTraces     = errors.New("no traces")               // a directory with no *.keys.gz, or a capacities.txt with no lines
-	ErrNoKeys       = errors.New("no keys")                 // a .keys.gz with no lines
+	ErrBadCapacity  = errors.New("not an integer from 1 to 2^30") // a capacity in capacities.txt
+	ErrBadKey       = errors.New("not a decimal uint64")          // a line of a .keys.gz
+	ErrBadGzip      = errors.New("not a valid gzip stream")       // a .keys.gz that does not decompress
+	ErrNoCapacities = errors.New("no capacities listed")          // a trace without a capacities.txt line, or a line without capacities
+	ErrListedTwice  = errors.New("listed twice")                  // a trace named on two lines of capacities.txt
+	ErrNoTraces     = errors.New("no traces")                     // a directory with no *.keys.gz, or a capacities.txt with no lines
+	ErrNoKeys       = errors.New("no keys")                       // a .keys.gz with no lines
+	ErrBadName      = errors.New("not a file name")               // a trace name in capacities.txt with a path separator
 )
 
 const (
@@ -77,7 +79,7 @@ func dirTraceSet(dir string) (traceSet, error) {
 	case err != nil:
 		return traceSet{}, fmt.Errorf("read traces %s: %w", dir, err)
 	case !st.IsDir():
-		return traceSet{}, fmt.Errorf("read traces %s: not a directory", dir)
+		return traceSet{}, fmt.Errorf("read traces %s: %w", dir, syscall.ENOTDIR)
 	}
 	return openTraceSet(os.DirFS(dir), dir)
 }
@@ -144,7 +146,7 @@ func parseTraceLine(f []string, seen []trace) (trace, error) {
 	t := trace{name: f[0]}
 	switch {
 	case strings.ContainsAny(t.name, `/\`) || t.name == "." || t.name == "..":
-		return t, fmt.Errorf("trace %q: not a file name", t.name)
+		return t, fmt.Errorf("trace %q: %w", t.name, ErrBadName)
 	case slices.ContainsFunc(seen, func(o trace) bool { return o.name == t.name }):
 		return t, fmt.Errorf("trace %s: %w", t.name, ErrListedTwice)
 	case len(f) == 1:
@@ -152,11 +154,8 @@ func parseTraceLine(f []string, seen []trace) (trace, error) {
 	}
 	for _, c := range f[1:] {
 		n, err := strconv.Atoi(c)
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || n > maxCapacity {
 			return t, fmt.Errorf("trace %s: capacity %q: %w", t.name, c, ErrBadCapacity)
-		}
-		if n > maxCapacity {
-			return t, fmt.Errorf("trace %s: capacity %d: above %d", t.name, n, maxCapacity)
 		}
 		t.capacities = append(t.capacities, n)
 	}
