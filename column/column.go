@@ -27,7 +27,12 @@
 // finished only when every byte of it outside the first commit's slot is
 // zero; any other such file is ErrCorrupt and left exactly as it was. So is a
 // variable column's data file when its index file is missing, empty or zeroed.
-// An open that fails on such files (ErrCorrupt, ErrMismatch) creates none.
+// A header whose checksum holds but whose content no commit can have written
+// (a sequence number out of place, more rows or data than the files hold) is
+// ErrCorrupt too, and so is a variable column whose committed rows do not lie
+// end to end in its data file (OpenVar reads each row's offset and length
+// once to know): a read of a row that was opened never panics or faults. An
+// open that fails on such files (ErrCorrupt, ErrMismatch) creates none.
 //
 // # One writer
 //
@@ -71,7 +76,8 @@ const HeaderSize = 4096
 // Options tune a column; the zero value (or nil) is ready to use.
 type Options struct {
 	// Reserve is the most bytes each file of the column may hold; 0 means
-	// mapped.DefaultReserve. It costs address space only.
+	// mapped.DefaultReserve. It costs address space only, but a process has
+	// 128 TiB of it: about 2,000 files open at once at the default.
 	Reserve int
 	// ExtendSize is the step the files grow by; 0 means mapped.DefaultExtendSize.
 	ExtendSize int
@@ -149,6 +155,17 @@ func decodeSlot(b []byte) (h header, valid bool) {
 // slotAt is where the slot for sequence number seq goes: they alternate.
 func slotAt(seq uint64) int { return int(seq%slotCount) * slotOff1 }
 
+// maxSeq bounds the sequence numbers of a file the library wrote: no count
+// of commits comes near it, and below it the next one never wraps.
+const maxSeq = 1 << 62
+
+// placed reports whether h, a valid slot found at off, is one a commit can
+// have written there: its sequence number is in [1, maxSeq) and belongs at
+// off. A checksummed slot that is not is damage no crash makes, and the
+// file is ErrCorrupt rather than read from the other slot: the next commit
+// would overwrite the newer one in place, or sort before an older one.
+func (h header) placed(off int) bool { return h.seq >= 1 && h.seq < maxSeq && slotAt(h.seq) == off }
+
 // headerFile is the memory holding a column's header page and its commit state.
 type headerFile struct {
 	m      *mapped.Memory
@@ -201,6 +218,9 @@ func (h *headerFile) load(want header) error {
 	if n >= HeaderSize {
 		s0, ok0 = decodeSlot(h.m.Bytes(0, slotSize))
 		s1, ok1 = decodeSlot(h.m.Bytes(slotOff1, slotSize))
+	}
+	if ok0 && !s0.placed(0) || ok1 && !s1.placed(slotOff1) {
+		return fmt.Errorf("commits %d and %d out of place: %w", s0.seq, s1.seq, ErrCorrupt)
 	}
 	switch {
 	case ok0 && (!ok1 || s0.seq > s1.seq):

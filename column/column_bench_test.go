@@ -1,8 +1,11 @@
 package column_test
 
 import (
+	"fmt"
+	"path/filepath"
 	"testing"
 
+	"github.com/offheap/offheap/column"
 	"github.com/offheap/offheap/internal/workload/ingest"
 )
 
@@ -15,5 +18,30 @@ func BenchmarkAppend(b *testing.B) {
 		for _, impl := range ingest.Impls {
 			b.Run(c+"/"+impl, ingest.Bench(c, impl))
 		}
+	}
+}
+
+// BenchmarkOpenVar measures reopening a variable column of 1 Mi rows of
+// 16-byte strings (in the page cache), which reads each row's offset and
+// length once to check the files.
+func BenchmarkOpenVar(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "v")
+	c, err := column.OpenVar(path, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 1 << 20 {
+		_ = c.AppendStr(fmt.Sprintf("%016d", i))
+	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := column.OpenVar(path, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Close()
 	}
 }

@@ -125,7 +125,7 @@ func TestVarRoundTripAndReopen(t *testing.T) {
 
 // crashCopy copies the files of an open column as a crash would leave them
 // (the page cache, so including rows never synced) into a new directory.
-func crashCopy(t *testing.T, paths ...string) string {
+func crashCopy(t testing.TB, paths ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, p := range paths {

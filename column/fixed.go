@@ -32,8 +32,9 @@ const windowRows = 4096
 //   - committed <= rows; the header's last slot counts committed rows, and
 //     they are durable.
 //
-// A Fixed is not safe for concurrent use when one goroutine appends; reads
-// from many goroutines at once are fine.
+// A Fixed is not safe for concurrent use when one goroutine appends, syncs or
+// closes it; reads from many goroutines at once are fine. Close unmaps the
+// file, so a read racing it may fault, as a use of freed memory would.
 type Fixed[T mapped.Number] struct {
 	win       []T // the claimed rows, a view of the file
 	rows      int

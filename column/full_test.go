@@ -106,3 +106,40 @@ func fillColumn(t *testing.T, name string, open func() (appender, error)) {
 	}
 	t.Logf("%s column: %d rows on the full disk, %d synced", name, c.Rows(), synced)
 }
+
+// TestSparseFileOnFullDisk opens a sparse file of zeros (taken for a
+// create that never finished) larger than the disk, on tmpfs, where even
+// reading a hole through a mapping takes a page: the open must fail with
+// ENOSPC and leave the file as it was, never die with SIGBUS.
+func TestSparseFileOnFullDisk(t *testing.T) {
+	dir := testfs.Tmpfs(t, 4<<20)
+	for name, open := range map[string]func(string) error{
+		"fixed": func(p string) error { c, err := column.OpenFixed[int64](p, nil); closeIf(c, err); return err },
+		"var":   func(p string) error { c, err := column.OpenVar(p, nil); closeIf(c, err); return err },
+	} {
+		path := filepath.Join(dir, name)
+		writeFile(t, path, 16<<20, nil)
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("fault: %v", p)
+				}
+			}()
+			err = open(path)
+		}()
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("%s column over a 16 MiB sparse file on a 4 MiB disk: %v, want ENOSPC", name, err)
+		}
+		if st, serr := os.Stat(path); serr != nil || st.Size() != 16<<20 {
+			t.Errorf("%s: the failed open changed the file (%v)", name, serr)
+		}
+		if _, serr := os.Stat(path + column.DataSuffix); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("%s: the failed open left a data file (%v)", name, serr)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

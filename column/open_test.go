@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/offheap/offheap/column"
+	"github.com/offheap/offheap/vmem"
 )
 
 // fileState is a file's bytes, or its absence.
@@ -209,5 +211,30 @@ func TestErrorText(t *testing.T) {
 	_, err = column.OpenFixed[float64](filepath.Join(path, "x", "y"), nil)
 	if want := "column: open " + filepath.Join(path, "x", "y") + ": not a directory"; err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)
+	}
+}
+
+// TestVarWithSpecialDataFile: a directory, FIFO or device where a variable
+// column's data file belongs is reported as what it is (not as a damaged
+// column), and the failed open leaves no index file behind.
+func TestVarWithSpecialDataFile(t *testing.T) {
+	dir := t.TempDir()
+	for name, make := range map[string]func(string) error{
+		"directory": func(p string) error { return os.Mkdir(p, 0o755) },
+		"fifo":      func(p string) error { return syscall.Mkfifo(p, 0o644) },
+		"device":    func(p string) error { return os.Symlink("/dev/zero", p) },
+	} {
+		path := filepath.Join(dir, name)
+		if err := make(path + column.DataSuffix); err != nil {
+			t.Fatal(err)
+		}
+		c, err := column.OpenVar(path, nil)
+		closeIf(c, err)
+		if !errors.Is(err, vmem.ErrNotRegular) && !errors.Is(err, syscall.EISDIR) {
+			t.Errorf("data file a %s: %v, want vmem.ErrNotRegular or EISDIR", name, err)
+		}
+		if s := stateOf(t, path); s.exists {
+			t.Errorf("data file a %s: the failed open left an index file of %v", name, s)
+		}
 	}
 }

@@ -4,6 +4,7 @@
 package column
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,8 +29,9 @@ const DataSuffix = ".data"
 //   - committed <= rows; the header's last slot counts committed rows and
 //     the data length they end at, and both files are durable up to them.
 //
-// A Var is not safe for concurrent use when one goroutine appends; reads
-// from many goroutines at once are fine.
+// A Var is not safe for concurrent use when one goroutine appends, syncs or
+// closes it; reads from many goroutines at once are fine. Close unmaps the
+// files, so a read racing it may fault, as a use of freed memory would.
 type Var struct {
 	h         *headerFile
 	data      *mapped.Memory
@@ -94,28 +96,61 @@ func openData(h *headerFile, path string, opts *Options) (m *mapped.Memory, crea
 	return m, !ok, nil
 }
 
-// fileLen returns the length of the file at path and whether it exists (an
-// error other than "does not exist" counts as existing, with length 0, and
-// shows when the file is opened).
+// fileLen returns the length of the file at path and whether it exists. An
+// error other than "does not exist" counts as existing, and a directory,
+// FIFO or device as empty: why such a file is no data file shows when it is
+// opened.
 func fileLen(path string) (int64, bool) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return 0, !errors.Is(err, fs.ErrNotExist)
 	}
+	if !st.Mode().IsRegular() {
+		return 0, true
+	}
 	return st.Size(), true
 }
 
-// dropUncommitted cuts both files back to the committed rows.
+// dropUncommitted checks the committed rows and cuts both files back to them.
 func (c *Var) dropUncommitted() error {
 	if c.rows < 0 || c.rows > (c.h.m.Len()-HeaderSize)/8 || c.dataSync < 0 || c.dataSync > c.data.Len() {
 		return fail("open", c.h.name, fmt.Sprintf("header counts %d rows of %d data bytes, files hold %d and %d bytes",
 			c.rows, c.dataSync, c.h.m.Len(), c.data.Len()), ErrCorrupt)
+	}
+	if err := c.verify(); err != nil {
+		return fail("open", c.h.name, "", err)
 	}
 	if err := c.h.m.Jump(HeaderSize + 8*c.rows); err != nil {
 		return fail("open", c.h.name, "", err)
 	}
 	if err := c.data.Jump(c.dataSync); err != nil {
 		return fail("open", c.data.Name(), "", err)
+	}
+	return nil
+}
+
+// verify checks that the committed rows are laid out as appends lay them
+// out: row 0 at offset 0, each value (an int32 length, -1 for null, then its
+// bytes) ending where the next row's begins, and the last ending at the
+// committed data length. So no read of a row can leave the data file: an
+// index or data file damaged so that one would is ErrCorrupt at open, never
+// a panic at a read. It reads every row's offset and length once.
+func (c *Var) verify() error {
+	offs := mapped.Slice[int64](c.h.m, HeaderSize, c.rows)
+	data := c.data.Bytes(0, c.dataSync)
+	end := 0
+	for i, off := range offs {
+		if off != int64(end) || end > len(data)-4 {
+			return fmt.Errorf("row %d at data offset %d, want %d of %d committed: %w", i, off, end, len(data), ErrCorrupt)
+		}
+		n := int(int32(binary.NativeEndian.Uint32(data[end:])))
+		if n < -1 || n > len(data)-end-4 {
+			return fmt.Errorf("row %d at data offset %d has length %d, %d committed: %w", i, end, n, len(data), ErrCorrupt)
+		}
+		end += 4 + max(n, 0)
+	}
+	if end != len(data) {
+		return fmt.Errorf("%d rows end at data offset %d, the header commits %d: %w", c.rows, end, len(data), ErrCorrupt)
 	}
 	return nil
 }

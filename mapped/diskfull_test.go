@@ -30,6 +30,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if path := os.Getenv(crashEnv); path != "" {
+		if err := crashChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	if path := os.Getenv(diskFullEnv); path != "" {
 		if err := diskFullChild(path); err != nil {
 			fmt.Println("FAIL:", err)

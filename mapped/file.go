@@ -19,7 +19,9 @@ import (
 // A file whose writer did not Close (a crash) runs past what was written
 // with zero bytes, up to the end of the last growth step, and they are part
 // of the written prefix; formats on top record their own length (as column
-// does). Bytes a Jump back dropped are zero too, never the old data.
+// does). Bytes a Jump back dropped are zero too, never the old data (a
+// crash inside a Jump, before it returns, may leave part of what it was
+// dropping).
 //
 // A file can have one writable Memory at a time: opening it for writing
 // again, in this process or another, is vmem.ErrInUse until the first is

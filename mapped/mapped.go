@@ -38,7 +38,7 @@ var (
 
 // Defaults for the zero Options.
 const (
-	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold
+	DefaultReserve    = 64 << 30 // address space reserved per Memory: the most it can hold (a process's 128 TiB hold about 2,000 such)
 	DefaultExtendSize = 1 << 20  // growth step of a Memory
 )
 
@@ -56,7 +56,9 @@ type Options struct {
 	// call (MADV_POPULATE_WRITE) rather than faulted one by one on first
 	// write.
 	ExtendSize int
-	// ReadOnly opens a file for reading only (OpenFile only).
+	// ReadOnly opens a file for reading only (OpenFile only). Its pages are
+	// mapped read-only: a view of it (Bytes, Bin, Slice) must not be
+	// written through, or the store faults.
 	ReadOnly bool
 }
 
@@ -124,8 +126,11 @@ func optionsOf(opts *Options) (Options, error) {
 // # Concurrency
 //
 // A Memory is not safe for concurrent use when one of the goroutines writes,
-// grows or refreshes it; like a slice, it may be read from many goroutines
-// at once.
+// grows, refreshes or closes it; like a slice, it may be read from many
+// goroutines at once. Close unmaps the memory, so a read or a view that races
+// it (a data race, which the race detector reports) may fault like a use of
+// freed memory: a program that closes memory others read must first make
+// them stop.
 type Memory struct {
 	base   pointer // fixed start of the region; nil after Close
 	len    int     // append offset: the length of the written prefix

@@ -414,11 +414,18 @@ func TestClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, err := range map[string]error{
-			"close":  m.Close(),
-			"append": m.AppendInt64(1),
-			"str":    m.AppendStr("x"),
-			"jump":   m.Jump(0),
-			"sync":   m.Sync(),
+			"close":       m.Close(),
+			"append":      m.AppendInt64(1),
+			"str":         m.AppendStr("x"),
+			"empty str":   m.AppendStr(""),
+			"empty bin":   m.AppendBin([]byte{}),
+			"null":        m.AppendNull(),
+			"bytes":       m.AppendBytes([]byte{1}),
+			"no bytes":    m.AppendBytes(nil),
+			"empty bytes": m.AppendBytes([]byte{}),
+			"jump":        m.Jump(0),
+			"skip":        m.Skip(0),
+			"sync":        m.Sync(),
 		} {
 			if !errors.Is(err, mapped.ErrClosed) {
 				t.Errorf("%s after Close: %v", name, err)

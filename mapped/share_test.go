@@ -258,3 +258,40 @@ func faults(f func()) (hit bool) {
 	f()
 	return false
 }
+
+// TestReaderOpenedBeforeWriter: a reader that maps a file before its writer
+// opens keeps what it maps readable while the writer jumps back to 0,
+// rewrites and closes: it sees the new bytes and zeros, never a fault, and
+// the file keeps the length the reader maps.
+func TestReaderOpenedBeforeWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, bytes.Repeat([]byte{0xAB}, 64<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := openT(t, path, &mapped.Options{ReadOnly: true})
+	defer r.Close()
+	w := openT(t, path, nil)
+	if err := w.Jump(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AppendBytes(bytes.Repeat([]byte{0xCD}, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if faults(func() { got = bytes.Clone(r.Bytes(0, r.Len())) }) {
+		t.Fatal("reader faulted")
+	}
+	want := append(bytes.Repeat([]byte{0xCD}, 100), make([]byte, 64<<10-100)...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("reader sees %d bytes, not the writer's 100 then zeros", len(got))
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != 64<<10 {
+		t.Fatalf("the writer cut the file under its reader (%v)", err)
+	}
+}

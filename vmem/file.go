@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -17,13 +18,18 @@ import (
 
 // MapFile reserves size bytes of address space and maps f, which must be a
 // regular file, into its start. The caller keeps ownership of f and must
-// keep it open until Close; map each open file at most once.
+// keep it open until Close. An *os.File maps into one region at a time: a
+// second MapFile of it is ErrInUse until the first region closes (open the
+// file again for a second region).
 //
-// A writable region makes the whole file ready, first extending it to a page
-// multiple; Grow extends the file further, allocating its blocks (fallocate,
-// or writing the new range where the file system has no fallocate), so a full
-// disk is an error from Grow and never a fault at a later store. A read-only
-// region maps the file as it is and Refresh maps what a writer appended since.
+// A writable region makes the whole file ready, first allocating any holes
+// in it (a sparse file) and extending it to a page multiple; Grow extends the
+// file further, allocating its blocks (fallocate, or writing the new range
+// where the file system has no fallocate), so a full disk is an error from
+// MapFile or Grow and never a fault at a later store. A read-only region maps
+// the file as it is and Refresh maps what a writer appended since; it cannot
+// allocate, so a sparse file that offheap did not write can still fault its
+// reads on a full tmpfs, where reading a hole takes a page.
 //
 // # Locks
 //
@@ -72,20 +78,31 @@ func mapFileRegion(f *os.File, size int, o Options) (*Region, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("mode %v: %w", st.Mode(), ErrNotRegular)
 	}
+	if _, dup := mappedFiles.LoadOrStore(f, struct{}{}); dup {
+		return nil, fmt.Errorf("this *os.File is mapped already (map each open file once): %w", ErrInUse)
+	}
 	size = RoundUp(size)
 	base, err := reserve(size)
 	if err != nil {
+		mappedFiles.Delete(f)
 		return nil, err
 	}
 	r := &Region{base: base, size: size, file: f, readOnly: o.ReadOnly, name: o.Name, path: f.Name()}
 	if err := r.open(); err != nil {
 		unlockAll(f)
 		_ = unmap(base, size)
+		mappedFiles.Delete(f)
 		return nil, err
 	}
 	r.adviseAll(o)
 	return r, nil
 }
+
+// mappedFiles holds the *os.File of every live file region. The locks that
+// keep a writer from cutting a file under a reader belong to an open of the
+// file, so two regions of one open would not be guarded from each other: a
+// second MapFile of an *os.File is ErrInUse until the first region closes.
+var mappedFiles sync.Map // *os.File -> struct{}
 
 // open takes the region's lock and maps the file as it is now.
 func (r *Region) open() error {
@@ -101,6 +118,9 @@ func (r *Region) open() error {
 	}
 	if n > r.size {
 		return fmt.Errorf("%d bytes into %d reserved: %w", n, r.size, ErrExhausted)
+	}
+	if err := fillHoles(r.file, int64(n)); err != nil {
+		return err
 	}
 	r.fileLen = n
 	return r.grow(n)

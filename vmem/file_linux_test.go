@@ -1,7 +1,9 @@
 package vmem
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -91,4 +93,58 @@ func TestFullTmpfsWithoutFallocateIsENOSPC(t *testing.T) {
 	dir := testfs.Tmpfs(t, 1*mib)
 	injected(t, &fallocate, func(*os.File, int64, int64) error { return syscall.EOPNOTSUPP })
 	fillUntilFull(t, dir, 64<<10)
+}
+
+// TestSparseFileAllocatedAtMap: a sparse file that offheap did not make
+// has its holes allocated by a writable MapFile, so a full disk is ENOSPC
+// from MapFile, with the file as it was, and never SIGBUS at a load or
+// store into a hole (on tmpfs even a load takes a page).
+func TestSparseFileAllocatedAtMap(t *testing.T) {
+	dir := testfs.Tmpfs(t, 4*mib)
+	sparse := func(name string, size int64) (string, *os.File) {
+		path := filepath.Join(dir, name)
+		f := openFileT(t, path, false)
+		if _, err := f.WriteAt([]byte("head"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("tail"), size-4); err != nil {
+			t.Fatal(err)
+		}
+		return path, f
+	}
+	path, f := sparse("fits", 2*mib)
+	r, err := MapFile(f, 64*mib, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := allocated(t, path); n < 2*mib {
+		t.Fatalf("mapped sparse file has %d of %d bytes allocated", n, 2*mib)
+	}
+	if faults(func() { fill(r.Bytes()[4:2*mib-4], 5) }) {
+		t.Fatal("store into a hole faulted")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	path, f = sparse("too big", 16*mib)
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = MapFile(f, 64*mib, nil)
+	if err == nil {
+		faulted := faults(func() { fill(r.Bytes(), 6) })
+		_ = r.Close()
+		t.Fatalf("a 16 MiB sparse file on a 4 MiB file system mapped (stores faulted: %v), want ENOSPC", faulted)
+	}
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("MapFile of a sparse file larger than the disk: %v, want ENOSPC", err)
+	}
+	if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("a failed MapFile changed the file (%v)", err)
+	}
+	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != 0 {
+		t.Fatalf("MapFile moved the file offset to %d (%v)", pos, err)
+	}
 }

@@ -269,3 +269,40 @@ func TestCallsDoNotAllocate(t *testing.T) {
 		t.Fatalf("%v allocs per run", n)
 	}
 }
+
+// TestOneRegionPerOpenFile: the locks that keep a writer from cutting the
+// file under a reader belong to an open of the file, so a second region of
+// one *os.File is ErrInUse (it would otherwise be cut under, and fault)
+// and changes nothing; once the first closes, the file maps again.
+func TestOneRegionPerOpenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	f := openFileT(t, path, false)
+	w, err := MapFile(f, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Grow(8 * PageSize()); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*Options{{ReadOnly: true}, nil} {
+		if r, err := MapFile(f, 1<<20, o); !errors.Is(err, ErrInUse) {
+			if r != nil {
+				_ = r.Close()
+			}
+			t.Fatalf("second MapFile(%+v) of one *os.File: %v, want ErrInUse", o, err)
+		}
+	}
+	if err := w.Grow(9 * PageSize()); err != nil || fileLenT(t, path) != int64(9*PageSize()) {
+		t.Fatalf("writer after refused MapFiles: %v, file of %d bytes", err, fileLenT(t, path))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := MapFile(f, 1<<20, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal("MapFile after the first region closed:", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

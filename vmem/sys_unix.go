@@ -6,6 +6,8 @@
 package vmem
 
 import (
+	"errors"
+	"io"
 	"os"
 	"unsafe"
 
@@ -50,6 +52,42 @@ func writeZeros(f *os.File, size, n int64) error {
 			return err
 		}
 		off += int64(w)
+	}
+	return nil
+}
+
+// fillHoles allocates the holes in the first n bytes of f, a sparse file
+// offheap did not make, as allocateFile allocates new blocks: writing into
+// a hole needs a block, and so, on tmpfs, does reading one through a shared
+// mapping, so a full disk is an error here rather than SIGBUS at a later
+// load or store. A file system that does not report holes (SEEK_HOLE) is
+// taken to have none. f's file offset is left as it was.
+func fillHoles(f *os.File, n int64) error {
+	fd := int(f.Fd())
+	pos, err := unix.Seek(fd, 0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	defer func() { _, _ = unix.Seek(fd, pos, io.SeekStart) }()
+	for off := int64(0); off < n; {
+		hole, err := unix.Seek(fd, off, unix.SEEK_HOLE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENXIO) || err == nil && hole >= n {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		data, err := unix.Seek(fd, hole, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) { // no data after the hole
+			data, err = n, nil
+		}
+		if err != nil {
+			return err
+		}
+		off = min(data, n)
+		if err := allocateFile(f, hole, off); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ var (
 	ErrClosed      = errors.New("region closed")                 // use after Close
 	ErrReadOnly    = errors.New("region is read-only")           // a write-only operation on a read-only file region
 	ErrShortFile   = errors.New("file too short")                // a read-only region asked to map past the end of its file
-	ErrInUse       = errors.New("file in use by another writer") // a second writable region of one file
+	ErrInUse       = errors.New("file in use by another writer") // a second writable region of one file (or a second region of one *os.File)
 	ErrNotRegular  = errors.New("not a regular file")            // MapFile of a directory, FIFO, device or socket
 )
 
@@ -54,7 +54,7 @@ type Options struct {
 	// HugePages advises the kernel to back the region with transparent huge pages.
 	HugePages bool
 	// ReadOnly maps a file for reading only (MapFile only). Such a region sees
-	// what a writer appends when Grow is called with the file's new length.
+	// what a writer appends once Refresh is called.
 	ReadOnly bool
 }
 
@@ -348,6 +348,7 @@ func (r *Region) close(cut int) error {
 		err = r.cut(int64(cut))
 	}
 	unlockAll(r.file)
+	mappedFiles.Delete(r.file)
 	if err != nil {
 		return r.fail("close", "", fmt.Sprintf("cut to %d bytes", cut), err)
 	}

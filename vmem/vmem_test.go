@@ -356,9 +356,11 @@ func TestFileRegionGrowsAndPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r2.Close()
 	if !bytes.Equal(r2.Bytes(), want) {
 		t.Fatal("reopened file region lost data")
+	}
+	if err := r2.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := MapFile(f, PageSize(), nil); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("reserve smaller than the file: %v", err)

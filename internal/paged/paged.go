@@ -11,12 +11,12 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"runtime"
-
 	"os"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/errs"
 	"github.com/offheap/offheap/mapped"
 	"github.com/offheap/offheap/vmem"
 )
@@ -63,7 +63,8 @@ type Options struct {
 //     (hotLo == hotHi == 0).
 //   - app is the page holding offset len with appLo its start and appHi its
 //     end (or limit, if that comes first), or is empty (appHi == 0) and the
-//     next append takes the slow path.
+//     next append takes the slow path; appHi is -1 once closed, so every
+//     append, even of zero bytes, takes the slow path and fails there.
 //   - bytes in [len, max(hwm, len)) may be stale; bytes past that are zero.
 //
 // A Memory is not safe for concurrent use at all: even a read may move the
@@ -103,7 +104,7 @@ func New(opts *Options) (*Memory, error) {
 		o.PageSize = DefaultPageSize
 	}
 	if o.Reserve < 0 || o.PageSize < 8 || o.PageSize&(o.PageSize-1) != 0 {
-		return nil, errorf(o.Name, fmt.Sprintf("new with reserve %d, page size %d (a power of two >= 8)", o.Reserve, o.PageSize), mapped.ErrOptions)
+		return nil, errs.New(head(o.Name, "new", ""), fmt.Sprintf("reserve %d, page size %d (a power of two >= 8)", o.Reserve, o.PageSize), mapped.ErrOptions)
 	}
 	p := &Memory{
 		shift: uint(bits.TrailingZeros(uint(o.PageSize))),
@@ -118,13 +119,13 @@ func New(opts *Options) (*Memory, error) {
 	return p, nil
 }
 
-// errorf is the one shape of paged's errors: the package, the memory's name
-// if it has one, what was being done, then the cause.
-func errorf(name, op string, err error) error {
-	if name == "" {
-		return fmt.Errorf("paged: %s: %w", op, err)
-	}
-	return fmt.Errorf("paged %q: %s: %w", name, op, err)
+// head is the start of an error about op with argument arg on the memory
+// named name (either may be "").
+func head(name, op, arg string) string { return errs.Head("paged", name, op, "", arg) }
+
+// fail wraps err, with a detail when not "", in an error about op on p.
+func (p *Memory) fail(op, arg, detail string, err error) error {
+	return errs.New(head(p.name, op, arg), detail, err)
 }
 
 // leakReport is where the checked build reports leaks; tests replace it.
@@ -250,10 +251,10 @@ func (p *Memory) inRange(op string, off, n int) {
 // beyond len and read as zero).
 func (p *Memory) reserve(n int) error {
 	if p.pages.closed {
-		return errorf(p.name, "grow", mapped.ErrClosed)
+		return p.fail("grow", fmt.Sprintf("by %d bytes", n), "", mapped.ErrClosed)
 	}
 	if n < 0 || n > p.limit-p.len {
-		return errorf(p.name, fmt.Sprintf("grow by %d bytes past %d of %d", n, p.len, p.limit), vmem.ErrExhausted)
+		return p.fail("grow", fmt.Sprintf("by %d bytes", n), fmt.Sprintf("%d of %d written", p.len, p.limit), vmem.ErrExhausted)
 	}
 	for end := p.len + n; len(p.pages.bases)<<p.shift < end; {
 		if err := p.addPage(); err != nil {
@@ -272,7 +273,7 @@ func (p *Memory) addPage() error {
 		}
 	}
 	if err != nil {
-		return errorf(p.name, fmt.Sprintf("grow: page %d", len(p.pages.regions)), err)
+		return p.fail("grow", "", fmt.Sprintf("page %d", len(p.pages.regions)), err)
 	}
 	p.pages.regions = append(p.pages.regions, r)
 	p.pages.bases = append(p.pages.bases, r.Base())
@@ -453,7 +454,7 @@ func (p *Memory) AppendNull() error { return p.AppendInt32(-1) }
 // fit the cached append page.
 func pappendSizedSlow[S ~string | ~[]byte](p *Memory, s S) error {
 	if len(s) > math.MaxInt32 {
-		return errorf(p.name, fmt.Sprintf("append %d bytes", len(s)), mapped.ErrTooLong)
+		return p.fail("append", fmt.Sprintf("%d bytes", len(s)), "", mapped.ErrTooLong)
 	}
 	if err := p.reserve(4 + len(s)); err != nil {
 		return err
@@ -471,14 +472,14 @@ func pappendSizedSlow[S ~string | ~[]byte](p *Memory, s S) error {
 // error nothing changes.
 func (p *Memory) Jump(off int) error {
 	if off < 0 {
-		return errorf(p.name, fmt.Sprintf("jump to %d", off), mapped.ErrOffset)
+		return p.fail("jump", fmt.Sprintf("to %d", off), "", mapped.ErrOffset)
 	}
 	if off > p.len {
 		if err := p.reserve(off - p.len); err != nil {
 			return err
 		}
 	} else if p.pages.closed {
-		return errorf(p.name, "jump", mapped.ErrClosed)
+		return p.fail("jump", fmt.Sprintf("to %d", off), "", mapped.ErrClosed)
 	}
 	if off < p.len {
 		p.hwm = max(p.hwm, p.len)
@@ -526,7 +527,7 @@ func (p *Memory) poison(off, n int) {
 // is Jump(Len()+n).
 func (p *Memory) Skip(n int) error {
 	if n > math.MaxInt-p.len {
-		return errorf(p.name, fmt.Sprintf("skip by %d", n), mapped.ErrOffset)
+		return p.fail("skip", fmt.Sprintf("by %d from %d", n, p.len), "", mapped.ErrOffset)
 	}
 	return p.Jump(p.len + n)
 }
@@ -534,7 +535,7 @@ func (p *Memory) Skip(n int) error {
 // Sync does nothing: paged memory is anonymous. It returns ErrClosed after Close.
 func (p *Memory) Sync() error {
 	if p.pages.closed {
-		return errorf(p.name, "sync", mapped.ErrClosed)
+		return p.fail("sync", "", "", mapped.ErrClosed)
 	}
 	return nil
 }
@@ -543,7 +544,7 @@ func (p *Memory) Sync() error {
 // puts panic as out of range and every other method returns ErrClosed.
 func (p *Memory) Close() error {
 	if p.pages.closed {
-		return errorf(p.name, "close", mapped.ErrClosed)
+		return p.fail("close", "", "", mapped.ErrClosed)
 	}
 	var err error
 	for _, r := range p.pages.regions {
@@ -551,9 +552,9 @@ func (p *Memory) Close() error {
 	}
 	p.pages.closed = true
 	p.pages.regions, p.pages.bases = nil, nil
-	p.hot, p.hotLo, p.hotHi, p.app, p.appLo, p.appHi, p.len, p.hwm = nil, 0, 0, nil, 0, 0, 0, 0
+	p.hot, p.hotLo, p.hotHi, p.app, p.appLo, p.appHi, p.len, p.hwm = nil, 0, 0, nil, 0, -1, 0, 0
 	if err != nil {
-		return errorf(p.name, "close", err)
+		return p.fail("close", "", "", err)
 	}
 	return nil
 }

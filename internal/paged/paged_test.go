@@ -3,6 +3,7 @@ package paged_test
 import (
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +57,22 @@ func TestErrorText(t *testing.T) {
 	}
 	if want := `paged "prices": sync: ` + mapped.ErrClosed.Error(); err.Error() != want {
 		t.Fatalf("error text %q, want %q", err, want)
+	}
+}
+
+// TestErrorTextHasOneHead: an error from vmem underneath keeps its words
+// but not its head (internal/errs), as in mapped.
+func TestErrorTextHasOneHead(t *testing.T) {
+	p, err := paged.New(&paged.Options{Name: "huge", Reserve: 1 << 62, PageSize: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.AppendInt64(1) // a page of 4 EiB: the reservation fails
+	if err == nil {
+		t.Fatal("a 4 EiB page was reserved")
+	}
+	if want := `paged "huge": grow: page 0: `; !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "vmem") {
+		t.Fatalf("error text %q, want %q and the OS cause, without vmem's head", err, want)
 	}
 }
