@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,5 +265,16 @@ func TestRunnerSummary(t *testing.T) {
 	var tb bytes.Buffer
 	if err := WriteTable(&tb, out, false); err != nil || !strings.Contains(tb.String(), "total") {
 		t.Fatalf("table lacks the summary row (%v):\n%s", err, tb.String())
+	}
+}
+
+// TestRunnerCases checks that Runner.Cases runs only the matching cases.
+func TestRunnerCases(t *testing.T) {
+	out, err := (&Runner{Config: Config{Reps: 1}, Cases: regexp.MustCompile("^(one|big)$")}).Run(fakeSuite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Results) != 2 || out.Results[0].Case != "one" || len(out.Skipped) != 1 {
+		t.Fatalf("results %+v, skipped %v: want case one only, big skipped", out.Results, out.Skipped)
 	}
 }

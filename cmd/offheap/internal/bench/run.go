@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 
 	"github.com/schollz/progressbar/v3"
@@ -30,6 +31,8 @@ type Runner struct {
 	Config   Config
 	JSON     io.Writer // if set, one JSON object per result line, as each is measured
 	Progress io.Writer // if set, a progress bar per suite
+	// Cases, if set, runs only the tasks of the cases it matches.
+	Cases *regexp.Regexp
 }
 
 // Run runs one suite's tasks, each Config.Reps times, and returns the medians.
@@ -38,6 +41,9 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 	tasks, err := s.Tasks(r.Config)
 	if err != nil {
 		return out, fmt.Errorf("bench: plan suite %s: %w", s.Name, err)
+	}
+	if r.Cases != nil {
+		tasks = slices.DeleteFunc(tasks, func(t Task) bool { return !r.Cases.MatchString(t.Case) })
 	}
 	bar := r.bar(s.Name, r.totalReps(tasks))
 	for _, t := range tasks {

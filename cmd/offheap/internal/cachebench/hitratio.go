@@ -43,7 +43,7 @@ const hitDoc = " Hit ratio, cases hit-<trace> (n = capacity in entries, metric h
 	"(a byte budget of exactly capacity entries of an 8-byte key and 8-byte value), otter, theine, ristretto " +
 	"(NumCounters 10x, IgnoreInternalCost, Wait after each Set), golang-lru's lru, 2q and arc, and sieve, " +
 	"s3fifo (libCacheSim's defaults) and opteryx-lruk (Opteryx BufferPool's victim choice) written here; " +
-	"ristretto's figure is the median of up to 3 replays, the others' deterministic. hit-mean is each impl's " +
+	"otter's, theine's and ristretto's figures vary from run to run: each is the median of up to 3 replays (1 with --quick). hit-mean is each impl's " +
 	"mean over the n points, hit-near-best the points within 0.5 of the best impl, hit-below-lru the points " +
 	"more than 1 below lru. --quick replays the traces of at most 1 MiB (lirs_*) at their first capacity."
 
@@ -85,7 +85,7 @@ func (h *hitSettings) tasks(cfg bench.Config) ([]bench.Task, error) {
 	for _, p := range points {
 		for _, impl := range HitImpls {
 			reps := 1
-			if slices.Contains(nondet, impl) {
+			if slices.Contains(nondet, impl) && !cfg.Quick {
 				reps = min(max(cfg.Reps, 1), nondetReps)
 			}
 			t := bench.Task{Case: hitPrefix + p.trace.name, Impl: impl, N: int64(p.capacity), MaxReps: reps}
