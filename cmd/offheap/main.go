@@ -81,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	runner := bench.Runner{Config: o.cfg, Cases: o.cases}
+	runner := bench.Runner{Config: o.cfg}
 	if o.json {
 		runner.JSON = stdout
 	}
@@ -120,7 +120,6 @@ type options struct {
 	cfg        bench.Config
 	json, list bool
 	out        string
-	cases      *regexp.Regexp
 	names      []string
 }
 
@@ -159,7 +158,7 @@ func parse(args []string, all []bench.Suite, stderr io.Writer) (options, error) 
 	o.cfg.MaxBytes = *maxMiB << 20
 	if *cases != "" {
 		var err error
-		if o.cases, err = regexp.Compile(*cases); err != nil {
+		if o.cfg.Cases, err = regexp.Compile(*cases); err != nil {
 			return o, fmt.Errorf("--cases: %w", err)
 		}
 	}

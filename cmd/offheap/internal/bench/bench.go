@@ -10,6 +10,7 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	Reps      int           // runs of each task; the median is reported
 	MaxBytes  int64         // the most memory a suite may use at once
 	BenchTime time.Duration // target duration of one testing.Benchmark run (see GoBench)
+	// Cases, if set, runs only the tasks of the cases it matches; a suite
+	// may also skip planning the others (Runner.Run drops them anyway).
+	Cases *regexp.Regexp
 }
 
 // Figure is one metric measured by one run of a task.

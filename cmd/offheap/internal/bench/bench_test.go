@@ -268,9 +268,9 @@ func TestRunnerSummary(t *testing.T) {
 	}
 }
 
-// TestRunnerCases checks that Runner.Cases runs only the matching cases.
+// TestRunnerCases checks that Config.Cases runs only the matching cases.
 func TestRunnerCases(t *testing.T) {
-	out, err := (&Runner{Config: Config{Reps: 1}, Cases: regexp.MustCompile("^(one|big)$")}).Run(fakeSuite())
+	out, err := (&Runner{Config: Config{Reps: 1, Cases: regexp.MustCompile("^(one|big)$")}}).Run(fakeSuite())
 	if err != nil {
 		t.Fatal(err)
 	}

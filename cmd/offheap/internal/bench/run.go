@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 
 	"github.com/schollz/progressbar/v3"
@@ -31,8 +30,6 @@ type Runner struct {
 	Config   Config
 	JSON     io.Writer // if set, one JSON object per result line, as each is measured
 	Progress io.Writer // if set, a progress bar per suite
-	// Cases, if set, runs only the tasks of the cases it matches.
-	Cases *regexp.Regexp
 }
 
 // Run runs one suite's tasks, each Config.Reps times, and returns the medians.
@@ -42,8 +39,8 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 	if err != nil {
 		return out, fmt.Errorf("bench: plan suite %s: %w", s.Name, err)
 	}
-	if r.Cases != nil {
-		tasks = slices.DeleteFunc(tasks, func(t Task) bool { return !r.Cases.MatchString(t.Case) })
+	if c := r.Config.Cases; c != nil {
+		tasks = slices.DeleteFunc(tasks, func(t Task) bool { return !c.MatchString(t.Case) })
 	}
 	bar := r.bar(s.Name, r.totalReps(tasks))
 	for _, t := range tasks {

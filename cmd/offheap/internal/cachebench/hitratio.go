@@ -83,6 +83,9 @@ func (h *hitSettings) tasks(cfg bench.Config) ([]bench.Task, error) {
 	rp := &replays{}
 	var ts []bench.Task
 	for _, p := range points {
+		if cfg.Cases != nil && !cfg.Cases.MatchString(hitPrefix+p.trace.name) {
+			continue // not to be run: its replays are not planned
+		}
 		for _, impl := range HitImpls {
 			reps := 1
 			if slices.Contains(nondet, impl) && !cfg.Quick {

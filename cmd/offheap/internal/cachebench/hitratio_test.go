@@ -3,6 +3,7 @@ package cachebench
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -435,5 +437,49 @@ func TestOffheapReplayReportsErrors(t *testing.T) {
 	r.access(1)
 	if err := r.close(); !errors.Is(err, cache.ErrClosed) {
 		t.Fatalf("close: %v, want %v", err, cache.ErrClosed)
+	}
+}
+
+// TestHitRunJSON runs the suite through the harness on a small directory,
+// with --cases picking one trace: the JSON lines are that trace's figures
+// for every impl, then the summary rows over its points.
+func TestHitRunJSON(t *testing.T) {
+	dir := writeTraces(t, map[string]string{
+		"capacities.txt": "ab 2 3\ncd 3\n",
+		"ab.keys.gz":     "1\n2\n1\n2\n1\n2\n",
+		"cd.keys.gz":     "3\n4\n5\n3\n4\n5\n3\n4\n",
+	})
+	s := Suite()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	s.Flags(fs)
+	if err := fs.Parse([]string{"--cache-traces", dir}); err != nil {
+		t.Fatal(err)
+	}
+	var js bytes.Buffer
+	r := bench.Runner{Config: bench.Config{Reps: 1, Cases: regexp.MustCompile("^hit-ab$")}, JSON: &js}
+	out, err := r.Run(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []bench.Result
+	for _, l := range strings.Split(strings.TrimSpace(js.String()), "\n") {
+		var res bench.Result
+		if err := json.Unmarshal([]byte(l), &res); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, res)
+	}
+	n := len(HitImpls)
+	if len(lines) != 2*n+3*n || len(out.Results) != len(lines) {
+		t.Fatalf("%d JSON lines, %d results; want %d", len(lines), len(out.Results), 5*n)
+	}
+	for i, res := range lines {
+		want := []string{"hit-ab", "hit-ab", caseMean, caseNearBest, caseBelowLRU}[i/n]
+		if res.Suite != "cache" || res.Case != want || (i >= 2*n && res.N != 2) {
+			t.Errorf("line %d: %+v, want case %s", i, res, want)
+		}
+		if res.Case == caseMean && math.Abs(res.Value-(4.0/6*100+4.0/6*100)/2) > 1e-9 {
+			t.Errorf("line %d: %+v, want a mean of 66.67", i, res)
+		}
 	}
 }
