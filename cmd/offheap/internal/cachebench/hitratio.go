@@ -43,7 +43,8 @@ const hitDoc = " Hit ratio, cases hit-<trace> (n = capacity in entries, metric h
 	"(a byte budget of exactly capacity entries of an 8-byte key and 8-byte value), otter, theine, ristretto " +
 	"(NumCounters 10x, IgnoreInternalCost, Wait after each Set), golang-lru's lru, 2q and arc, and sieve, " +
 	"s3fifo (libCacheSim's defaults) and opteryx-lruk (Opteryx BufferPool's victim choice) written here; " +
-	"otter's, theine's and ristretto's figures vary from run to run: each is the median of up to 3 replays (1 with --quick). hit-mean is each impl's " +
+	"otter's, theine's and ristretto's figures vary from run to run: each is the median of up to 3 replays (1 with --quick); " +
+	"theine and ristretto replay with no other replay running, their goroutines being part of the policy. hit-mean is each impl's " +
 	"mean over the n points, hit-near-best the points within 0.5 of the best impl, hit-below-lru the points " +
 	"more than 1 below lru. --quick replays the traces of at most 1 MiB (lirs_*) at their first capacity."
 
@@ -53,6 +54,13 @@ const hitDoc = " Hit ratio, cases hit-<trace> (n = capacity in entries, metric h
 // map order) and drops the batches of Gets its policy goroutine has not
 // taken in time.
 var nondet = []string{"otter", "theine", "ristretto"}
+
+// alone are the impls whose figure depends on their own goroutines keeping
+// up with the replay (ristretto's policy goroutine drops batches of Gets it
+// has not taken in time; theine's maintenance goroutine holds the policy
+// lock its readers try): they replay with no other replay running, so the
+// pool's own load does not lower their figures.
+var alone = []string{"theine", "ristretto"}
 
 // hitSettings are the hit-ratio cases' flag values.
 type hitSettings struct {
@@ -183,11 +191,13 @@ func (t *traceKeys) done() {
 // replays runs the replays of a plan on GOMAXPROCS goroutines, started by
 // the first task run and taking the replays in task order, so each task
 // waits only for its own and, when the last task has its figure, no replay
-// is left running. After a failure the replays not yet begun are skipped.
+// is left running; a replay of an impl in alone runs by itself. After a
+// failure the replays not yet begun are skipped.
 type replays struct {
 	once   sync.Once
 	jobs   []*replayJob
 	failed atomic.Bool
+	excl   sync.RWMutex // held by a replay of an impl in alone, shared by the others
 }
 
 // replayJob is one replay: an impl's hit ratio at one point.
@@ -241,6 +251,13 @@ func (rp *replays) start() {
 func (rp *replays) run(j *replayJob) {
 	defer close(j.done)
 	defer j.point.trace.done()
+	if slices.Contains(alone, j.impl) {
+		rp.excl.Lock()
+		defer rp.excl.Unlock()
+	} else {
+		rp.excl.RLock()
+		defer rp.excl.RUnlock()
+	}
 	if rp.failed.Load() {
 		j.err = errSkipped
 		return
