@@ -156,7 +156,7 @@ type Cache struct {
 	count      atomic.Int64
 	maxEntries uint64
 	ops        counts
-	mutations  uint64
+	sinceCheck uint32 // mutations since the checked build last verified
 	closed     bool
 	final      Stats
 	sets       sync.WaitGroup // Sets between their first and last step
@@ -172,7 +172,7 @@ func (c *Cache) cur() *store { return c.st.Load() }
 
 // counts are the operation counters kept under the lock.
 type counts struct {
-	sets, rejections, evictions, deletes, compactions int
+	sets, rejections, evictions, deletes, compactions, rebuilds int
 }
 
 const (

@@ -14,9 +14,14 @@ import (
 	"time"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/pool"
 	"github.com/offheap/offheap/vmem"
 )
+
+// slow is true in the race detector's and the checked build, where the
+// tests that fill large caches use smaller ones.
+const slow = proc.Race || check.On
 
 func newT(t testing.TB, budget int, opts *Options) *Cache {
 	t.Helper()
@@ -112,8 +117,15 @@ func TestSetGetDelete(t *testing.T) {
 
 func TestBudgetEvicts(t *testing.T) {
 	c := newT(t, 64<<10, nil)
-	for i := range 10000 {
+	n := 10000
+	if slow {
+		n = 2000
+	}
+	for i := range n {
 		setT(t, c, key(i), value(i, 0, 100))
+		if i%16 > 0 && (slow || i > 2000) {
+			continue // the checked build checks the budget after every Set itself
+		}
 		if st := c.Stats(); st.BytesUsed > st.Budget {
 			t.Fatalf("after %d sets: %d bytes used of %d", i, st.BytesUsed, st.Budget)
 		}
@@ -123,7 +135,7 @@ func TestBudgetEvicts(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// The newest entry is always held (readable at once).
-	if _, ok := c.Get(nil, key(9999)); !ok {
+	if _, ok := c.Get(nil, key(n-1)); !ok {
 		t.Fatal("last set not held")
 	}
 }
@@ -322,7 +334,7 @@ func TestConcurrentPins(t *testing.T) {
 		}
 	}
 	st := c.Stats()
-	if st.Handles != 0 || st.BytesPinned != 0 || st.BytesUsed > st.Budget || st.Compactions == 0 {
+	if st.Handles != 0 || st.BytesPinned != 0 || st.BytesUsed > st.Budget || st.Compactions+st.Rebuilds == 0 {
 		t.Fatalf("stats after the run: %+v", st)
 	}
 }
@@ -717,7 +729,10 @@ func TestSharedPoolSelfReclaim(t *testing.T) {
 // TestResizeGivesMemoryBack fills a cache, shrinks it to a tenth, and checks
 // that the process's RSS falls by most of what was freed, at once.
 func TestResizeGivesMemoryBack(t *testing.T) {
-	const budget = 64 << 20
+	budget := 64 << 20
+	if slow {
+		budget = 4 << 20
+	}
 	c := newT(t, budget, nil)
 	for i := 0; c.Stats().BytesUsed < budget-8192; i++ {
 		setT(t, c, key(i), value(i, 0, 4000))
@@ -736,10 +751,10 @@ func TestResizeGivesMemoryBack(t *testing.T) {
 	}
 	after, _ := vmem.RSS()
 	st := c.Stats()
-	if st.BytesUsed > budget/10 || st.Compactions != 1 {
+	if st.BytesUsed > budget/10 || st.Compactions != 1 || st.Rebuilds != 0 { // a pin is out: compaction in place
 		t.Fatalf("stats %+v", st)
 	}
-	if freed := peak - after; freed < budget*8/10 {
+	if freed := peak - after; freed < budget*8/10 && !slow {
 		t.Fatalf("RSS %d MiB before Resize to a tenth, %d MiB after: only %d MiB given back", peak>>20, after>>20, freed>>20)
 	}
 	if err := h.Release(); err != nil {
@@ -758,6 +773,116 @@ func TestResizeGivesMemoryBack(t *testing.T) {
 	}
 	if st := c.Stats(); st.Evictions != ev {
 		t.Fatalf("evicted on the way back up to the budget: %+v", st)
+	}
+}
+
+// TestResizeRebuildGivesMetadataBack fills a cache with small entries,
+// whose index, entry tables and pool slots weigh as much as their bytes,
+// and checks that a Resize to a tenth with no pins out (a rebuild) gives
+// back all of it but a tenth, at once, and keeps every survivor intact.
+func TestResizeRebuildGivesMetadataBack(t *testing.T) {
+	if proc.Race {
+		t.Skip("measures RSS; TestRebuildRacingReadersAndWriters covers the rebuild's races")
+	}
+	budget := 64 << 20
+	if slow {
+		budget = 4 << 20
+	}
+	runtime.GC()
+	base, err := vmem.RSS()
+	if err != nil {
+		t.Skip(err)
+	}
+	c := newT(t, budget, nil)
+	n := 0
+	for ; c.Stats().BytesUsed < budget-200; n++ {
+		setT(t, c, key(n), value(n, 0, 100))
+	}
+	peak, _ := vmem.RSS()
+	if err := c.Resize(budget / 10); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := vmem.RSS()
+	st := c.Stats()
+	if st.Rebuilds != 1 || st.Compactions != 0 || st.BytesUsed > budget/10 {
+		t.Fatalf("stats %+v", st)
+	}
+	if pct := 100 * float64(after-base) / float64(peak-base); pct > 20 && !slow { // at small budgets fixed costs weigh
+		t.Fatalf("RSS grew %d MiB filling %d entries and is still %d MiB over the start after Resize to a tenth: %.0f%%",
+			(peak-base)>>20, n, (after-base)>>20, pct)
+	}
+	held := 0
+	for i := range n {
+		if v, ok := c.Get(nil, key(i)); ok {
+			held++
+			if !bytes.Equal(v, value(i, 0, 100)) {
+				t.Fatalf("key %d changed across the rebuild", i)
+			}
+		}
+	}
+	if held != st.Entries || held == 0 {
+		t.Fatalf("%d keys readable, %d entries", held, st.Entries)
+	}
+	for i := range 1000 { // and it works on
+		setT(t, c, key(n+i), value(n+i, 1, 100))
+	}
+}
+
+// TestRebuildRacingReadersAndWriters resizes a cache up and down, so that
+// it rebuilds (or, with a pin out at that moment, compacts), while
+// goroutines get, set, pin and delete, and checks every value read.
+func TestRebuildRacingReadersAndWriters(t *testing.T) {
+	c := newT(t, 1<<20, &Options{MaxBudget: 2 << 20})
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for n := 0; !stop.Load(); n++ {
+				i := (n*31 + g*7) % 3000
+				switch n % 8 {
+				case 0, 1:
+					if err := c.Set(key(i), value(i, n, 40+n%300)); err != nil && !errors.Is(err, ErrFull) {
+						errs <- err
+						return
+					}
+				case 2:
+					_, _ = c.Delete(key(i))
+				case 3:
+					if v, h, err := c.Pin(key(i)); err == nil {
+						if !valid(v, i) {
+							errs <- fmt.Errorf("pinned key %d holds a bad value", i)
+							return
+						}
+						_ = h.Release()
+					}
+				default:
+					var ok bool
+					if buf, ok = c.Get(buf[:0], key(i)); ok && !valid(buf, i) {
+						errs <- fmt.Errorf("key %d read a bad value", i)
+						return
+					}
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if err := c.Resize((256 + 512*(i%3)) << 10); err != nil && !errors.Is(err, ErrFull) {
+			t.Fatal(err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Rebuilds == 0 || st.BytesUsed > st.Budget || st.Handles != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

@@ -18,9 +18,9 @@ type Stats struct {
 	BytesPinned                          int // pool bytes of entries with pins out (deleted ones too)
 	Handles                              int // pins out
 	Budget, MaxBudget                    int // bytes; BytesUsed <= Budget
-	MetaBytes                            int // off-heap bytes of the index, entry tables, handles and per-P state in use
+	MetaBytes                            int // off-heap bytes made ready for the index, entry tables, handles and per-P state, and for a pool of its own the pool's slot table (not the policy's)
 	Loads, LoadErrors                    int // loader calls run by GetOrLoad, and those that failed
-	Compactions                          int // compactions Resize ran to give memory back
+	Compactions, Rebuilds                int // Resizes that gave memory back by compacting in place (pins were out), and by rebuilding
 	Name                                 string
 }
 
@@ -47,6 +47,7 @@ func (c *Cache) statsLocked() Stats {
 		Budget:      int(c.budget),
 		MaxBudget:   int(c.maxBudget),
 		Compactions: c.ops.compactions,
+		Rebuilds:    c.ops.rebuilds,
 		Name:        c.nameOpt,
 	}
 	for i := range uint64(maxProcs + 1) {
@@ -61,6 +62,9 @@ func (c *Cache) statsLocked() Stats {
 	s := c.cur()
 	for _, r := range []*vmem.Region{s.ents.r, s.refs.r, s.idx.halves[0].r, s.idx.halves[1].r, c.pcs.r, c.hslots.r} {
 		st.MetaBytes += r.Len()
+	}
+	if c.owned {
+		st.MetaBytes += s.p.Stats().MetaBytes
 	}
 	st.Loads, st.LoadErrors = c.loads.counts()
 	return st

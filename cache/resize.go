@@ -64,7 +64,7 @@ func (c *Cache) shrink(b int64) {
 	atomic.AddUint64(&c.moves, 1)
 	defer atomic.AddUint64(&c.moves, 1)
 	if c.gone == 0 && c.pinnedEntries() == 0 && c.rebuild(b) == nil {
-		c.ops.compactions++
+		c.ops.rebuilds++
 		return
 	}
 	s := c.cur()

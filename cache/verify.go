@@ -9,18 +9,23 @@ import (
 )
 
 // checkAfterMutation verifies the invariants in the checked build: after
-// every mutation while the cache is small, then about every entries/64th,
-// so the checked build stays amortized O(1) per operation. Callers hold the
-// lock.
+// every mutation while the cache has used at most 4096 ids, then every
+// ids/8th mutation, so the checked build stays amortized O(1) per
+// operation (some eight entries checked per mutation). Callers hold the lock.
 func (c *Cache) checkAfterMutation() {
 	if !check.On || c.closed {
 		return
 	}
-	c.mutations++
-	if n := uint64(c.cur().nextID); n <= 4096 || c.mutations%(n/64) == 0 {
-		if err := c.verify(); err != nil {
-			check.Invariant(false, "%s: %v", c.label, err)
+	// A countdown, not mutations%(n/8): while the cache grows, mutations
+	// and n rise together and the remainder would be zero every eighth.
+	if n := c.cur().nextID; n > 4096 {
+		if c.sinceCheck++; c.sinceCheck < n/8 {
+			return
 		}
+	}
+	c.sinceCheck = 0
+	if err := c.verify(); err != nil {
+		check.Invariant(false, "%s: %v", c.label, err)
 	}
 }
 

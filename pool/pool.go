@@ -179,7 +179,7 @@ type Pool struct {
 	holes       int    // number of holes
 	pending     int    // released segments waiting for their last latch
 	st          counts
-	mutations   uint64      // for spacing out invariant checks
+	mutations   uint64      // since the last invariant check (checked build)
 	final       Stats       // what Stats returns after Close
 	reclaimers  []Reclaimer // see reclaim.go; replaced, never changed in place
 }
@@ -324,7 +324,7 @@ func (p *Pool) Close() error {
 	live, bytes := p.liveSegments(), p.usedBytes()
 	p.final = p.statsLocked()
 	p.final.Capacity, p.final.Used, p.final.Free, p.final.UsedSegments = 0, 0, 0, 0
-	p.final.FreeSegments, p.final.LargestFree, p.final.Fragmentation, p.final.PendingReleases = 0, 0, 0, 0
+	p.final.FreeSegments, p.final.LargestFree, p.final.Fragmentation, p.final.PendingReleases, p.final.MetaBytes = 0, 0, 0, 0, 0
 	atomic.OrUint64(&p.moves, movesClosed) // before the memory goes: readers then retry and fail
 	p.unlockClosed(h)
 	// Readers that loaded the state before Close may still be copying out

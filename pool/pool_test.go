@@ -729,7 +729,7 @@ func TestStatsFields(t *testing.T) {
 	// listed here; this catches a field added without a test.
 	want := []string{"Capacity", "Used", "Free", "UsedSegments", "FreeSegments", "LargestFree",
 		"Fragmentation", "Commits", "FailedCommits", "Reads", "Latches", "Releases", "Compactions",
-		"BytesMoved", "Grows", "MaxCapacity", "Alignment", "PendingReleases", "Name"}
+		"BytesMoved", "Grows", "MaxCapacity", "Alignment", "MetaBytes", "PendingReleases", "Name"}
 	var got []string
 	for f := range reflect.TypeFor[Stats]().Fields() {
 		got = append(got, f.Name)

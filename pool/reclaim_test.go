@@ -299,6 +299,17 @@ func TestResize(t *testing.T) {
 	verifyT(t, p)
 }
 
+func TestStatsMetaBytes(t *testing.T) {
+	p := newT(t, 1<<20, nil)
+	before := p.Stats().MetaBytes
+	for i := range 5000 {
+		commitT(t, p, pattern(8, i))
+	}
+	if after := p.Stats().MetaBytes; before <= 0 || after <= before || after < 5000*slotSize {
+		t.Fatalf("MetaBytes %d with no segments, %d with 5000", before, after)
+	}
+}
+
 func TestStatsAlignment(t *testing.T) {
 	for _, a := range []int{0, 1, 64} {
 		p := newT(t, 4096, &Options{Alignment: a})

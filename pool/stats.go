@@ -14,6 +14,7 @@ type Stats struct {
 
 	MaxCapacity     int    // the most Capacity can grow to
 	Alignment       int    // Options.Alignment: segments' lengths are rounded up to it
+	MetaBytes       int    // bytes made ready for the slot table and per-P counters, off the Go heap
 	PendingReleases int    // released segments waiting for their last Unlatch
 	Name            string // Options.Name
 }
@@ -51,6 +52,7 @@ func (p *Pool) statsLocked() Stats {
 		Grows:           p.st.grows,
 		MaxCapacity:     p.maxCap,
 		Alignment:       int(p.alignMask + 1),
+		MetaBytes:       p.meta.Len(),
 		PendingReleases: p.pending,
 		Name:            p.name,
 	}

@@ -12,11 +12,16 @@ import (
 // while the pool is small, then about every extents/64th mutation, so the
 // checked build stays amortized O(1) per operation. Callers hold the lock.
 func (p *Pool) checkAfterMutation() {
-	p.mutations++
-	if n := uint64(p.nslots); n <= 4096 || p.mutations%(n/64) == 0 {
-		if err := p.verify(); err != nil {
-			check.Invariant(false, "%s: %v", label(p.name), err)
+	// A countdown, not mutations%(n/64): while the pool grows, mutations
+	// and n rise together and the remainder would be zero every 64th.
+	if n := uint64(p.nslots); n > 4096 {
+		if p.mutations++; p.mutations < n/64 {
+			return
 		}
+	}
+	p.mutations = 0
+	if err := p.verify(); err != nil {
+		check.Invariant(false, "%s: %v", label(p.name), err)
 	}
 }
 
