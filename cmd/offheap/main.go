@@ -33,6 +33,7 @@ import (
 	"github.com/offheap/offheap/cmd/offheap/internal/arenabench"
 	"github.com/offheap/offheap/cmd/offheap/internal/bench"
 	"github.com/offheap/offheap/cmd/offheap/internal/cachebench"
+	"github.com/offheap/offheap/cmd/offheap/internal/exchangebench"
 	"github.com/offheap/offheap/cmd/offheap/internal/mappedbench"
 	"github.com/offheap/offheap/cmd/offheap/internal/poolbench"
 	"github.com/offheap/offheap/cmd/offheap/internal/vmembench"
@@ -47,6 +48,7 @@ func suites() []bench.Suite {
 		poolbench.Suite(),
 		arenabench.Suite(),
 		cachebench.Suite(),
+		exchangebench.Suite(),
 	}
 }
 
