@@ -13,6 +13,7 @@
 //	--reps N        runs per figure; the median is reported (default 5)
 //	--benchtime D   duration of each Go-benchmark figure (default 300ms, quick 50ms)
 //	--max-mem MIB   memory any one measurement may use (default: a quarter of RAM)
+//	--cases REGEXP  run only the cases whose name matches (hit- for the cache suite's hit ratios)
 //	--list          list the suites and exit
 //
 // Suites add their own flags, prefixed with their name (--vmem-max).
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"time"
 
 	"golang.org/x/term"
@@ -59,7 +61,7 @@ func main() {
 	}
 }
 
-const usage = "usage: offheap bench [--json] [--quick] [--out DIR] [--reps N] [--benchtime D] [--max-mem MIB] [--list] [suite...]"
+const usage = "usage: offheap bench [--json] [--quick] [--out DIR] [--reps N] [--benchtime D] [--max-mem MIB] [--cases REGEXP] [--list] [suite...]"
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "bench" {
@@ -135,6 +137,7 @@ func parse(args []string, all []bench.Suite, stderr io.Writer) (options, error) 
 	fs.BoolVar(&o.list, "list", false, "list the suites and exit")
 	fs.IntVar(&o.cfg.Reps, "reps", 5, "runs per figure; the median is reported")
 	fs.DurationVar(&o.cfg.BenchTime, "benchtime", 0, "duration of each Go-benchmark figure (default 300ms, quick 50ms)")
+	cases := fs.String("cases", "", "run only the cases whose name matches `REGEXP`")
 	maxMiB := fs.Int64("max-mem", bench.PhysicalMemory()/4>>20, "memory in `MiB` any one measurement may use")
 	for _, s := range all {
 		if s.Flags != nil {
@@ -155,6 +158,12 @@ func parse(args []string, all []bench.Suite, stderr io.Writer) (options, error) 
 		return o, fmt.Errorf("--reps %d and --max-mem %d must be positive", o.cfg.Reps, *maxMiB)
 	}
 	o.cfg.MaxBytes = *maxMiB << 20
+	if *cases != "" {
+		var err error
+		if o.cfg.Cases, err = regexp.Compile(*cases); err != nil {
+			return o, fmt.Errorf("--cases: %w", err)
+		}
+	}
 	if o.cfg.BenchTime == 0 {
 		o.cfg.BenchTime = 300 * time.Millisecond
 		if o.cfg.Quick {

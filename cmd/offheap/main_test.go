@@ -29,6 +29,7 @@ func TestBadArguments(t *testing.T) {
 		{"bench", "--reps", "0"},
 		{"bench", "--no-such-flag"},
 		{"bench", "no-such-suite"},
+		{"bench", "--cases", "(", "vmem"},
 	} {
 		if err := run(args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 			t.Errorf("offheap %v: no error", args)

@@ -10,6 +10,7 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 )
@@ -30,6 +31,9 @@ type Config struct {
 	Reps      int           // runs of each task; the median is reported
 	MaxBytes  int64         // the most memory a suite may use at once
 	BenchTime time.Duration // target duration of one testing.Benchmark run (see GoBench)
+	// Cases, if set, runs only the tasks of the cases it matches; a suite
+	// may also skip planning the others (Runner.Run drops them anyway).
+	Cases *regexp.Regexp
 }
 
 // Figure is one metric measured by one run of a task.
@@ -75,6 +79,10 @@ type Suite struct {
 	Flags func(fs *flag.FlagSet)
 	// Tasks lists the measurements for cfg, in the order they should run.
 	Tasks func(cfg Config) ([]Task, error)
+	// Summary optionally derives results from the measured ones once every
+	// task has run (a mean over cases, a count of wins); they are reported
+	// after them, in the table and the JSON alike.
+	Summary func(results []Result) []Result
 }
 
 // Claim is a seed's published result and how to read this run's answer to it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -228,5 +229,52 @@ func TestGoBenchCountsAllocs(t *testing.T) {
 	_ = sink
 	if len(s.Figures) != 2 || s.Figures[0].Value <= 0 || s.Figures[1].Value < 1 {
 		t.Fatalf("GoBench = %+v, want positive ns/op and >= 1 allocs/op", s.Figures)
+	}
+}
+
+// TestRunnerSummary checks that a suite's Summary sees every measured
+// result and that its rows follow them, in the outcome and the JSON
+// alike, under the suite's name.
+func TestRunnerSummary(t *testing.T) {
+	s := fakeSuite()
+	var seen int
+	s.Summary = func(rs []Result) []Result {
+		seen = len(rs)
+		sum := 0.0
+		for _, r := range rs {
+			if r.Metric == "ns/op" {
+				sum += r.Value
+			}
+		}
+		return []Result{{Case: "total", Impl: "all", Metric: "ns/op", Value: sum}}
+	}
+	var js bytes.Buffer
+	out, err := (&Runner{Config: Config{Reps: 3}, JSON: &js}).Run(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{Suite: "fake", Case: "total", Impl: "all", Metric: "ns/op", Value: 5 + 20 + 7 + 70 + 2}
+	if seen != len(out.Results)-1 || out.Results[len(out.Results)-1] != want {
+		t.Fatalf("summary saw %d of %d results; last result %+v, want %+v", seen, len(out.Results), out.Results[len(out.Results)-1], want)
+	}
+	lines := strings.Split(strings.TrimSpace(js.String()), "\n")
+	var last Result
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last != want {
+		t.Fatalf("last JSON line %q (%v), want %+v", lines[len(lines)-1], err, want)
+	}
+	var tb bytes.Buffer
+	if err := WriteTable(&tb, out, false); err != nil || !strings.Contains(tb.String(), "total") {
+		t.Fatalf("table lacks the summary row (%v):\n%s", err, tb.String())
+	}
+}
+
+// TestRunnerCases checks that Config.Cases runs only the matching cases.
+func TestRunnerCases(t *testing.T) {
+	out, err := (&Runner{Config: Config{Reps: 1, Cases: regexp.MustCompile("^(one|big)$")}}).Run(fakeSuite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Results) != 2 || out.Results[0].Case != "one" || len(out.Skipped) != 1 {
+		t.Fatalf("results %+v, skipped %v: want case one only, big skipped", out.Results, out.Skipped)
 	}
 }

@@ -39,6 +39,9 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 	if err != nil {
 		return out, fmt.Errorf("bench: plan suite %s: %w", s.Name, err)
 	}
+	if c := r.Config.Cases; c != nil {
+		tasks = slices.DeleteFunc(tasks, func(t Task) bool { return !c.MatchString(t.Case) })
+	}
 	bar := r.bar(s.Name, r.totalReps(tasks))
 	for _, t := range tasks {
 		reps := r.reps(t)
@@ -68,7 +71,22 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 		}
 	}
 	_ = bar.Finish()
-	return out, nil
+	return out, r.summarize(&out)
+}
+
+// summarize adds and emits the suite's summary results, if it has any.
+func (r *Runner) summarize(out *Outcome) error {
+	if out.Suite.Summary == nil {
+		return nil
+	}
+	for _, res := range out.Suite.Summary(out.Results) {
+		res.Suite = out.Suite.Name
+		out.Results = append(out.Results, res)
+		if err := r.emit(res); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reps is how many times t runs: Config.Reps, capped by t.MaxReps.

@@ -14,8 +14,9 @@ import (
 
 // settings are the suite's flag values.
 type settings struct {
-	entries       int // held in the speed cases
-	memoryEntries int // held in the memory case
+	entries       int         // held in the speed cases
+	memoryEntries int         // held in the memory case
+	hit           hitSettings // the hit-ratio cases' (hitratio.go)
 }
 
 // Suite returns the cache suite.
@@ -33,15 +34,17 @@ func Suite() bench.Suite {
 			"gc_cpu_ms_per_cycle (GC CPU per forced collection, runtime/metrics), for offheap, otter, theine and an " +
 			"empty process; for offheap also rss_over_budget (RSS grown / budget), index_over_budget (the off-heap " +
 			"index and tables / budget) and rss_after_shrink_pct (RSS grown 100 ms after Resize to a tenth, as a " +
-			"percentage of RSS grown at the peak).",
-		Flags: s.flags,
-		Tasks: s.tasks,
+			"percentage of RSS grown at the peak)." + hitDoc,
+		Flags:   s.flags,
+		Tasks:   s.tasks,
+		Summary: hitSummary,
 	}
 }
 
 func (s *settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.entries, "cache-entries", speedEntries, "cache suite: entries held in the speed cases (--quick caps it)")
 	fs.IntVar(&s.memoryEntries, "cache-memory-entries", memoryEntries, "cache suite: entries in the memory case (--quick caps it)")
+	s.hit.flags(fs)
 }
 
 func (s *settings) tasks(cfg bench.Config) ([]bench.Task, error) {
@@ -52,5 +55,7 @@ func (s *settings) tasks(cfg bench.Config) ([]bench.Task, error) {
 		return nil, fmt.Errorf("%d entries: want at least 16 (--cache-memory-entries)", s.memoryEntries)
 	}
 	ts := s.speedTasks(cfg)
-	return append(ts, s.memoryTasks(cfg)...), nil
+	ts = append(ts, s.memoryTasks(cfg)...)
+	hit, err := s.hit.tasks(cfg)
+	return append(ts, hit...), err
 }
