@@ -14,7 +14,7 @@ import (
 // misses. Each P counts into its own line and adds a full chunk to the
 // shared totals, so the totals lag by less than a chunk per P; the chunk is
 // kept small next to what the totals are compared with (the entries held,
-// see setChunk). Ps numbered maxProcs and above (maxProcs is in handle.go)
+// see setChunk). Ps numbered maxPs and above (maxPs is in handle.go)
 // add to the totals directly.
 //
 // The shared totals each have a cache line of their own, away from what
@@ -37,15 +37,15 @@ type plocal struct {
 }
 
 func (c *hitCounts) init() error {
-	r, err := vmem.Reserve(maxProcs*sizeOf[plocal](), &vmem.Options{Name: "cache policy counts"})
+	r, err := vmem.Reserve(maxPs*sizeOf[plocal](), &vmem.Options{Name: "cache policy counts"})
 	if err != nil {
 		return err
 	}
-	if err := r.Grow(maxProcs * sizeOf[plocal]()); err != nil {
+	if err := r.Grow(maxPs * sizeOf[plocal]()); err != nil {
 		_ = r.Close()
 		return err
 	}
-	c.region, c.locals = r, policyTable[plocal](r, maxProcs)
+	c.region, c.locals = r, policyTable[plocal](r, maxPs)
 	c.chunk.Store(1)
 	return nil
 }
@@ -63,7 +63,7 @@ func (c *hitCounts) note(pid int, tick, add bool) {
 	if !tick && !add {
 		return
 	}
-	if pid >= maxProcs {
+	if pid >= maxPs {
 		if tick {
 			c.ticks.Add(1)
 		}
