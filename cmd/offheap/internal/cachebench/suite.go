@@ -38,7 +38,42 @@ func Suite() bench.Suite {
 		Flags:   s.flags,
 		Tasks:   s.tasks,
 		Summary: hitSummary,
+		Claim: &bench.Claim{
+			Seed: "Opteryx BufferPool; otter, theine",
+			Published: "Opteryx's BufferPool evicts LRU-K(2) over its MemoryPool (no hit ratio published); otter v2 and " +
+				"theine have Go's best hit ratios (W-TinyLFU) with every entry on the Go heap: 31-46 ms of GC scan at 1M entries",
+			Answer: answer,
+		},
 	}
+}
+
+// answer gives the mean hit ratios and the Go heap each entry costs.
+func answer(o bench.Outcome) string {
+	val := func(c, impl, metric string) (float64, int64, bool) {
+		for _, r := range o.Results {
+			if r.Case == c && r.Impl == impl && r.Metric == metric {
+				return r.Value, r.N, true
+			}
+		}
+		return 0, 0, false
+	}
+	mine, points, ok := val(caseMean, "offheap", hitMetric)
+	if !ok {
+		return ""
+	}
+	s := fmt.Sprintf("mean hit ratio over %d trace points %.2f%%", points, mine)
+	for _, impl := range []string{"otter", "theine", "opteryx-lruk", "lru"} {
+		if v, _, ok := val(caseMean, impl, hitMetric); ok {
+			s += fmt.Sprintf(", %s %.2f%%", impl, v)
+		}
+	}
+	if v, n, ok := val("memory", "offheap", "heap_bytes_per_entry"); ok {
+		s += fmt.Sprintf("; Go heap per entry at %d entries %.1f B", n, v)
+		if w, _, ok := val("memory", "otter", "heap_bytes_per_entry"); ok {
+			s += fmt.Sprintf(" (otter %.0f B)", w)
+		}
+	}
+	return s
 }
 
 func (s *settings) flags(fs *flag.FlagSet) {
