@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/internal/proc"
@@ -127,7 +126,11 @@ type Options struct {
 //
 // Alloc and Free pin the calling goroutine to its P and use that P's own
 // Cache (see pcache.go): a pop or a push with plain loads and stores, and
-// Free's compare-and-swap of the state byte. A P's cache is refilled from
+// Free's compare-and-swap of the state byte. Free takes the block's class
+// from the slice's capacity (as Alloc handed it out) rather than from its
+// page, whose metadata is one more cache miss: the state byte names the
+// class, so a claim made for the wrong class fails, and Free then looks the
+// class up in the page. A P's cache is refilled from
 // the pages and drained back to them in batches under the lock. Close and
 // Purge empty every P's cache after stopping the world for a moment, which
 // waits out the calls in flight. The checked build, and the race detector's
@@ -146,12 +149,10 @@ type Options struct {
 //
 // These are checked in the offheapcheck build, which also poisons freed blocks.
 type Allocator struct {
-	mu     sync.Mutex
-	region *vmem.Region   // the arenas
-	base   unsafe.Pointer // start of the arenas' reservation; fixed until Close
-
-	metaRegion *vmem.Region   // the arenas' metadata (arenaMeta), metaStride bytes per arena
-	metaBase   unsafe.Pointer // its start
+	mu         sync.Mutex
+	bases                   // where the arenas and their metadata start; fixed until Close
+	region     *vmem.Region // the arenas
+	metaRegion *vmem.Region // the arenas' metadata (arenaMeta), metaStride bytes per arena
 	name       string
 
 	carved atomic.Int64    // arenas carved from the reservation so far (published after their metadata)
@@ -263,7 +264,7 @@ func New(opts *Options) (*Allocator, error) {
 // never sees, valid until they are passed to Free. Alloc(0) returns an empty
 // slice that must be freed like any other.
 func (a *Allocator) Alloc(n int) ([]byte, error) {
-	if uint(n) <= MaxSmall && perP {
+	if perP && uint(n) <= MaxSmall {
 		k := classOf(n)
 		pid := proc.Pin()
 		if uint(pid) < maxProcs && !a.paused.Load() {
@@ -313,21 +314,19 @@ func (a *Allocator) allocSlow(n int) ([]byte, error) {
 	if got > 1 {
 		a.stash(k, batch[1:got])
 	}
-	return a.handOut(batch[0], k, n), nil
+	return a.serve(batch[0], k, n), nil
 }
 
-// handOut gives a block of class c, held by the caller's cache (state
-// stCached), to the user: it marks it stUser, clears it and returns its first
-// n bytes.
-func (a *Allocator) handOut(off uintptr, c, n int) []byte {
-	if perP {
-		setState(a.stateAt(off, c), c, stUser)
-	} else {
+// serve is handOut, but in the builds without per-P caches it changes the
+// state byte under the lock (see pcache.go).
+func (a *Allocator) serve(off uintptr, c, n int) []byte {
+	if !perP {
 		a.setStateLocked(off, c, stUser)
+		b := a.block(off, n)
+		clear(b)
+		return b
 	}
-	b := a.block(off, n)
-	clear(b)
-	return b
+	return a.handOut(off, c, n)
 }
 
 // setStateLocked is setState under the lock: the way of the builds without
@@ -353,6 +352,22 @@ func (a *Allocator) badSize(op string, n int) error {
 // the OS at once; if the OS refuses, Free returns the OS's error and the
 // block stays allocated (Free may be called again).
 func (a *Allocator) Free(b []byte) error {
+	if perP {
+		pid := proc.Pin()
+		if uint(pid) < maxProcs && !a.paused.Load() {
+			if c := a.pcs[pid].Load(); c != nil && c.freeFast(b) {
+				proc.Unpin()
+				return nil
+			}
+		}
+		proc.Unpin()
+	}
+	return a.freeSlow(b)
+}
+
+// freeSlow is Free when this P's cache's fast path cannot take the block
+// (see Cache.freeSlow), or without per-P caches.
+func (a *Allocator) freeSlow(b []byte) error {
 	off, inPages := a.offsetOf(b)
 	if !inPages {
 		return a.freeLarge(b)
@@ -362,19 +377,22 @@ func (a *Allocator) Free(b []byte) error {
 		pid = proc.Pin()
 		if uint(pid) < maxProcs && !a.paused.Load() {
 			if c := a.pcs[pid].Load(); c != nil {
+				c.limit = a.carvedEnd()
 				k := a.freeing(off, cap(b))
 				if k == 0 { // find out why under the lock, which a racing Close cannot pass
 					proc.Unpin()
 					return a.freeErr("free", off, cap(b))
 				}
-				if !c.push(k, off) {
-					proc.Unpin()
-					return nil
-				}
 				var out [cacheBatch]uintptr
-				c.takeOldest(k, out[:])
+				full := c.held[k] == cacheMax
+				if full {
+					c.takeOldest(k, out[:])
+				}
+				c.push(k, off)
 				proc.Unpin()
-				a.giveBack(k, out[:])
+				if full {
+					a.giveBack(k, out[:])
+				}
 				return nil
 			}
 		}

@@ -58,6 +58,16 @@ func TestBlockIndexExact(t *testing.T) {
 	}
 }
 
+func TestIsBlockStartExact(t *testing.T) {
+	for c := 1; c < nClasses; c++ {
+		for off := range pageSize {
+			if isBlockStart(uintptr(off), c) != (off%classSize[c] == 0) {
+				t.Fatalf("class %d size %d off %d: isBlockStart %v", c, classSize[c], off, !(off%classSize[c] == 0))
+			}
+		}
+	}
+}
+
 func TestClassOf(t *testing.T) {
 	for n := 0; n <= MaxSmall; n++ {
 		c := classOf(n)
@@ -233,6 +243,80 @@ func TestSliceReachingPastBlock(t *testing.T) {
 	}
 	_ = a.Free(b)
 	_ = a.Free(c)
+}
+
+// TestFreeShortenedSlice frees blocks through slices whose capacity is
+// below their block's (and of a smaller class): the fast paths take the
+// class from the capacity and must fall back to the page's when it is wrong.
+func TestFreeShortenedSlice(t *testing.T) {
+	a := newAlloc(t, nil)
+	c := a.NewCache()
+	defer c.Close()
+	for _, n := range []int{16, 48, 64, 80, 200, 512, 640, 2048} {
+		for _, short := range []int{0, 1, 16, n / 2, n - 1} {
+			for _, via := range []string{"allocator", "cache"} {
+				free := a.Free
+				if via == "cache" {
+					free = c.Free
+				}
+				b, err := a.Alloc(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := free(b[:short:short]); err != nil {
+					t.Fatalf("free of a %d-byte block as %d bytes via %s: %v", n, short, via, err)
+				}
+				if err := free(b); !errors.Is(err, ErrDoubleFree) {
+					t.Fatalf("second free of a %d-byte block via %s: %v", n, via, err)
+				}
+			}
+		}
+	}
+}
+
+// TestFreeAtSmallerClassStart frees a slice that starts inside a block, at
+// an offset where a block of the smaller class its capacity names would
+// start, and whose state granule holds the state of a block that is
+// allocated: the claim must fail on the class the state byte names.
+func TestFreeAtSmallerClassStart(t *testing.T) {
+	a := newAlloc(t, nil)
+	c := a.NewCache()
+	defer c.Close()
+	var blocks [][]byte
+	at := map[uintptr]bool{}
+	for range 2 * pageSize / 80 {
+		b, _ := a.Alloc(80)
+		blocks = append(blocks, b)
+		at[addrOf(b)-uintptr(a.base)] = true
+	}
+	tried := 0
+	for off := range at {
+		// The first 64-byte boundary inside the block whose granule holds
+		// the start of the next block, allocated too.
+		x := (off + 16 + 63) &^ 63
+		if x >= off+80 || !at[off+80] || (off+80)&pageMask == 0 {
+			continue
+		}
+		tried++
+		stray := a.block(x, 64)
+		for _, free := range []func([]byte) error{a.Free, c.Free} {
+			before := snapshot(a)
+			if err := free(stray); !errors.Is(err, ErrForeign) {
+				t.Fatalf("free inside a block at a 64-byte class start: %v", err)
+			}
+			if after := snapshot(a); after != before {
+				t.Fatalf("state changed:\n%s\n%s", before, after)
+			}
+		}
+	}
+	if tried == 0 {
+		t.Fatal("no two adjacent blocks")
+	}
+	for _, b := range blocks {
+		if err := a.Free(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestFreeReleasedPageIsDoubleFree(t *testing.T) {

@@ -33,25 +33,42 @@ const (
 // batch exchange, so the figure is exact after Flush and approximate while
 // the cache is in use.
 type Cache struct {
+	bases          // the allocator's
+	limit  uintptr // offsets below it lie in carved arenas, as last seen; 0 once closed
 	a      *Allocator
-	stacks [nClasses][]uintptr // offsets of the free blocks held (state stCached)
-	pub    [nClasses]int       // len(stacks[k]) last told to the allocator
+	held   [nClasses]int               // blocks held per class
+	stacks [nClasses][cacheMax]uintptr // offsets of the free blocks held (state stCached): stacks[k][:held[k]], the last freed on top
+	pub    [nClasses]int               // held[k] last told to the allocator
 	closed bool
 }
 
 // NewCache returns a new, empty cache handle on a.
 func (a *Allocator) NewCache() *Cache {
-	c := &Cache{a: a}
-	for i := 1; i < nClasses; i++ {
-		c.stacks[i] = make([]uintptr, 0, cacheMax)
-	}
-	return c
+	return &Cache{a: a, bases: a.bases, limit: a.carvedEnd()}
 }
 
 // Alloc returns n zeroed bytes, as Allocator.Alloc does.
 func (c *Cache) Alloc(n int) ([]byte, error) {
-	if uint(n) > MaxSmall || c.closed {
-		return c.allocSlow(n)
+	if perP && uint(n) <= MaxSmall {
+		k := classOf(n)
+		if h := c.held[k] - 1; h >= 0 {
+			c.held[k] = h
+			return c.handOut(c.stacks[k][h&(cacheMax-1)], k, n), nil
+		}
+	}
+	return c.allocSlow(n)
+}
+
+// allocSlow is Alloc when the fast path cannot serve it: a closed cache, a
+// large block or a bad size, an empty stack (refilled with a batch under the
+// allocator's lock); in builds without per-P caches, every Alloc.
+func (c *Cache) allocSlow(n int) ([]byte, error) {
+	a := c.a
+	if c.closed {
+		return nil, a.sizeError("cache alloc", n, ErrClosed)
+	}
+	if uint(n) > MaxSmall {
+		return a.Alloc(n)
 	}
 	k := classOf(n)
 	off, ok := c.pop(k)
@@ -61,54 +78,47 @@ func (c *Cache) Alloc(n int) ([]byte, error) {
 		}
 		off, _ = c.pop(k)
 	}
-	return c.a.handOut(off, k, n), nil
+	return a.serve(off, k, n), nil
 }
+
+// stack returns the class k blocks held, the last freed last.
+func (c *Cache) stack(k int) []uintptr { return c.stacks[k][:c.held[k]] }
 
 // pop takes the block of class k freed last, if the cache holds one.
 func (c *Cache) pop(k int) (uintptr, bool) {
-	s := c.stacks[k]
-	if len(s) == 0 {
+	h := c.held[k] - 1
+	if h < 0 {
 		return 0, false
 	}
-	c.stacks[k] = s[:len(s)-1]
-	return s[len(s)-1], true
+	c.held[k] = h
+	return c.stacks[k][h], true
 }
 
-// push adds a free block of class k and reports whether the cache now holds
-// cacheMax of them (the caller then gives a batch back).
-func (c *Cache) push(k int, off uintptr) (full bool) {
-	s := append(c.stacks[k], off)
-	c.stacks[k] = s
-	return len(s) >= cacheMax
+// push adds a free block of class k; the cache holds fewer than cacheMax.
+func (c *Cache) push(k int, off uintptr) {
+	c.stacks[k][c.held[k]] = off
+	c.held[k]++
 }
 
 // takeOldest moves the len(dst) blocks of class k freed first into dst,
 // keeping the most recently freed (likely in the CPU cache); the cache
 // holds len(dst) at least.
 func (c *Cache) takeOldest(k int, dst []uintptr) {
-	s := c.stacks[k]
+	s := c.stack(k)
 	copy(dst, s)
-	c.stacks[k] = s[:copy(s, s[len(dst):])]
+	c.held[k] = copy(s, s[len(dst):])
 }
 
 // fill adds blocks of class k while the cache holds fewer than cacheMax-1
 // (so the next push does not give them straight back) and returns how many
 // it took.
 func (c *Cache) fill(k int, blocks []uintptr) int {
-	s := c.stacks[k]
-	m := min(len(blocks), cacheMax-1-len(s))
+	m := min(len(blocks), cacheMax-1-c.held[k])
 	if m <= 0 {
 		return 0
 	}
-	c.stacks[k] = append(s, blocks[:m]...)
+	c.held[k] += copy(c.stacks[k][c.held[k]:], blocks[:m])
 	return m
-}
-
-func (c *Cache) allocSlow(n int) ([]byte, error) {
-	if c.closed {
-		return nil, c.a.sizeError("cache alloc", n, ErrClosed)
-	}
-	return c.a.Alloc(n)
 }
 
 // refill takes a batch of class k blocks from the allocator.
@@ -119,12 +129,11 @@ func (c *Cache) refill(k int) error {
 	if a.closed.Load() {
 		return a.sizeError("cache alloc", classSize[k], ErrClosed)
 	}
-	s := c.stacks[k][:cacheBatch] // empty, with room for cacheMax
-	got, err := a.takeBlocksOrReclaim(k, s)
+	got, err := a.takeBlocksOrReclaim(k, c.stacks[k][:cacheBatch]) // the stack is empty
 	if err != nil {
 		return a.sizeError("cache alloc", classSize[k], err)
 	}
-	c.stacks[k] = s[:got]
+	c.held[k] = got
 	c.publish(k)
 	return nil
 }
@@ -132,6 +141,42 @@ func (c *Cache) refill(k int) error {
 // Free gives a block back to the cache; errors are as for Allocator.Free,
 // and leave everything unchanged.
 func (c *Cache) Free(b []byte) error {
+	if perP && c.freeFast(b) {
+		return nil
+	}
+	return c.freeSlow(b)
+}
+
+// freeFast is Free's common case, without the lock, in the builds with
+// per-P caches: a small block of a carved arena whose class is that of
+// cap(b), to a class stack with room. It claims the block (moves its state
+// byte from stUser to stCached, which names the class: so the claim fails
+// unless the block's page is of that class) and pushes it, or reports false
+// and changes nothing.
+//
+// After a successful Close of the allocator the memory stays mapped,
+// released (see Close): the metadata reads as zero and the claim fails.
+func (c *Cache) freeFast(b []byte) bool {
+	off := c.offset(b)
+	if off >= c.limit || uint(cap(b)) > MaxSmall {
+		return false
+	}
+	k := classOf(cap(b))
+	h := c.held[k]
+	if h >= cacheMax || !isBlockStart(off&pageMask, k) || !claim(c.stateAt(off, k), k) {
+		return false
+	}
+	c.stacks[k][h] = off
+	c.held[k] = h + 1
+	return true
+}
+
+// freeSlow is Free when freeFast cannot: a closed cache, a large block, a
+// slice the allocator did not hand out, a block of an arena carved since the
+// cache last looked, a slice whose capacity is that of a smaller class than
+// its block's, a full class stack (a batch goes back to the allocator); in
+// builds without per-P caches, every Free.
+func (c *Cache) freeSlow(b []byte) error {
 	a := c.a
 	if c.closed {
 		return a.blockError("cache free", addrOf(b), ErrClosed)
@@ -140,11 +185,10 @@ func (c *Cache) Free(b []byte) error {
 	if !inPages {
 		return a.Free(b)
 	}
+	c.limit = a.carvedEnd()
 	var k int
 	if perP {
-		// Without the lock. After a successful Close the normal build keeps
-		// the memory mapped, released (see Close): the metadata reads as
-		// zero, the claim fails and freeErr says ErrClosed.
+		// Without the lock, as in freeFast.
 		if k = a.freeing(off, cap(b)); k == 0 {
 			return a.freeErr("cache free", off, cap(b))
 		}
@@ -157,9 +201,10 @@ func (c *Cache) Free(b []byte) error {
 			return a.blockError("cache free", addrOf(b), err)
 		}
 	}
-	if c.push(k, off) {
+	if c.held[k] == cacheMax {
 		c.drain(k, cacheBatch)
 	}
+	c.push(k, off)
 	return nil
 }
 
@@ -167,11 +212,11 @@ func (c *Cache) Free(b []byte) error {
 // oldest, keeping the most recently freed (likely in the CPU cache).
 func (c *Cache) drain(k, keep int) {
 	a := c.a
-	s := c.stacks[k]
+	s := c.stack(k)
 	give := len(s) - keep
 	a.mu.Lock()
 	a.freeBlocks(k, s[:give])
-	c.stacks[k] = s[:copy(s, s[give:])]
+	c.held[k] = copy(s, s[give:])
 	c.publish(k)
 	a.mu.Unlock()
 }
@@ -179,8 +224,8 @@ func (c *Cache) drain(k, keep int) {
 // publish tells the allocator how many class k blocks the cache holds, for
 // Stats and Close. Callers hold the allocator's lock.
 func (c *Cache) publish(k int) {
-	c.a.counts[k].cached += len(c.stacks[k]) - c.pub[k]
-	c.pub[k] = len(c.stacks[k])
+	c.a.counts[k].cached += c.held[k] - c.pub[k]
+	c.pub[k] = c.held[k]
 }
 
 // Flush gives every block the cache holds back to the allocator.
@@ -189,7 +234,7 @@ func (c *Cache) Flush() {
 		return
 	}
 	for k := 1; k < nClasses; k++ {
-		if len(c.stacks[k]) > 0 || c.pub[k] != 0 { // a count published at the last refill
+		if c.held[k] > 0 || c.pub[k] != 0 { // a count published at the last refill
 			c.drain(k, 0)
 		}
 	}
@@ -202,5 +247,6 @@ func (c *Cache) Close() error {
 	}
 	c.Flush()
 	c.closed = true
+	c.limit = 0 // every Free takes the slow path, which says ErrClosed
 	return nil
 }

@@ -28,27 +28,43 @@ var classSize = [classSlots]int{0,
 // offset inside a page (checked exhaustively by a test).
 var divMul [classSlots]uint32
 
+// modMul[c] tells a multiple of classSize[c] with one multiply (Lemire, Kaser
+// and Kurz, "Faster remainder by direct computation", 2019): for any 32-bit
+// x, x%size == 0 exactly when x*modMul (mod 2^64) < modMul.
+var modMul [classSlots]uint64
+
+// classTab[i] is the smallest class of at least 16*i bytes (class 1 for 0),
+// for 16*i <= MaxSmall; its length is a power of two, so a masked index
+// needs no bounds check.
+var classTab [256]uint8
+
 func init() {
 	for c := 1; c < nClasses; c++ {
 		divMul[c] = ^uint32(0)/uint32(classSize[c]) + 1
+		modMul[c] = ^uint64(0)/uint64(classSize[c]) + 1
+	}
+	c := 1
+	for i := range MaxSmall>>4 + 1 {
+		for classSize[c] < i<<4 {
+			c++
+		}
+		classTab[i] = uint8(c)
 	}
 }
 
-// classOf returns the class serving an n-byte request, 0 < n <= MaxSmall; a
-// request for 0 bytes is served a block of the smallest class.
+// isBlockStart reports whether page offset in is where a block of class c
+// starts, if any block of that class starts in its state granule (no other
+// multiple of the size can lie there: sizes are at least the granule).
+func isBlockStart(in uintptr, c int) bool {
+	m := modMul[c&(classSlots-1)]
+	return uint64(in)*m < m
+}
+
+// classOf returns the class serving an n-byte request, 0 <= n <= MaxSmall; a
+// request for 0 bytes is served a block of the smallest class. Class sizes
+// are multiples of 16, so the class of n is that of n rounded up to 16.
 func classOf(n int) int {
-	if n <= smallMax {
-		return max(n+15, 16) >> 4
-	}
-	switch {
-	case n <= 640:
-		return 33
-	case n <= 768:
-		return 34
-	case n <= 1024:
-		return 35
-	}
-	return 36
+	return int(classTab[uint8(uint(n+15)>>4)])
 }
 
 // blockIndex returns off/classSize[c] for an offset inside a page.

@@ -206,8 +206,8 @@ func (m *allocatorModel) refusedFree(i int) {
 // published reports whether the allocator knows how many blocks c holds
 // (c publishes its count only at batch exchanges).
 func (c *Cache) published() bool {
-	for k, s := range c.stacks {
-		if c.pub[k] != len(s) {
+	for k, h := range c.held {
+		if c.pub[k] != h {
 			return false
 		}
 	}

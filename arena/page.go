@@ -388,6 +388,11 @@ func (a *Allocator) carve() (int32, error) {
 	return int32(n), nil
 }
 
+// carvedEnd returns the end of the carved arenas, as an offset from the
+// reservation. It only grows, so a copy of it (as a Cache keeps) stays a
+// sound bound on the offsets where pages and their metadata are.
+func (a *Allocator) carvedEnd() uintptr { return uintptr(a.carved.Load()) * ArenaSize }
+
 // arenaEmpty handles an arena whose pages are all free: it becomes the spare
 // if there is none, and is released otherwise.
 func (a *Allocator) arenaEmpty(ai int32) {

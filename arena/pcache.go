@@ -105,8 +105,8 @@ func (a *Allocator) sweepCaches() {
 			continue
 		}
 		for k := 1; k < nClasses; k++ {
-			a.freeBlocks(k, c.stacks[k])
-			c.stacks[k] = c.stacks[k][:0]
+			a.freeBlocks(k, c.stack(k))
+			c.held[k] = 0
 		}
 	}
 }
@@ -118,7 +118,7 @@ func (a *Allocator) sharedHeld(k int) int {
 	n := 0
 	for pid := range a.pcs {
 		if c := a.pcs[pid].Load(); c != nil {
-			n += len(c.stacks[k])
+			n += c.held[k]
 		}
 	}
 	return n

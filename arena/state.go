@@ -69,8 +69,19 @@ func blockIn(j, c int) (uintptr, bool) {
 
 // stateAt returns the state byte of the block of class c starting at page
 // offset off.
-func (a *Allocator) stateAt(off uintptr, c int) *uint8 {
+func (a *bases) stateAt(off uintptr, c int) *uint8 {
 	return stateIn(a.meta(int(off>>arenaShift)), off, c)
+}
+
+// handOut gives a block of class c, held by the caller's cache (state
+// stCached), to the user: it marks it stUser, clears it and returns its first
+// n bytes. Callers own the block (see setState), in the builds with per-P
+// caches; the others use Allocator.serve.
+func (a *bases) handOut(off uintptr, c, n int) []byte {
+	setState(a.stateAt(off, c), c, stUser)
+	b := a.block(off, n)
+	clear(b)
+	return b
 }
 
 // claim moves the state byte at p of a block of class c from stUser to

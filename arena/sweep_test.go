@@ -501,7 +501,7 @@ func TestExhaustedSweepsRemovedPs(t *testing.T) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if c := a.pcs[pid].Load(); c != nil {
-			return len(c.stacks[k])
+			return c.held[k]
 		}
 		return 0
 	}

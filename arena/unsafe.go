@@ -13,8 +13,21 @@ import (
 // that lies inside the carved arenas (where pages are). Only arithmetic is
 // done on the address: a slice of any origin is safe to pass.
 func (a *Allocator) offsetOf(b []byte) (uintptr, bool) {
-	off := uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(a.base)
-	return off, off < uintptr(a.carved.Load())*ArenaSize
+	off := a.offset(b)
+	return off, off < a.carvedEnd()
+}
+
+// offset returns b's start as an offset from the arenas' reservation (a huge
+// one if b starts below it). Only arithmetic is done on the address.
+func (a *bases) offset(b []byte) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(a.base)
+}
+
+// bases are where an allocator's arenas and their metadata (metaStride
+// bytes per arena) start, fixed from New until Close: all it takes to find a
+// block of the arenas and its state byte. A Cache keeps a copy.
+type bases struct {
+	base, metaBase unsafe.Pointer
 }
 
 // addrOf returns the address of b's first byte (nil for a nil slice).
@@ -27,7 +40,7 @@ func addrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b
 // callers never touch released pages) until Close, and Close happens only
 // when no block is allocated. The memory is outside the Go heap, so the
 // collector neither moves nor frees it.
-func (a *Allocator) block(off uintptr, n int) []byte {
+func (a *bases) block(off uintptr, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Add(a.base, off)), n)
 }
 
@@ -40,12 +53,12 @@ const metaSize = int(unsafe.Sizeof(arenaMeta{}))
 // per carved arena (ai is always a carved arena) and lives outside the Go
 // heap until Close; arenaMeta holds no pointers, so the collector need not
 // see it, and its alignment (8) divides metaStride.
-func (a *Allocator) meta(ai int) *arenaMeta {
+func (a *bases) meta(ai int) *arenaMeta {
 	return (*arenaMeta)(unsafe.Add(a.metaBase, ai*metaStride))
 }
 
 // addr returns the address of offset off of the reservation, for errors.
-func (a *Allocator) addr(off uintptr) uintptr { return uintptr(a.base) + off }
+func (a *bases) addr(off uintptr) uintptr { return uintptr(a.base) + off }
 
 // spanEntrySize is the size of a large page's metadata entry.
 const spanEntrySize = int(unsafe.Sizeof(spanEntry{}))
