@@ -25,8 +25,12 @@ const (
 //
 // Free finds double and foreign frees as Allocator.Free does, without the
 // lock: by the block's state byte, out of band, so the block itself is
-// never read. The allocator's counts stay exact: blocks a Cache holds count
-// as allocated.
+// never read; like it, it takes the class from the slice's capacity first
+// (see Allocator, "Fast paths"). The allocator's counts stay exact: blocks
+// a Cache holds count as allocated.
+//
+// Invariants: held[k] <= cacheMax; limit <= the allocator's carvedEnd, 0
+// once the cache is closed.
 //
 // Blocks a Cache holds count as allocated for the allocator's Close: call
 // Flush or Close first. Stats counts them as Cached as of each class's last

@@ -77,14 +77,19 @@ func (m *allocatorModel) alloc(n int, viaCache bool) {
 	m.live = append(m.live, modelBlock{b, m.seed, blockSize(n)})
 }
 
-// free frees the i-th live block (mod their number).
-func (m *allocatorModel) free(i int, viaCache bool) {
+// free frees the i-th live block (mod their number); a small one through a
+// slice of half its length and capacity if short is set.
+func (m *allocatorModel) free(i int, viaCache, short bool) {
 	if len(m.live) == 0 {
 		return
 	}
 	i %= len(m.live)
 	x := m.live[i]
-	if err := m.freeVia(x.b, viaCache); err != nil {
+	b := x.b
+	if short && cap(b) <= MaxSmall {
+		b = b[: len(b)/2 : len(b)/2]
+	}
+	if err := m.freeVia(b, viaCache); err != nil {
 		m.t.Fatalf("Free of a live %d-byte block: %v", len(x.b), err)
 	}
 	m.live = append(m.live[:i], m.live[i+1:]...)
@@ -306,7 +311,7 @@ func FuzzAllocator(f *testing.F) {
 			case 0:
 				m.alloc(size(), viaCache)
 			case 1:
-				m.free(ops.Byte(), viaCache)
+				m.free(ops.Byte(), viaCache, op&32 != 0)
 			case 2:
 				m.realloc(ops.Byte(), size())
 			case 3:
@@ -327,7 +332,7 @@ func FuzzAllocator(f *testing.F) {
 			m.check()
 		}
 		for len(m.live) > 0 {
-			m.free(0, false)
+			m.free(0, false, false)
 		}
 		m.c.Flush()
 		m.check()
