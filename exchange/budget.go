@@ -39,7 +39,9 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 	}
 	if x.topo == Partitioned {
 		q := x.queues[qi]
-		if !tryAdd(&q.sent, size, func(s uint64) bool { return p.fitsPartition(qi, s, size) }, &q.notFull) {
+		fits := func(s uint64) bool { return fitsLimit(s-p.partSeen[qi], size, x.partCap) }
+		refresh := func() { p.partSeen[qi] = atomic.LoadUint64(&x.cons[qi].released) }
+		if !tryAdd(&q.sent, size, fits, refresh, &q.notFull) {
 			p.unspend(size)
 			return false, true
 		}
@@ -90,13 +92,17 @@ func (p *Producer) unspend(size uint64) {
 }
 
 // lease adds at least need bytes to the producer's credit: a chunk if the
-// budget has room for one, else need if it has room for that.
+// budget has room for one, else need if it has room for that. A lease
+// never goes over the budget, even when nothing is held (spendAlone is the
+// one way over it), so all the credit leased and unspent is at most the
+// budget.
 func (p *Producer) lease(need uint64) bool {
 	x := p.x
 	l := max(need, x.chunk)
-	if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
+	fits := func(s uint64) bool { return s-p.seen+l <= x.budget }
+	if !tryAdd(&x.sent, l, fits, p.refresh, &x.space) {
 		l = need
-		if !tryAdd(&x.sent, l, func(s uint64) bool { return p.fitsBudget(s, l) }, &x.space) {
+		if !tryAdd(&x.sent, l, fits, p.refresh, &x.space) {
 			return false
 		}
 	}
@@ -115,16 +121,26 @@ func (p *Producer) returnCredit() {
 
 // tryAdd adds size to the shared counter *sent, and keeps it if fits
 // allows the value before it; otherwise it takes it back and signals ev,
-// on which a producer that saw the bytes for a moment may be waiting. An
-// atomic add never retries, unlike a CAS loop; the value fits judges
-// includes other producers' tentative adds, so it errs on the safe side.
-func tryAdd(sent *uint64, size uint64, fits func(uint64) bool, ev *event) bool {
-	if fits(atomic.AddUint64(sent, size) - size) {
-		return true
+// on which a producer that saw the bytes for a moment may be waiting. If
+// fits refuses, tryAdd refreshes the released sum fits subtracts and adds
+// once more. The sum is always read before the add it is judged with: every
+// byte it counts as released was added before, so the bytes held are never
+// underestimated (a sum read after the add could count the release of bytes
+// added after it). An atomic add never retries, unlike a CAS loop; the value
+// fits judges includes other producers' tentative adds, so it errs on the
+// safe side.
+func tryAdd(sent *uint64, size uint64, fits func(uint64) bool, refresh func(), ev *event) bool {
+	for try := 0; ; try++ {
+		if fits(atomic.AddUint64(sent, size) - size) {
+			return true
+		}
+		atomic.AddUint64(sent, -size)
+		ev.signal()
+		if try == 1 {
+			return false
+		}
+		refresh()
 	}
-	atomic.AddUint64(sent, -size)
-	ev.signal()
-	return false
 }
 
 // fitsBudget reports whether size more bytes fit the exchange's budget
@@ -185,21 +201,40 @@ func (p *Producer) checkHeld(held, size uint64) {
 }
 
 // inFlight returns the bytes sent and not yet released, from every end's
-// counters: with several producers, what they have spent, not leased.
+// counters: with several producers, what they have spent, not leased. The
+// bytes that left flight are summed before and after the bytes sent, and
+// the sums retried until the two agree, so the figure is one the exchange
+// held while it was read: never an underestimate that counts a release
+// but not its send (which would let spendAlone send a second morsel
+// alone), and never an overestimate that counts sends but not the releases
+// that made room for them (Stats.Held). After a few disagreements it
+// gives the overestimate, the safe side for admission.
 func (x *Exchange) inFlight() uint64 {
-	var n uint64
-	if x.multiP {
-		for _, p := range x.prods {
-			n += atomic.LoadUint64(&p.sentBytes)
+	for try := 0; ; try++ {
+		left := x.leftFlight()
+		var n uint64
+		if x.multiP {
+			for _, p := range x.prods {
+				n += atomic.LoadUint64(&p.sentBytes)
+			}
+		} else {
+			n = atomic.LoadUint64(&x.sent)
 		}
-	} else {
-		n = atomic.LoadUint64(&x.sent)
+		if try == 3 || x.leftFlight() == left {
+			return n - left
+		}
 	}
+}
+
+// leftFlight sums the bytes that have left flight: returned by producers,
+// released by consumers, swept by stop.
+func (x *Exchange) leftFlight() uint64 {
+	n := atomic.LoadUint64(&x.swept)
 	for _, p := range x.prods {
-		n -= atomic.LoadUint64(&p.returned)
+		n += atomic.LoadUint64(&p.returned)
 	}
 	for _, c := range x.cons {
-		n -= atomic.LoadUint64(&c.released)
+		n += atomic.LoadUint64(&c.released)
 	}
-	return n - atomic.LoadUint64(&x.swept)
+	return n
 }

@@ -462,10 +462,15 @@ func TestBudgetBound(t *testing.T) {
 	}
 }
 
+// maxSegment bounds the segment a morsel of at most n bytes may ride, which
+// is what counts against the budget: its size class is at most 1.5n (above
+// 4 KiB; n+63 below), and a reused segment may be twice its class.
+func maxSegment(n int) int { return 2 * max(n+63, n*3/2) }
+
 // TestBudgetRandom runs random exchanges (topology, ends, budgets, morsel
 // sizes up to twice the budget, consumers that hold morsels a while) to the
 // end: every morsel arrives, no end hangs, and the bytes in flight stay
-// within the budget plus the largest morsel at every hand-off.
+// within the budget plus one morsel's segment at every hand-off.
 func TestBudgetRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for round := range 24 {
@@ -527,8 +532,8 @@ func TestBudgetRandom(t *testing.T) {
 							return
 						}
 						verify(t, m.Bytes())
-						if held := x.Stats().Held; held > o.Budget+maxSize*5/4+64 { // a segment is at most a quarter over its morsel
-							t.Errorf("%d bytes in flight, budget %d", held, o.Budget)
+						if held := x.Stats().Held; held > o.Budget+maxSegment(maxSize) {
+							t.Errorf("%d bytes in flight, budget %d (%+v)", held, o.Budget, o)
 						}
 						if r.IntN(8) == 0 {
 							time.Sleep(50 * time.Microsecond)
@@ -1154,5 +1159,53 @@ func TestAllocs(t *testing.T) {
 		if err := x.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestOneMorselAlone has several producers send morsels that are each larger
+// than the budget, so only a morsel alone may be in flight: a consumer that
+// holds one finds no other. Two producers that each found nothing in flight
+// and each sent a morsel alone would put two in flight.
+func TestOneMorselAlone(t *testing.T) {
+	noLeak(t)
+	const size, count = 16 << 10, 2000
+	p := newPool(t, 4<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 4, Consumers: 2, Budget: 1 << 10})
+	ps, cs := ends(t, x, 4, 2)
+	var wg sync.WaitGroup
+	for _, pr := range ps {
+		wg.Go(func() {
+			defer pr.Close()
+			for range count {
+				m, err := pr.Reserve(size)
+				if err == nil {
+					err = pr.Send(m)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	var worst atomic.Int64
+	for _, co := range cs {
+		wg.Go(func() {
+			defer co.Close()
+			for {
+				m, err := co.Recv()
+				if err != nil {
+					return
+				}
+				if held := int64(x.Stats().Held); held > worst.Load() {
+					worst.Store(held)
+				}
+				_ = co.Release(m)
+			}
+		})
+	}
+	wg.Wait()
+	if w := worst.Load(); w > size {
+		t.Fatalf("%d bytes in flight with every morsel %d bytes over a budget of 1 KiB: more than one morsel alone", w, size)
 	}
 }

@@ -510,7 +510,9 @@ func (p *Producer) flush() error {
 
 // coalesceInto copies short held record i (n bytes) into queue qi's open
 // morsel, sending that first if i would not fit and after if it is full,
-// and keeps i's segment for reuse. Callers are busy.
+// and keeps i's segment for reuse. If no segment can be had for a new open
+// morsel (the pool is full), i is sent alone: Send fails only for a stop
+// or a lost reader. Callers are busy.
 func (p *Producer) coalesceInto(qi int, i, n uint32) error {
 	x := p.x
 	o := p.open[qi]
@@ -525,8 +527,7 @@ func (p *Producer) coalesceInto(qi int, i, n uint32) error {
 	if o == noRecord {
 		var err error
 		if o, err = p.take(classOf(int(x.coalesce))); err != nil {
-			p.dispose(i, false)
-			return err
+			return p.deliver(qi, i) // no segment to coalesce into (the pool is full): i goes alone, in order
 		}
 		p.hold(o, 0)
 		p.open[qi] = o

@@ -67,7 +67,7 @@ func (r Ref) String() string {
 
 // Options tune a Pool. A nil *Options means the zero value.
 type Options struct {
-	Alignment   int    // start offset and rounded length of every segment; power of two; 0 means 8 (addresses are aligned too, up to the page size)
+	Alignment   int    // start offset and rounded length of every segment, and New rounds the capacity and MaxCapacity up to it; power of two; 0 means 8 (addresses are aligned too, up to the page size)
 	MaxCapacity int    // > capacity: the pool may grow in place up to this; 0: fixed size
 	Name        string // labels errors and stats
 }
@@ -198,13 +198,14 @@ const (
 	initialSlots = 1024
 )
 
-// New returns a pool of capacity bytes. opts may be nil.
+// New returns a pool of capacity bytes, rounded up to a multiple of the
+// alignment (as MaxCapacity is). opts may be nil.
 func New(capacity int, opts *Options) (*Pool, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	align, maxCap, err := validate(capacity, o)
+	align, capacity, maxCap, err := validate(capacity, o)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +225,11 @@ func New(capacity int, opts *Options) (*Pool, error) {
 	return p, nil
 }
 
-func validate(capacity int, o Options) (align, maxCap int, err error) {
+// validate checks New's arguments and returns the alignment and the
+// capacity and MaxCapacity rounded up to it. A segment takes its length
+// rounded up to the alignment, so a capacity that was not a multiple of it
+// would end in a tail that Stats counts as free and no segment can use.
+func validate(capacity int, o Options) (align, c, maxCap int, err error) {
 	align = o.Alignment
 	if align == 0 {
 		align = defaultAlignment
@@ -236,11 +241,16 @@ func validate(capacity int, o Options) (align, maxCap int, err error) {
 		err = fmt.Errorf("alignment %d is not a power of two", o.Alignment)
 	case o.MaxCapacity != 0 && o.MaxCapacity < capacity:
 		err = fmt.Errorf("MaxCapacity %d is neither 0 nor >= capacity %d", o.MaxCapacity, capacity)
+	case capacity > math.MaxInt-(align-1):
+		err = fmt.Errorf("capacity %d rounded up to alignment %d overflows int", capacity, align)
+	case o.MaxCapacity > math.MaxInt-(align-1):
+		err = fmt.Errorf("MaxCapacity %d rounded up to alignment %d overflows int", o.MaxCapacity, align)
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: new: %v: %w", label(o.Name), err, ErrInvalid)
+		return 0, 0, 0, fmt.Errorf("%s: new: %v: %w", label(o.Name), err, ErrInvalid)
 	}
-	return align, max(capacity, o.MaxCapacity), nil
+	up := func(n int) int { return (n + align - 1) &^ (align - 1) }
+	return align, up(capacity), up(max(capacity, o.MaxCapacity)), nil
 }
 
 // mapRegions reserves the data and slot regions and makes their first parts ready.
