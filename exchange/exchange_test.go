@@ -51,6 +51,24 @@ func newExchangeCtx(t testing.TB, ctx context.Context, p *pool.Pool, o *exchange
 	return x
 }
 
+// drain receives on co until the end of the stream, calls f with each
+// morsel and releases it, and closes co; any other receive error fails t.
+func drain(t testing.TB, co *exchange.Consumer, f func(exchange.Morsel)) {
+	defer co.Close()
+	for {
+		m, err := co.Recv()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f(m)
+		_ = co.Release(m)
+	}
+}
+
 func ends(t testing.TB, x *exchange.Exchange, np, nc int) ([]*exchange.Producer, []*exchange.Consumer) {
 	t.Helper()
 	ps := make([]*exchange.Producer, np)
@@ -424,16 +442,7 @@ func TestBudgetBound(t *testing.T) {
 			var peak, peakPool atomic.Int64
 			for _, co := range cs {
 				wg.Go(func() {
-					defer co.Close()
-					for {
-						m, err := co.Recv()
-						if err == io.EOF {
-							return
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
+					drain(t, co, func(m exchange.Morsel) {
 						verify(t, m.Bytes())
 						held := int64(x.Stats().Held)
 						peak.Store(max(peak.Load(), held))
@@ -446,8 +455,7 @@ func TestBudgetBound(t *testing.T) {
 							t.Errorf("pool holds %d bytes", used)
 						}
 						time.Sleep(time.Duration(np*nc) * 200 * time.Microsecond) // ten times slower than the producers
-						_ = co.Release(m)
-					}
+					})
 				})
 			}
 			wg.Wait()
@@ -521,16 +529,7 @@ func TestBudgetRandom(t *testing.T) {
 				seed := r.Uint64()
 				wg.Go(func() {
 					r := rand.New(rand.NewPCG(seed, 0))
-					defer co.Close()
-					for {
-						m, err := co.Recv()
-						if err == io.EOF {
-							return
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
+					drain(t, co, func(m exchange.Morsel) {
 						verify(t, m.Bytes())
 						if held := x.Stats().Held; held > o.Budget+maxSegment(maxSize) {
 							t.Errorf("%d bytes in flight, budget %d (%+v)", held, o.Budget, o)
@@ -539,8 +538,7 @@ func TestBudgetRandom(t *testing.T) {
 							time.Sleep(50 * time.Microsecond)
 						}
 						got.Add(1)
-						_ = co.Release(m)
-					}
+					})
 				})
 			}
 			done := make(chan struct{})
@@ -1191,17 +1189,11 @@ func TestOneMorselAlone(t *testing.T) {
 	var worst atomic.Int64
 	for _, co := range cs {
 		wg.Go(func() {
-			defer co.Close()
-			for {
-				m, err := co.Recv()
-				if err != nil {
-					return
-				}
+			drain(t, co, func(exchange.Morsel) {
 				if held := int64(x.Stats().Held); held > worst.Load() {
 					worst.Store(held)
 				}
-				_ = co.Release(m)
-			}
+			})
 		})
 	}
 	wg.Wait()

@@ -162,16 +162,7 @@ func TestReclaimerGivesWay(t *testing.T) {
 			var got, bytes atomic.Int64
 			for _, co := range cs {
 				wg.Go(func() {
-					defer co.Close()
-					for {
-						m, err := co.Recv()
-						if err == io.EOF {
-							return
-						}
-						if err != nil {
-							t.Error(err)
-							return
-						}
+					drain(t, co, func(m exchange.Morsel) {
 						if o.Coalesce == 0 {
 							verify(t, m.Bytes())
 							got.Add(1)
@@ -183,8 +174,7 @@ func TestReclaimerGivesWay(t *testing.T) {
 						if st := p.Stats(); st.Capacity != capacity {
 							t.Errorf("pool grew to %d bytes: the reclaimer was not asked first", st.Capacity)
 						}
-						_ = co.Release(m)
-					}
+					})
 				})
 			}
 			wg.Wait()
