@@ -46,6 +46,7 @@ const (
 	Broadcast
 )
 
+// String returns the topology's name in lower case, as Options print it.
 func (t Topology) String() string {
 	switch t {
 	case Shared:
