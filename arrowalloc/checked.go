@@ -13,6 +13,7 @@ import (
 
 	"github.com/offheap/offheap/arena"
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/errs"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -138,11 +139,11 @@ func NewChecked(opts *CheckedOptions) (*Checked, error) {
 		o.Reserve = DefaultCheckedReserve
 	}
 	if o.Reserve < 3*page || o.Reserve > MaxCheckedReserve {
-		return nil, fmt.Errorf("arrowalloc: new checked allocator: reserve %d bytes: %w", o.Reserve, arena.ErrInvalidSize)
+		return nil, fail("new checked allocator", fmt.Sprintf("reserving %d bytes", o.Reserve), arena.ErrInvalidSize)
 	}
 	r, err := reserveProtected(o.Reserve, o.Name)
 	if err != nil {
-		return nil, fmt.Errorf("arrowalloc: new checked allocator: %w", err)
+		return nil, fail("new checked allocator", fmt.Sprintf("reserving %d bytes", o.Reserve), err)
 	}
 	mem := r.Bytes()
 	c := &Checked{region: r, mem: mem, base: addr(mem), page: page, space: newSpace(len(mem) / page), recs: map[int]record{}}
@@ -229,7 +230,14 @@ func (c *Checked) forget(p, n int) {
 func (c *Checked) start(p int, r record) int { return (p+r.pages)*c.page - roundUp(r.size) }
 
 func (c *Checked) sizeError(op string, size int, err error) error {
-	return fmt.Errorf("arrowalloc: %s %d bytes: %w", op, size, err)
+	return fail(fmt.Sprintf("%s %d bytes", op, size), "", err)
+}
+
+// fail returns an error in offheap's one shape (internal/errs) about op,
+// with a detail when not "": the package named once, so a vmem error
+// underneath shows its cause without vmem's head.
+func fail(op, detail string, err error) error {
+	return errs.New(errs.Head("arrowalloc", "", op, "", ""), detail, err)
 }
 
 // Reallocate returns size bytes holding the first min(len(b), size) bytes of
@@ -349,10 +357,10 @@ func (c *Checked) contains(a uintptr) bool { return a >= c.base && a-c.base < ui
 func (c *Checked) release(p int, r record, at []uintptr, realloc bool) {
 	off, n := p*c.page, r.pages*c.page
 	if err := c.region.Protect(off, n, vmem.ProtNone); err != nil {
-		panic(fmt.Errorf("arrowalloc: release %d bytes: %w", r.size, err))
+		panic(c.sizeError("release", r.size, err))
 	}
 	if err := c.region.Release(off, n); err != nil {
-		panic(fmt.Errorf("arrowalloc: release %d bytes: %w", r.size, err))
+		panic(c.sizeError("release", r.size, err))
 	}
 	r.released, r.release, r.reallocated = true, c.stacks.intern(at), realloc
 	c.recs[p] = r
@@ -417,14 +425,14 @@ func (c *Checked) Close() error {
 	c.checkBooks()
 	switch {
 	case c.closed:
-		return fmt.Errorf("arrowalloc: close: %w", arena.ErrClosed)
+		return fail("close", "", arena.ErrClosed)
 	case c.live > 0:
 		return fmt.Errorf("arrowalloc: close with %d buffers (%d bytes) live: %w\n%s", c.live, c.bytes, arena.ErrLeaked, c.leakReport(20))
 	}
 	// Not vmem.Retire: in the checked build it unmaps at once, and a later
 	// mapping at these addresses would turn a stale access into a silent read.
 	if err := c.region.Release(0, len(c.mem)); err != nil {
-		return fmt.Errorf("arrowalloc: close: %w", err)
+		return fail("close", "", err)
 	}
 	c.closed = true
 	return nil
