@@ -26,7 +26,9 @@ func TestErrorText(t *testing.T) {
 		{func() error { _, err := unnamed.Commit(make([]byte, 100)); return err }(), "pool: commit 100 bytes: larger than the pool can ever hold", ErrTooLarge},
 		{unnamed.Release(0), "pool: release ref 0: unknown or released ref", ErrUnknownRef},
 		{func() error { _, err := New(0, &Options{Name: "x"}); return err }(), `pool "x": new: capacity 0 is not positive: invalid argument`, ErrInvalid},
-		{func() error { _, err := New(1<<62, nil); return err }(), "pool: new 4611686018427387904 bytes: cannot allocate memory", syscall.ENOMEM},
+		{func() error { _, err := New(1<<62, nil); return err }(), "pool: new 4611686018427387904 bytes: reserving 4611686018427387904 bytes: cannot allocate memory", syscall.ENOMEM},
+		// The reservation that failed is MaxCapacity's, not the capacity's.
+		{func() error { _, err := New(4096, &Options{MaxCapacity: 1 << 62}); return err }(), "pool: new 4096 bytes: reserving 4611686018427387904 bytes: cannot allocate memory", syscall.ENOMEM},
 	} {
 		if c.err == nil || c.err.Error() != c.want || !errors.Is(c.err, c.is) {
 			t.Errorf("got %v, want %q (errors.Is %v)", c.err, c.want, c.is)

@@ -220,7 +220,7 @@ func New(capacity int, opts *Options) (*Pool, error) {
 	}
 	p.free.init()
 	if err := p.mapRegions(capacity); err != nil {
-		return nil, p.sizeError("new", capacity, cause(err))
+		return nil, p.sizeError("new", capacity, err)
 	}
 	return p, nil
 }
@@ -253,13 +253,16 @@ func validate(capacity int, o Options) (align, c, maxCap int, err error) {
 	return align, up(capacity), up(max(capacity, o.MaxCapacity)), nil
 }
 
-// mapRegions reserves the data and slot regions and makes their first parts ready.
+// mapRegions reserves the data and slot regions and makes their first
+// parts ready. Its errors carry the OS cause without vmem's wrapping (see
+// cause); a failed reservation also names its size, which is MaxCapacity's
+// and not the capacity New reports.
 func (p *Pool) mapRegions(capacity int) error {
 	units := uint64(p.maxCap) >> p.alignLog
 	maxSlots := min(2*units+2+zeroLengthSlots, math.MaxUint32-1)
 	var err error
 	if p.data, err = vmem.Reserve(p.maxCap, &vmem.Options{Name: "pool " + p.name}); err != nil {
-		return err
+		return fmt.Errorf("reserving %d bytes: %w", p.maxCap, cause(err))
 	}
 	if err = p.data.Grow(capacity); err == nil {
 		p.meta, err = vmem.Reserve(countersSize+int(maxSlots)*slotSize, &vmem.Options{Name: "pool slots " + p.name})
@@ -269,7 +272,7 @@ func (p *Pool) mapRegions(capacity int) error {
 	}
 	if err != nil {
 		p.unmap()
-		return err
+		return cause(err)
 	}
 	p.base = p.data.Base()
 	p.counters, p.slots = metaTables(p.meta, int(maxSlots))
