@@ -1,19 +1,17 @@
 package column_test
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/offheap/offheap/column"
+	"github.com/offheap/offheap/internal/testfs"
 )
 
 // The crash test runs this test binary again as a child (crashChildEnv set
@@ -134,38 +132,15 @@ func TestCrashRecovery(t *testing.T) {
 // kills it with SIGKILL and returns the last row counts it reported synced.
 func runAndKill(t *testing.T, dir string, seed uint64, d time.Duration) map[byte]int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "ready" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("child did not start: %q", lines.Text())
-	}
-	time.Sleep(d)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
 	synced := map[byte]int{}
-	for lines.Scan() {
-		kind, n, ok := strings.Cut(lines.Text(), " ")
+	env := []string{crashChildEnv + "=" + dir, crashSeedEnv + "=" + strconv.FormatUint(seed, 10)}
+	testfs.KillChild(t, env, d, func(line string) {
+		kind, n, ok := strings.Cut(line, " ")
 		if !ok || len(kind) != 1 {
-			t.Fatalf("child said %q", lines.Text())
+			t.Fatalf("child said %q", line)
 		}
 		synced[kind[0]], _ = strconv.Atoi(n)
-	}
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child ended by %v, not by SIGKILL", err)
-	}
+	})
 	return synced
 }
 

@@ -1,18 +1,16 @@
 package mapped_test
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/offheap/offheap/internal/testfs"
 	"github.com/offheap/offheap/mapped"
 )
 
@@ -146,32 +144,7 @@ func checkCrashed(b []byte, inJump bool) error {
 // appending, kills it with SIGKILL and reports whether it was inside a Jump.
 func killChild(t *testing.T, path string, seed uint64, d time.Duration) (inJump bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path, crashSeedEnv+"="+strconv.FormatUint(seed, 10))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "ready" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("child did not start: %q", lines.Text())
-	}
-	time.Sleep(d)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for lines.Scan() {
-		inJump = lines.Text() == "J"
-	}
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child ended by %v, not by SIGKILL", err)
-	}
+	env := []string{crashEnv + "=" + path, crashSeedEnv + "=" + strconv.FormatUint(seed, 10)}
+	testfs.KillChild(t, env, d, func(line string) { inJump = line == "J" })
 	return inJump
 }
