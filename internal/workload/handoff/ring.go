@@ -67,18 +67,12 @@ func NewRing(capacity, maxMorsel, producers, consumers int) *Ring {
 // if the ring is full; the caller writes them and calls Publish.
 func (r *Ring) Claim(k int) (pos uint64, n int, err error) {
 	for spins := 0; ; spins++ {
-		pos = r.tail.Load()
-		n = r.run(pos, k, 0)
-		if n > 0 {
-			if !r.multiP {
-				r.tail.Store(pos + uint64(n))
-				return pos, n, nil
-			}
-			if r.tail.CompareAndSwap(pos, pos+uint64(n)) {
-				return pos, n, nil
-			}
+		if pos, n, raced := r.grab(&r.tail, r.multiP, k, 0); n > 0 {
+			return pos, n, nil
+		} else if raced {
 			continue
 		}
+		pos = r.tail.Load()
 		if int64(r.cells[pos&r.mask].seq.Load()-pos) >= 0 {
 			continue // another producer moved on
 		}
@@ -108,18 +102,12 @@ func (r *Ring) Publish(pos uint64, n int) {
 // returns io.EOF once the producers have closed and the ring is empty.
 func (r *Ring) Take(k int) (pos uint64, n int, err error) {
 	for spins := 0; ; spins++ {
-		pos = r.head.Load()
-		n = r.run(pos, k, 1)
-		if n > 0 {
-			if !r.multiC {
-				r.head.Store(pos + uint64(n))
-				return pos, n, nil
-			}
-			if r.head.CompareAndSwap(pos, pos+uint64(n)) {
-				return pos, n, nil
-			}
+		if pos, n, raced := r.grab(&r.head, r.multiC, k, 1); n > 0 {
+			return pos, n, nil
+		} else if raced {
 			continue
 		}
+		pos = r.head.Load()
 		if int64(r.cells[pos&r.mask].seq.Load()-(pos+1)) >= 0 {
 			continue
 		}
@@ -150,6 +138,25 @@ func (r *Ring) Free(pos uint64) {
 	r.held.Add(-int64(c.n))
 	c.seq.Store(pos + r.mask + 1)
 	r.full.signal()
+}
+
+// grab moves cursor (tail or head) past a run of up to k entries ready at
+// it (see run) and returns where the run starts and its length; with
+// several movers (multi) it claims the run with a CAS, and raced reports a
+// lost one. n is 0 when no entry is ready.
+func (r *Ring) grab(cursor *atomic.Uint64, multi bool, k int, off uint64) (pos uint64, n int, raced bool) {
+	pos = cursor.Load()
+	if n = r.run(pos, k, off); n == 0 {
+		return pos, 0, false
+	}
+	if !multi {
+		cursor.Store(pos + uint64(n))
+		return pos, n, false
+	}
+	if cursor.CompareAndSwap(pos, pos+uint64(n)) {
+		return pos, n, false
+	}
+	return 0, 0, true
 }
 
 // run counts the entries from pos on, up to k, whose sequence is their
