@@ -13,17 +13,19 @@ import (
 	"text/tabwriter"
 )
 
-type rowKey struct {
+// Row names a row of the tables: a case, its size n and a metric.
+type Row struct {
 	Case   string
 	N      int64
 	Metric string
 }
 
-// pivot arranges results as rows (case, n, metric) by impl, keeping first-seen order.
-func pivot(results []Result) (rows []rowKey, impls []string, cell map[rowKey]map[string]float64) {
-	cell = map[rowKey]map[string]float64{}
+// Pivot arranges results as rows (case, n, metric) by impl, keeping
+// first-seen order: cell[row][impl] is a result's value.
+func Pivot(results []Result) (rows []Row, impls []string, cell map[Row]map[string]float64) {
+	cell = map[Row]map[string]float64{}
 	for _, r := range results {
-		k := rowKey{r.Case, r.N, r.Metric}
+		k := Row{r.Case, r.N, r.Metric}
 		if cell[k] == nil {
 			cell[k] = map[string]float64{}
 			rows = append(rows, k)
@@ -39,7 +41,7 @@ func pivot(results []Result) (rows []rowKey, impls []string, cell map[rowKey]map
 // WriteTable writes o's results as an aligned text table, or as a Markdown
 // table when markdown is true.
 func WriteTable(w io.Writer, o Outcome, markdown bool) error {
-	rows, impls, cell := pivot(o.Results)
+	rows, impls, cell := Pivot(o.Results)
 	head := append([]string{"case", "n", "metric"}, impls...)
 	lines := [][]string{head}
 	for _, k := range rows {

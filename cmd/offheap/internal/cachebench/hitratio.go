@@ -290,27 +290,13 @@ func replayPoint(p hitPoint, impl string) (float64, error) {
 // points), each with n = the points the impl was measured at. Results of
 // other cases are ignored; no hit-ratio results, no rows.
 func hitSummary(results []bench.Result) []bench.Result {
-	type point struct {
-		c string
-		n int64
-	}
-	var points []point
-	var impls []string
-	at := map[point]map[string]float64{}
+	var hits []bench.Result
 	for _, r := range results {
-		if r.Metric != hitMetric || !strings.HasPrefix(r.Case, hitPrefix) || r.Case == caseMean {
-			continue
-		}
-		p := point{r.Case, r.N}
-		if at[p] == nil {
-			at[p] = map[string]float64{}
-			points = append(points, p)
-		}
-		at[p][r.Impl] = r.Value
-		if !slices.Contains(impls, r.Impl) {
-			impls = append(impls, r.Impl)
+		if r.Metric == hitMetric && strings.HasPrefix(r.Case, hitPrefix) && r.Case != caseMean {
+			hits = append(hits, r)
 		}
 	}
+	points, impls, at := bench.Pivot(hits)
 	hasLRU := slices.Contains(impls, "lru")
 	var mean, near, below []bench.Result
 	for _, impl := range impls {
