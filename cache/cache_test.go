@@ -1010,3 +1010,32 @@ func TestCloseRacingReaders(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestMetaBytesBoundsRSS fills a cache of a million small entries, whose
+// metadata weighs more than their bytes, and checks that what it reports
+// (BytesUsed, MetaBytes) accounts for all the RSS it grew: MetaBytes counts
+// the policy's memory and not the index pages a rehash gave back.
+func TestMetaBytesBoundsRSS(t *testing.T) {
+	if proc.Race || slow {
+		t.Skip("measures RSS of a million entries")
+	}
+	const n = 1 << 20
+	runtime.GC()
+	rss0, err := vmem.RSS()
+	if err != nil {
+		t.Skip(err)
+	}
+	c := newT(t, n*128, nil)
+	k, v := make([]byte, 16), make([]byte, 100)
+	for i := range n {
+		binary.LittleEndian.PutUint64(k, uint64(i))
+		setT(t, c, k, v)
+	}
+	runtime.GC()
+	rss1, _ := vmem.RSS()
+	st := c.Stats()
+	grown := int(rss1 - rss0)
+	if slack := st.MetaBytes/20 + 4<<20; grown > st.BytesUsed+st.MetaBytes+slack {
+		t.Fatalf("RSS grew %d MiB for %d entries, but BytesUsed is %d MiB and MetaBytes %d MiB", grown>>20, st.Entries, st.BytesUsed>>20, st.MetaBytes>>20)
+	}
+}

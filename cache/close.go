@@ -18,7 +18,7 @@ type Stats struct {
 	BytesPinned                          int // pool bytes of entries with pins out (deleted ones too)
 	Handles                              int // pins out
 	Budget, MaxBudget                    int // bytes; BytesUsed <= Budget
-	MetaBytes                            int // off-heap bytes made ready for the index, entry tables, handles and per-P state, and for a pool of its own the pool's slot table (not the policy's)
+	MetaBytes                            int // off-heap bytes of the metadata in use: the index, the entry tables, the policy, handles and per-P state, and for a pool of its own the pool's slot table
 	Loads, LoadErrors                    int // loader calls run by GetOrLoad, and those that failed
 	Compactions, Rebuilds                int // Resizes that gave memory back by compacting in place (pins were out), and by rebuilding
 	Name                                 string
@@ -60,9 +60,7 @@ func (c *Cache) statsLocked() Stats {
 	st.BytesPinned += int(c.handles.pinned.Load())
 	st.Handles += int(c.handles.out.Load())
 	s := c.cur()
-	for _, r := range []*vmem.Region{s.ents.r, s.refs.r, s.idx.halves[0].r, s.idx.halves[1].r, c.pcs.r, c.hslots.r} {
-		st.MetaBytes += r.Len()
-	}
+	st.MetaBytes = c.pcs.r.Len() + c.hslots.r.Len() + s.metaBytes()
 	if c.owned {
 		st.MetaBytes += s.p.Stats().MetaBytes
 	}

@@ -58,6 +58,13 @@ func (x *index) table(hdr uint64) (*offTable[uint64], uint64) {
 
 func (x *index) load(t *offTable[uint64], i uint64) uint64 { return atomic.LoadUint64(t.at(i)) }
 
+// bytes returns the memory of the table in use: a rehash gives the other
+// half's pages back, so they do not count.
+func (x *index) bytes() int {
+	_, mask := x.table(x.hdr.Load())
+	return pagesOf(int(mask+1) * 8)
+}
+
 // The writer's side; callers hold the cache's lock.
 
 // slotFor returns the position of the slot holding id, whose hash is hash.

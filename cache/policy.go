@@ -238,6 +238,15 @@ func (p *policy) hit(id uint32) {
 	proc.Unpin()
 }
 
+// bytes returns the policy's memory in use when entry ids below ids have
+// been used: their metadata, the sketch, the ghost and the per-P counts
+// (their reservations are larger, but untouched or given back beyond this).
+// Callers hold the cache's lock.
+func (p *policy) bytes(ids uint32) int {
+	return pagesOf((int(ids)+numLists)*sizeOf[pentry]()) + int(p.sk.width.Load())*8 +
+		int(p.gh.buckets)*sizeOf[ghostBucket]() + p.counts.region.Len()
+}
+
 // miss records a lookup of an absent key. Lock-free.
 func (p *policy) miss(hash uint64) {
 	pid := proc.Pin()

@@ -91,6 +91,15 @@ func (s *store) retire() {
 	s.pol.free()
 }
 
+// metaBytes returns the memory of the store's metadata in use: the entry
+// tables up to the highest id used (they grow ahead of it), the index and
+// the policy (a pool of its own counts its slot table apart). Callers hold
+// the lock.
+func (s *store) metaBytes() int {
+	n := int(s.nextID)
+	return pagesOf(n*sizeOf[entry]()) + pagesOf(n*8) + s.idx.bytes() + s.pol.bytes(s.nextID)
+}
+
 // entry returns entry id.
 func (s *store) entry(id uint32) *entry { return s.ents.at(uint64(id)) }
 

@@ -135,3 +135,9 @@ func poolBase(p *pool.Pool) (unsafe.Pointer, error) {
 	}
 	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), -seg.Offset), nil
 }
+
+// pagesOf rounds n bytes up to whole pages.
+func pagesOf(n int) int {
+	ps := vmem.PageSize()
+	return (n + ps - 1) / ps * ps
+}

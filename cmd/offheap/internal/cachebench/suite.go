@@ -32,9 +32,9 @@ func Suite() bench.Suite {
 			"goroutines at GOMAXPROCS 1 and 2; ns/op is wall time per op). memory, n entries of 100 bytes, each in a " +
 			"fresh child process: heap_bytes_per_entry (Go heap growth per entry after two collections) and " +
 			"gc_cpu_ms_per_cycle (GC CPU per forced collection, runtime/metrics), for offheap, otter, theine and an " +
-			"empty process; for offheap also rss_over_budget (RSS grown / budget), index_over_budget (the off-heap " +
-			"index and tables / budget) and rss_after_shrink_pct (RSS grown 100 ms after Resize to a tenth, as a " +
-			"percentage of RSS grown at the peak)." + hitDoc,
+			"empty process; for offheap also rss_over_budget (RSS grown / budget), index_over_budget (all the off-heap " +
+			"metadata, Stats.MetaBytes: index, entry tables, policy, pool slot table / budget) and " +
+			"rss_after_shrink_pct (RSS grown 100 ms after Resize to a tenth, as a percentage of RSS grown at the peak)." + hitDoc,
 		Flags:   s.flags,
 		Tasks:   s.tasks,
 		Summary: hitSummary,
