@@ -636,6 +636,54 @@ func TestLoaderCancelledByClose(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
+// TestLoaderReentrantSameKey has a loader call GetOrLoad for its own key
+// with its context: that would wait for itself, so it gets ErrInvalid, and
+// the outer load fails with it instead of hanging and leaking the flight.
+func TestLoaderReentrantSameKey(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var load Loader
+	load = func(ctx context.Context, k []byte) ([]byte, error) {
+		return c.GetOrLoad(ctx, nil, k, load)
+	}
+	_, err := c.GetOrLoad(ctx, nil, []byte("k"), load)
+	wantErr(t, err, ErrInvalid)
+	// A cycle through another key is caught the same way.
+	var a, b Loader
+	a = func(ctx context.Context, _ []byte) ([]byte, error) { return c.GetOrLoad(ctx, nil, []byte("b"), b) }
+	b = func(ctx context.Context, _ []byte) ([]byte, error) { return c.GetOrLoad(ctx, nil, []byte("a"), a) }
+	_, err = c.GetOrLoad(ctx, nil, []byte("a"), a)
+	wantErr(t, err, ErrInvalid)
+	if c.Len() != 0 {
+		t.Fatalf("%d entries after failed loads", c.Len())
+	}
+	waitGoroutines(t, base)
+}
+
+// TestLoaderGoexitEndsLoad has a loader call runtime.Goexit (as t.FailNow
+// does): the load fails, and its waiters are not left waiting for ever.
+func TestLoaderGoexitEndsLoad(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) {
+		runtime.Goexit()
+		return nil, nil
+	})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the load to fail at once", err)
+	}
+	if st := c.Stats(); st.Loads != 1 || st.LoadErrors != 1 || st.Entries != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	v, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) { return []byte("v"), nil })
+	if err != nil || string(v) != "v" {
+		t.Fatalf("load after a Goexit: %q %v", v, err)
+	}
+}
+
 // waitGoroutines fails if the goroutine count does not come back to base.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
