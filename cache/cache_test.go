@@ -696,6 +696,37 @@ func waitGoroutines(t *testing.T, base int) {
 	t.Fatalf("%d goroutines, %d before: a goroutine leaked", runtime.NumGoroutine(), base)
 }
 
+// TestSetAtMaxEntriesEvicts fills a cache to Options.MaxEntries with
+// bytes to spare: a Set of a new key evicts an entry to make way, as it does
+// for bytes, rather than fail with ErrFull while nothing is pinned.
+func TestSetAtMaxEntriesEvicts(t *testing.T) {
+	const maxEntries = 100
+	c := newT(t, 1<<20, &Options{MaxEntries: maxEntries})
+	for i := range 3 * maxEntries {
+		setT(t, c, key(i), []byte("v"))
+		if c.Len() > maxEntries {
+			t.Fatalf("%d entries, MaxEntries %d", c.Len(), maxEntries)
+		}
+	}
+	if st := c.Stats(); st.Entries != maxEntries || st.Evictions != 2*maxEntries {
+		t.Fatalf("stats %+v", st)
+	}
+	// With every entry pinned, a new key finds no room: ErrFull.
+	var hs []Handle
+	for i := range 3 * maxEntries {
+		if _, h, err := c.Pin(key(i)); err == nil {
+			hs = append(hs, h)
+		}
+	}
+	wantErr(t, c.Set([]byte("new"), []byte("v")), ErrFull)
+	for _, h := range hs {
+		if err := h.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setT(t, c, []byte("new"), []byte("v"))
+}
+
 // TestSharedPoolReclaim puts a cache on a pool shared with another user:
 // the user's commits make the cache evict, never its pinned entries.
 func TestSharedPoolReclaim(t *testing.T) {

@@ -164,6 +164,12 @@ func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, 
 			err = c.fullError(weight)
 		}
 	}
+	for err == nil && !st.hasID() {
+		// At MaxEntries: an entry makes way, as bytes do above.
+		if _, ok := c.evictOne(); !ok {
+			err = fmt.Errorf("%d entries, the most the cache holds, pinned: %w", st.nextID-uint32(st.retired), ErrFull)
+		}
+	}
 	var id uint32
 	if err == nil {
 		id, err = st.newID()
