@@ -727,6 +727,54 @@ func TestSetAtMaxEntriesEvicts(t *testing.T) {
 	setT(t, c, []byte("new"), []byte("v"))
 }
 
+// TestSetRacingResizeAndClose runs Sets while a Resize rebuilds the store
+// and Close follows: a Set whose store the rebuild replaced, finding the
+// cache closed when it comes back, stored nothing and must say so. Every
+// Set that returned nil must be counted as stored.
+func TestSetRacingResizeAndClose(t *testing.T) {
+	big := make([]byte, 256<<10)
+	trials := 50
+	if slow {
+		trials = 10
+	}
+	for trial := range trials {
+		c, err := New(8<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := c.Set(key(g<<20+i), big)
+					switch {
+					case err == nil:
+						stored.Add(1)
+					case errors.Is(err, ErrClosed):
+						return
+					}
+				}
+			}()
+		}
+		for stored.Load() < 4 {
+			runtime.Gosched()
+		}
+		if err := c.Resize(4 << 20); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if st := c.Stats(); int64(st.Sets) != stored.Load() {
+			t.Fatalf("trial %d: %d Sets returned nil, %d stored", trial, stored.Load(), st.Sets)
+		}
+	}
+}
+
 // TestSharedPoolReclaim puts a cache on a pool shared with another user:
 // the user's commits make the cache evict, never its pinned entries.
 func TestSharedPoolReclaim(t *testing.T) {

@@ -72,7 +72,10 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 			releaseRef(st.p, ref)
 		}
 		st.closePoolIfDone()
-		return nil, !c.closed
+		if c.closed { // nothing was stored: say so, not nil
+			return c.keyError("set", key, ErrClosed), false
+		}
+		return nil, true
 	}
 	switch {
 	case err == nil:
