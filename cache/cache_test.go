@@ -203,6 +203,24 @@ func TestFullWhenEverythingPinned(t *testing.T) {
 	setT(t, c, key(100), value(100, 0, 500)) // room again
 }
 
+// TestNewOnClosedPool makes a cache on a shared pool already closed: New
+// fails with the cache's ErrClosed, not only the pool's.
+func TestNewOnClosedPool(t *testing.T) {
+	p, err := pool.New(64<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(1<<10, &Options{Pool: p})
+	if c != nil {
+		t.Fatal("New on a closed pool returned a cache")
+	}
+	wantErr(t, err, ErrClosed)
+	wantErr(t, err, pool.ErrClosed)
+}
+
 func TestBadInputChangesNothing(t *testing.T) {
 	c := newT(t, 4096, nil)
 	setT(t, c, key(1), value(1, 0, 100))
