@@ -630,6 +630,32 @@ func TestLoaderContextCancelsWait(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
+// TestLoaderContextDoneAlready misses with a context cancelled before the
+// call: every call returns the context's error, none starts a load (which
+// used to run, and race its value against the error), and a hit still
+// returns the value.
+func TestLoaderContextDoneAlready(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var loads atomic.Int64
+	load := func(context.Context, []byte) ([]byte, error) {
+		loads.Add(1)
+		return []byte("v"), nil
+	}
+	for i := range 100 {
+		_, err := c.GetOrLoad(ctx, nil, key(i), load)
+		wantErr(t, err, context.Canceled)
+	}
+	if loads.Load() != 0 || c.Len() != 0 {
+		t.Fatalf("%d loads, %d entries with a context done before the calls", loads.Load(), c.Len())
+	}
+	setT(t, c, key(0), []byte("held"))
+	if v, err := c.GetOrLoad(ctx, nil, key(0), load); err != nil || string(v) != "held" {
+		t.Fatalf("hit with a done context: %q %v", v, err)
+	}
+}
+
 func TestLoaderCancelledByClose(t *testing.T) {
 	c, err := New(1<<20, nil)
 	if err != nil {

@@ -41,7 +41,8 @@ type flight struct {
 // cached: every caller waiting for it gets its error. A value the cache
 // cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
 // this caller's wait with ctx's error; the load goes on for the others, and
-// is cancelled when none is left.
+// is cancelled when none is left. A miss with ctx done already returns
+// ctx's error and starts no load.
 func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]byte, error) {
 	if err := c.checkKey("load", key); err != nil {
 		return dst, err
@@ -51,6 +52,11 @@ func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]
 	}
 	if v, ok := c.Get(dst, key); ok {
 		return v, nil
+	}
+	if err := ctx.Err(); err != nil {
+		// Done already: no load for nobody to wait for, and no race
+		// between its value and ctx's error below.
+		return dst, c.keyError("load", key, err)
 	}
 	f, v, err := c.join(ctx, dst, key, load)
 	if f == nil {
