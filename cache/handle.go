@@ -220,6 +220,9 @@ func (c *Cache) handleError(hd Handle, err error) error {
 // of a parked one puts it back in the policy's order: both under the lock.
 func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
 	e := st.entry(id)
+	// Read while the pin holds the entry: once the last pin is dropped it
+	// may be evicted and its id reused, or its store retired.
+	weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -232,7 +235,7 @@ func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
 			if pinsOf(w) > 1 {
 				return false, 0
 			}
-			return true, c.weight(keyLen(e.lens) + valLen(e.lens))
+			return true, weight
 		}
 	}
 }
