@@ -233,9 +233,18 @@ func New(budget int, opts *Options) (*Cache, error) {
 	}
 	c.budget, c.maxBudget = int64(budget), int64(maxBudget)
 	if err := c.open(o); err != nil {
-		return nil, fmt.Errorf("%s: new: %w", c.label, err)
+		return nil, fmt.Errorf("%s: new: %w", c.label, closedPool(err))
 	}
 	return c, nil
+}
+
+// closedPool adds ErrClosed to the error of a shared pool that was closed,
+// so that callers test for the cache's errors alone.
+func closedPool(err error) error {
+	if errors.Is(err, pool.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // open sets up the pool, the store and the per-P and handle tables; on

@@ -203,6 +203,24 @@ func TestFullWhenEverythingPinned(t *testing.T) {
 	setT(t, c, key(100), value(100, 0, 500)) // room again
 }
 
+// TestNewOnClosedPool makes a cache on a shared pool already closed: New
+// fails with the cache's ErrClosed, not only the pool's.
+func TestNewOnClosedPool(t *testing.T) {
+	p, err := pool.New(64<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(1<<10, &Options{Pool: p})
+	if c != nil {
+		t.Fatal("New on a closed pool returned a cache")
+	}
+	wantErr(t, err, ErrClosed)
+	wantErr(t, err, pool.ErrClosed)
+}
+
 func TestBadInputChangesNothing(t *testing.T) {
 	c := newT(t, 4096, nil)
 	setT(t, c, key(1), value(1, 0, 100))
@@ -612,6 +630,32 @@ func TestLoaderContextCancelsWait(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
+// TestLoaderContextDoneAlready misses with a context cancelled before the
+// call: every call returns the context's error, none starts a load (which
+// used to run, and race its value against the error), and a hit still
+// returns the value.
+func TestLoaderContextDoneAlready(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var loads atomic.Int64
+	load := func(context.Context, []byte) ([]byte, error) {
+		loads.Add(1)
+		return []byte("v"), nil
+	}
+	for i := range 100 {
+		_, err := c.GetOrLoad(ctx, nil, key(i), load)
+		wantErr(t, err, context.Canceled)
+	}
+	if loads.Load() != 0 || c.Len() != 0 {
+		t.Fatalf("%d loads, %d entries with a context done before the calls", loads.Load(), c.Len())
+	}
+	setT(t, c, key(0), []byte("held"))
+	if v, err := c.GetOrLoad(ctx, nil, key(0), load); err != nil || string(v) != "held" {
+		t.Fatalf("hit with a done context: %q %v", v, err)
+	}
+}
+
 func TestLoaderCancelledByClose(t *testing.T) {
 	c, err := New(1<<20, nil)
 	if err != nil {
@@ -636,6 +680,54 @@ func TestLoaderCancelledByClose(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
+// TestLoaderReentrantSameKey has a loader call GetOrLoad for its own key
+// with its context: that would wait for itself, so it gets ErrInvalid, and
+// the outer load fails with it instead of hanging and leaking the flight.
+func TestLoaderReentrantSameKey(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	base := runtime.NumGoroutine()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var load Loader
+	load = func(ctx context.Context, k []byte) ([]byte, error) {
+		return c.GetOrLoad(ctx, nil, k, load)
+	}
+	_, err := c.GetOrLoad(ctx, nil, []byte("k"), load)
+	wantErr(t, err, ErrInvalid)
+	// A cycle through another key is caught the same way.
+	var a, b Loader
+	a = func(ctx context.Context, _ []byte) ([]byte, error) { return c.GetOrLoad(ctx, nil, []byte("b"), b) }
+	b = func(ctx context.Context, _ []byte) ([]byte, error) { return c.GetOrLoad(ctx, nil, []byte("a"), a) }
+	_, err = c.GetOrLoad(ctx, nil, []byte("a"), a)
+	wantErr(t, err, ErrInvalid)
+	if c.Len() != 0 {
+		t.Fatalf("%d entries after failed loads", c.Len())
+	}
+	waitGoroutines(t, base)
+}
+
+// TestLoaderGoexitEndsLoad has a loader call runtime.Goexit (as t.FailNow
+// does): the load fails, and its waiters are not left waiting for ever.
+func TestLoaderGoexitEndsLoad(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) {
+		runtime.Goexit()
+		return nil, nil
+	})
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the load to fail at once", err)
+	}
+	if st := c.Stats(); st.Loads != 1 || st.LoadErrors != 1 || st.Entries != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	v, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) { return []byte("v"), nil })
+	if err != nil || string(v) != "v" {
+		t.Fatalf("load after a Goexit: %q %v", v, err)
+	}
+}
+
 // waitGoroutines fails if the goroutine count does not come back to base.
 func waitGoroutines(t *testing.T, base int) {
 	t.Helper()
@@ -646,6 +738,85 @@ func waitGoroutines(t *testing.T, base int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("%d goroutines, %d before: a goroutine leaked", runtime.NumGoroutine(), base)
+}
+
+// TestSetAtMaxEntriesEvicts fills a cache to Options.MaxEntries with
+// bytes to spare: a Set of a new key evicts an entry to make way, as it does
+// for bytes, rather than fail with ErrFull while nothing is pinned.
+func TestSetAtMaxEntriesEvicts(t *testing.T) {
+	const maxEntries = 100
+	c := newT(t, 1<<20, &Options{MaxEntries: maxEntries})
+	for i := range 3 * maxEntries {
+		setT(t, c, key(i), []byte("v"))
+		if c.Len() > maxEntries {
+			t.Fatalf("%d entries, MaxEntries %d", c.Len(), maxEntries)
+		}
+	}
+	if st := c.Stats(); st.Entries != maxEntries || st.Evictions != 2*maxEntries {
+		t.Fatalf("stats %+v", st)
+	}
+	// With every entry pinned, a new key finds no room: ErrFull.
+	var hs []Handle
+	for i := range 3 * maxEntries {
+		if _, h, err := c.Pin(key(i)); err == nil {
+			hs = append(hs, h)
+		}
+	}
+	wantErr(t, c.Set([]byte("new"), []byte("v")), ErrFull)
+	for _, h := range hs {
+		if err := h.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setT(t, c, []byte("new"), []byte("v"))
+}
+
+// TestSetRacingResizeAndClose runs Sets while a Resize rebuilds the store
+// and Close follows: a Set whose store the rebuild replaced, finding the
+// cache closed when it comes back, stored nothing and must say so. Every
+// Set that returned nil must be counted as stored.
+func TestSetRacingResizeAndClose(t *testing.T) {
+	big := make([]byte, 256<<10)
+	trials := 50
+	if slow {
+		trials = 10
+	}
+	for trial := range trials {
+		c, err := New(8<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored atomic.Int64
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					err := c.Set(key(g<<20+i), big)
+					switch {
+					case err == nil:
+						stored.Add(1)
+					case errors.Is(err, ErrClosed):
+						return
+					}
+				}
+			}()
+		}
+		for stored.Load() < 4 {
+			runtime.Gosched()
+		}
+		if err := c.Resize(4 << 20); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		if st := c.Stats(); int64(st.Sets) != stored.Load() {
+			t.Fatalf("trial %d: %d Sets returned nil, %d stored", trial, stored.Load(), st.Sets)
+		}
+	}
 }
 
 // TestSharedPoolReclaim puts a cache on a pool shared with another user:
@@ -883,6 +1054,40 @@ func TestRebuildRacingReadersAndWriters(t *testing.T) {
 	}
 	if st := c.Stats(); st.Rebuilds == 0 || st.BytesUsed > st.Budget || st.Handles != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestBytesPinnedAfterPinsRacingResizes pins and releases two keys from
+// four goroutines while Resizes compact and rebuild, which undoes pins
+// taken meanwhile: once every handle is back, no bytes may be counted as
+// pinned. An undone pin left behind the count of the entry's first pin, or
+// of its last, when another pinner made the other.
+func TestBytesPinnedAfterPinsRacingResizes(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // more interleavings than the cores give
+	c := newT(t, 1<<16, &Options{MaxBudget: 1 << 17})
+	for i := range 2 {
+		setT(t, c, key(i), value(i, 0, 100))
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if _, h, err := c.Pin(key(g % 2)); err == nil {
+					_ = h.Release()
+				}
+			}
+		}()
+	}
+	for deadline, i := time.Now().Add(time.Second), 0; time.Now().Before(deadline); i++ {
+		_ = c.Resize(1<<16 + i%2<<16)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if st := c.Stats(); st.BytesPinned != 0 || st.Handles != 0 {
+		t.Fatalf("no handles out, but %d bytes pinned and %d handles counted", st.BytesPinned, st.Handles)
 	}
 }
 

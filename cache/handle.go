@@ -81,7 +81,7 @@ func (c *Cache) pin(st *store, id uint32, w, lens, m uint64) (Handle, error) {
 				return Handle{}, err
 			case c.loadMoves() != m:
 				proc.Unpin()
-				c.unpin(st, id)
+				c.dropPin(st, id, pinsOf(old) == 0, weight)
 				return Handle{}, errChanged
 			}
 			st.pol.hit(id)
@@ -106,12 +106,12 @@ func (c *Cache) pin(st *store, id uint32, w, lens, m uint64) (Handle, error) {
 		c.freeHandle(slot, 0, false, 0)
 		return Handle{}, err
 	}
-	c.countPin(1, pinsOf(old) == 0, weight)
 	hd := c.handleFor(slot, id)
 	if !c.hit(st, id, m) {
-		c.undoPin(st, hd)
+		c.undoPin(st, hd, pinsOf(old) == 0, weight)
 		return Handle{}, errChanged
 	}
+	c.countPin(1, pinsOf(old) == 0, weight)
 	return hd, nil
 }
 
@@ -176,15 +176,38 @@ func (hd Handle) Release() error {
 	return nil
 }
 
-// undoPin releases a pin Pin took in st and will not hand out, because a
-// compaction or rebuild began meanwhile: a rebuild switches stores, so the
-// entry is unpinned where it was pinned, not where Release would look.
-func (c *Cache) undoPin(st *store, hd Handle) {
+// undoPin releases a pin Pin took in st, not yet counted, and will not hand
+// out, because a compaction or rebuild began meanwhile: a rebuild switches
+// stores, so the entry is unpinned where it was pinned, not where Release
+// would look. first says the pin was the entry's first; weight is the
+// entry's.
+func (c *Cache) undoPin(st *store, hd Handle, first bool, weight int64) {
 	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
 	s := c.hslots.at(uint64(i))
 	if atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
-		edge, weight := c.unpin(st, s.entry)
-		c.freeHandle(i, -1, edge, weight)
+		c.dropPin(st, s.entry, first, weight)
+		c.freeHandle(i, 0, false, 0)
+	}
+}
+
+// dropPin drops a pin Pin took on entry id of st, of weight bytes, and will
+// not hand out, and counts the bytes it pinned and unpinned. The bytes
+// pinned stay right only if whoever takes an entry's pins from or to zero
+// counts it, whatever happens next: this pin, if first, pinned the entry
+// (another pinner may still hold it, and its Release will count the last),
+// and this drop, if last, unpinned it (another pinner may have made the
+// first). A rebuild that freed the entry meanwhile counted its pins gone
+// (see freeMoved).
+func (c *Cache) dropPin(st *store, id uint32, first bool, weight int64) {
+	b := int64(0)
+	if first {
+		b += weight
+	}
+	if last, _ := c.unpin(st, id); last {
+		b -= weight
+	}
+	if b != 0 {
+		c.addPinned(b)
 	}
 }
 
@@ -197,6 +220,9 @@ func (c *Cache) handleError(hd Handle, err error) error {
 // of a parked one puts it back in the policy's order: both under the lock.
 func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
 	e := st.entry(id)
+	// Read while the pin holds the entry: once the last pin is dropped it
+	// may be evicted and its id reused, or its store retired.
+	weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -209,7 +235,7 @@ func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
 			if pinsOf(w) > 1 {
 				return false, 0
 			}
-			return true, c.weight(keyLen(e.lens) + valLen(e.lens))
+			return true, weight
 		}
 	}
 }
@@ -420,6 +446,20 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 		proc.Unpin()
 	}
 	c.handles.out.Add(d)
+	c.handles.pinned.Add(b)
+}
+
+// addPinned counts b bytes more (or, if negative, fewer) pinned.
+func (c *Cache) addPinned(b int64) {
+	if perP {
+		pid := proc.Pin()
+		if pid < maxPs {
+			c.pcs.at(uint64(pid)).pinned += b
+			proc.Unpin()
+			return
+		}
+		proc.Unpin()
+	}
 	c.handles.pinned.Add(b)
 }
 

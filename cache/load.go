@@ -5,6 +5,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,8 @@ type flight struct {
 // cached: every caller waiting for it gets its error. A value the cache
 // cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
 // this caller's wait with ctx's error; the load goes on for the others, and
-// is cancelled when none is left.
+// is cancelled when none is left. A miss with ctx done already returns
+// ctx's error and starts no load.
 func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]byte, error) {
 	if err := c.checkKey("load", key); err != nil {
 		return dst, err
@@ -50,6 +52,11 @@ func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]
 	}
 	if v, ok := c.Get(dst, key); ok {
 		return v, nil
+	}
+	if err := ctx.Err(); err != nil {
+		// Done already: no load for nobody to wait for, and no race
+		// between its value and ctx's error below.
+		return dst, c.keyError("load", key, err)
 	}
 	f, v, err := c.join(ctx, dst, key, load)
 	if f == nil {
@@ -77,6 +84,11 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 		return nil, dst, c.keyError("load", key, ErrClosed)
 	}
 	if f := l.flights[string(key)]; f != nil {
+		if ctx.Value(f) != nil {
+			// Called by f's own loader (or a load it started): waiting
+			// for f would wait for itself, for ever.
+			return nil, dst, c.keyError("load", key, fmt.Errorf("loader called GetOrLoad for its own key: %w", ErrInvalid))
+		}
 		f.waiters++
 		return f, nil, nil
 	}
@@ -84,8 +96,11 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 	if v, ok := c.Get(dst, key); ok {
 		return nil, v, nil
 	}
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	f := &flight{done: make(chan struct{}), waiters: 1}
+	// The loader's context names f, so that a GetOrLoad it makes with it
+	// for the same key is caught (see above) rather than waiting for f.
+	lctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), f, f))
+	f.cancel = cancel
 	if l.flights == nil {
 		l.flights = make(map[string]*flight)
 	}
@@ -95,10 +110,17 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 	return f, nil, nil
 }
 
+// errLoaderExited fails a load whose loader neither returned nor panicked:
+// it called runtime.Goexit (t.FailNow, say).
+var errLoaderExited = errors.New("loader exited without returning")
+
 // run calls the loader for key, stores its value, and ends the flight. A
-// loader that panics fails the load instead of the program.
+// loader that panics fails the load instead of the program; one that calls
+// runtime.Goexit fails it too, and the flight still ends (land is
+// deferred), so its waiters do not wait for ever.
 func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
-	defer f.cancel()
+	defer c.land(key, f)
+	f.err = errLoaderExited // until the loader returns
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -110,6 +132,12 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
 	if f.err == nil {
 		_ = c.Set([]byte(key), f.val) // a value the cache cannot keep is still returned
 	}
+}
+
+// land ends flight f of key: it cancels the loader's context, takes f out
+// of the map, counts the load and wakes the waiters.
+func (c *Cache) land(key string, f *flight) {
+	f.cancel()
 	l := &c.loads
 	l.mu.Lock()
 	if l.flights[key] == f {

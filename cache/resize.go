@@ -145,9 +145,25 @@ func (c *Cache) moveEntry(old, ns *store, id uint32) error {
 		return err
 	}
 	ns.pol.add(nid, e.hash, c.weight(n))
-	atomic.StoreUint64(&e.word, freedWord(e.word))
+	c.freeMoved(e, c.weight(n))
 	old.releaseSegment(id)
 	return nil
+}
+
+// freeMoved frees entry e of a store being rebuilt, of weight bytes. It has
+// no pins but those readers took after the rebuild began, which they are
+// undoing; the free takes them, so it counts the bytes unpinned, as their
+// last drop would have (see dropPin).
+func (c *Cache) freeMoved(e *entry, weight int64) {
+	for {
+		w := e.loadWord()
+		if e.casWord(w, freedWord(w)) {
+			if pinsOf(w) > 0 {
+				c.addPinned(-weight)
+			}
+			return
+		}
+	}
 }
 
 // abandon ends a rebuild that failed half way: what moved stays in ns, the

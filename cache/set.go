@@ -72,7 +72,10 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 			releaseRef(st.p, ref)
 		}
 		st.closePoolIfDone()
-		return nil, !c.closed
+		if c.closed { // nothing was stored: say so, not nil
+			return c.keyError("set", key, ErrClosed), false
+		}
+		return nil, true
 	}
 	switch {
 	case err == nil:
@@ -162,6 +165,12 @@ func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, 
 	for err == nil && c.used+c.gone+c.promised+weight > c.budget {
 		if _, ok := c.evictOne(); !ok {
 			err = c.fullError(weight)
+		}
+	}
+	for err == nil && !st.hasID() {
+		// At MaxEntries: an entry makes way, as bytes do above.
+		if _, ok := c.evictOne(); !ok {
+			err = fmt.Errorf("%d entries, the most the cache holds, pinned: %w", st.nextID-uint32(st.retired), ErrFull)
 		}
 	}
 	var id uint32

@@ -126,6 +126,10 @@ func (s *store) newID() (uint32, error) {
 	return s.nextID - 1, nil
 }
 
+// hasID reports whether newID has an id to give without growing past the
+// entries reserved. Callers hold the lock.
+func (s *store) hasID() bool { return s.freeID != noID || uint64(s.nextID) < s.ents.max }
+
 // pushID puts entry id, whose word is already free, on the free stack; an
 // id whose generation reached the last is retired, never reused, so a
 // stale reader can never mistake a later occupant for the one it saw.
