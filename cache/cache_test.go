@@ -269,6 +269,16 @@ func TestErrorText(t *testing.T) {
 	if got, want := c2.Set(nil, nil).Error(), `cache: set key of 0 bytes: empty key`; got != want {
 		t.Fatalf("error %q, want %q", got, want)
 	}
+	// An entry too large only once the pool rounds it up says so.
+	p, err := pool.New(1<<20, &pool.Options{Alignment: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() }) // after the cache's Close (cleanups run last first)
+	c3 := newT(t, 3000, &Options{Pool: p})
+	if got, want := c3.Set([]byte("a"), []byte("b")).Error(), `cache: set key of 1 bytes: entry of 2 bytes (4096 in the pool): larger than the budget`; got != want {
+		t.Fatalf("error %q, want %q", got, want)
+	}
 }
 
 func TestClose(t *testing.T) {

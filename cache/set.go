@@ -31,7 +31,7 @@ func (c *Cache) Set(key, value []byte) error {
 	n := uint64(len(key)) + uint64(len(value))
 	weight := c.weight(n)
 	if uint64(len(value)) > math.MaxUint32 || weight > min(c.maxBudget, c.poolMax) {
-		return c.keyError("set", key, c.tooLarge(n))
+		return c.keyError("set", key, c.tooLarge(n, weight))
 	}
 	h := c.hash(key)
 	for {
@@ -86,8 +86,11 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 	return c.keyError("set", key, fmt.Errorf("%w: %w", ErrFull, err)), false
 }
 
-// tooLarge explains why an entry of n bytes does not fit.
-func (c *Cache) tooLarge(n uint64) error {
+// tooLarge explains why an entry of n bytes, weight in the pool, does not fit.
+func (c *Cache) tooLarge(n uint64, weight int64) error {
+	if uint64(weight) != n {
+		return fmt.Errorf("entry of %d bytes (%d in the pool): %w", n, weight, ErrTooLarge)
+	}
 	return fmt.Errorf("entry of %d bytes: %w", n, ErrTooLarge)
 }
 
@@ -99,7 +102,7 @@ func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64) error {
 	case c.closed:
 		return c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
-		return c.keyError("set", key, c.tooLarge(uint64(weight)))
+		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
 	}
 	if id, _, _, _, f := st.find(h, key); f == foundYes {
 		c.remove(st, id, h)
