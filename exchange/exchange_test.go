@@ -1201,3 +1201,37 @@ func TestOneMorselAlone(t *testing.T) {
 		t.Fatalf("%d bytes in flight with every morsel %d bytes over a budget of 1 KiB: more than one morsel alone", w, size)
 	}
 }
+
+// TestBatchOverBudget sends, with nothing in flight, a batch many times the
+// budget: only one morsel alone may go over it, so the consumer never finds
+// more than the budget plus one morsel in flight. (The one-to-one batch fast
+// path once let the whole batch through when nothing was in flight.)
+func TestBatchOverBudget(t *testing.T) {
+	noLeak(t)
+	const budget, size, count = 4 << 10, 1 << 10, 64
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Budget: budget})
+	ps, cs := ends(t, x, 1, 1)
+	ms := make([]exchange.Morsel, count)
+	if err := ps[0].ReserveBatch(ms, size); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- ps[0].SendBatch(ms)
+		ps[0].Close()
+	}()
+	n := 0
+	drain(t, cs[0], func(exchange.Morsel) {
+		n++
+		if held := x.Stats().Held; held > budget+size {
+			t.Fatalf("%d bytes in flight after a batch of %d morsels of %d bytes; budget %d", held, count, size, budget)
+		}
+	})
+	if err := <-sent; err != nil || n != count {
+		t.Fatalf("sent a batch of %d: %v; received %d", count, err, n)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

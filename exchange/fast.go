@@ -197,8 +197,10 @@ func (p *Producer) sendBatchFast(ms []Morsel) bool {
 		}
 	}
 	q := x.queues[0]
+	// Only a morsel alone may go over the budget: a batch that does not fit
+	// goes through the general path, which admits its morsels one by one.
 	used := x.sent - p.seen
-	ok := used == 0 || used+size <= x.budget
+	ok := used+size <= x.budget || used == 0 && len(ms) == 1
 	if ok = ok && p.enter() && !q.isClosed() && q.one.spaceFor(len(ms)); ok {
 		q.one.pushN(p.scratch[:min(len(ms), batchLen)])
 		for off := batchLen; off < len(ms); off += batchLen {
