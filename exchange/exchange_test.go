@@ -1235,3 +1235,67 @@ func TestBatchOverBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFlushPastClosedPartition coalesces a short morsel for each of two
+// partitions and closes the first partition's consumer: Flush (or the
+// producer's Close) reports ErrNoReader for it but still delivers the second
+// partition's morsel. (flush once stopped at the first error, and the
+// second consumer saw io.EOF without its morsel.)
+func TestFlushPastClosedPartition(t *testing.T) {
+	for _, op := range []string{"flush", "close"} {
+		t.Run(op, func(t *testing.T) {
+			p := newPool(t, 1<<20)
+			x := newExchange(t, p, &exchange.Options{Topology: exchange.Partitioned, Consumers: 2, Coalesce: 256})
+			ps, cs := ends(t, x, 1, 2)
+			for part := range 2 {
+				m, err := ps[0].Commit([]byte("short"))
+				if err == nil {
+					err = ps[0].SendTo(part, m)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := cs[0].Close(); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if op == "flush" {
+				err = ps[0].Flush()
+			} else {
+				err = ps[0].Close()
+			}
+			if !errors.Is(err, exchange.ErrNoReader) {
+				t.Fatalf("%s with partition 0 closed: %v, want ErrNoReader", op, err)
+			}
+			got := make(chan exchange.Morsel, 1)
+			go func() {
+				m, err := cs[1].Recv()
+				if err != nil {
+					t.Errorf("partition 1 after %s: %v", op, err)
+				}
+				got <- m
+			}()
+			var m exchange.Morsel
+			select {
+			case m = <-got:
+			case <-time.After(time.Second):
+				x.Close() // wakes the Recv
+				<-got
+				t.Fatalf("partition 1 got nothing within a second of the %s", op)
+			}
+			if t.Failed() {
+				return
+			}
+			if string(m.Bytes()) != "short" {
+				t.Fatalf("partition 1 got %q, want %q", m.Bytes(), "short")
+			}
+			if err := cs[1].Release(m); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

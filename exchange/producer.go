@@ -3,6 +3,8 @@
 package exchange
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -495,17 +497,24 @@ func (p *Producer) Flush() error {
 	return nil
 }
 
+// flush delivers every open morsel and returns the first error. A partition
+// that lost its reader does not hold back the others' morsels; a stop ends
+// the loop, since the open morsels are then stop's to sweep.
 func (p *Producer) flush() error {
+	var first error
 	for qi, i := range p.open {
 		if i == noRecord {
 			continue
 		}
 		p.open[qi] = noRecord
 		if err := p.deliver(qi, i); err != nil {
-			return err
+			if !errors.Is(err, ErrNoReader) {
+				return err
+			}
+			first = cmp.Or(first, err)
 		}
 	}
-	return nil
+	return first
 }
 
 // coalesceInto copies short held record i (n bytes) into queue qi's open
