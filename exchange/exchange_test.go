@@ -1299,3 +1299,52 @@ func TestFlushPastClosedPartition(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelProducerCloseParked cancels the exchange while a producer's
+// Close is parked flushing its open coalescing morsel for the budget, with
+// records in its stash: the stop sweeps the stash, and Close must leave it
+// alone. (Close once returned the stash to the pool after a flush that the
+// stop had ended, racing the sweep: -race reports it, and the checked build
+// finds a segment returned twice.)
+func TestCancelProducerCloseParked(t *testing.T) {
+	noLeak(t)
+	p := newPool(t, 1<<20)
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		x := newExchangeCtx(t, ctx, p, &exchange.Options{Coalesce: 128, Budget: 128})
+		pr, err := x.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pr.Reserve(128) // fills the budget: nobody receives it
+		if err == nil {
+			err = pr.Send(m)
+		}
+		for range 8 { // records for the stash
+			if m, err = pr.Reserve(64); err == nil {
+				err = pr.Discard(m)
+			}
+		}
+		if m, err = pr.Commit([]byte("x")); err == nil {
+			err = pr.Send(m) // coalesced: waits in the open morsel
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- pr.Close() }()
+		for x.Stats().Waits == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-closed; !errors.Is(err, exchange.ErrCanceled) {
+			t.Fatalf("producer close parked at the cancel: %v, want ErrCanceled", err)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if used := p.Stats().Used; used != 0 {
+			t.Fatalf("pool holds %d bytes after the cancel", used)
+		}
+	}
+}

@@ -657,10 +657,12 @@ func (p *Producer) Close() error {
 	var err error
 	if p.enter() {
 		err = p.flush()
-		for _, i := range p.stash {
-			p.x.toPool(i)
+		if !p.x.isStopped() { // else flush parked and a stop swept the stash meanwhile
+			for _, i := range p.stash {
+				p.x.toPool(i)
+			}
+			p.stash = p.stash[:0]
 		}
-		p.stash = p.stash[:0]
 	}
 	p.closed = true
 	p.returnCredit()
