@@ -1348,3 +1348,52 @@ func TestCancelProducerCloseParked(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastReleaseBeforeRecv has a broadcast consumer release a morsel
+// another consumer received and it has not yet: the handle is the same at
+// every consumer, so only the record can tell, and the release must fail
+// with ErrWrongEnd and change nothing. (It once cleared the consumer's bit,
+// so the other consumer's release freed the record while it was still in
+// this consumer's queue, which then received a freed segment.)
+func TestBroadcastReleaseBeforeRecv(t *testing.T) {
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Topology: exchange.Broadcast, Consumers: 2})
+	ps, cs := ends(t, x, 1, 2)
+	m, err := ps[0].Commit([]byte("every consumer sees this"))
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := cs[0].Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := x.Stats()
+	if err := cs[1].Release(a); !errors.Is(err, exchange.ErrWrongEnd) {
+		t.Fatalf("consumer 1 releases a morsel it has not received: %v, want ErrWrongEnd", err)
+	}
+	if err := cs[1].ReleaseBatch([]exchange.Morsel{a}); !errors.Is(err, exchange.ErrWrongEnd) {
+		t.Fatalf("consumer 1 batch-releases a morsel it has not received: %v, want ErrWrongEnd", err)
+	}
+	if after := x.Stats(); after != before {
+		t.Fatalf("a bad release changed the stats: %+v, then %+v", before, after)
+	}
+	if err := cs[0].Release(a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cs[1].Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b.Bytes()) != "every consumer sees this" {
+		t.Fatalf("consumer 1 got %q", b.Bytes())
+	}
+	if err := cs[1].Release(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

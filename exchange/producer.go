@@ -396,6 +396,7 @@ func (p *Producer) broadcast(i, n uint32) error {
 	}
 	ci := x.recs.cons(i)
 	gen := genOf(atomic.LoadUint64(&ci.word)) + 1 // a consumer's failed finish may still be reading it
+	atomic.StoreUint32(&ci.got, 0)                // every receiver of the last generation has released it
 	storeRelease(&ci.word, uint64(gen)<<genShift|mask)
 	for c, q := range x.queues {
 		if mask&(1<<c) == 0 {
