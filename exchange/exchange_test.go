@@ -1397,3 +1397,39 @@ func TestBroadcastReleaseBeforeRecv(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSentCoalesced uses a producer's handle after sending it into the open
+// coalescing morsel: Send and Discard fail with ErrSent, as for a morsel sent
+// alone, and change nothing. (They once said ErrReleased: the copied-out
+// record went back to the stash as if discarded.)
+func TestSentCoalesced(t *testing.T) {
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Coalesce: 256})
+	pr, err := x.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pr.Commit([]byte("short"))
+	if err == nil {
+		err = pr.Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := x.Stats()
+	if err := pr.Send(m); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("second send of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if err := pr.SendBatch([]exchange.Morsel{m}); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("batch send of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if err := pr.Discard(m); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("discard of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if after := x.Stats(); after != before {
+		t.Errorf("a dead handle changed the stats: %+v, then %+v", before, after)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

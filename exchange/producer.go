@@ -545,7 +545,7 @@ func (p *Producer) coalesceInto(qi int, i, n uint32) error {
 	op := x.recs.prod(o)
 	copy(x.bytes(x.recs.seg(o), op.n+n)[op.n:], x.bytes(x.recs.seg(i), n))
 	op.n += n
-	p.dispose(i, false)
+	p.recycle(i) // its bytes are sent: a use of its handle is still ErrSent
 	if op.n == x.coalesce {
 		p.open[qi] = noRecord
 		return p.deliver(qi, o)
@@ -574,10 +574,17 @@ func (p *Producer) Discard(m Morsel) error {
 func (p *Producer) dispose(i uint32, admitted bool) {
 	pr := p.x.recs.prod(i)
 	storeRelease32(&pr.gen, pr.gen+1+(pr.gen+1)&1)
-	s := p.x.recs.seg(i)
 	if admitted {
-		p.addReturned(uint64(s.size))
+		p.addReturned(uint64(p.x.recs.seg(i).size))
 	}
+	p.recycle(i)
+}
+
+// recycle frees record i, whose handle is dead, as dispose does but
+// leaving its producer generation alone. Callers are busy (or the exchange
+// is stopped).
+func (p *Producer) recycle(i uint32) {
+	s := p.x.recs.seg(i)
 	if check.On {
 		s.setState(stateFree)
 		check.Fill(p.x.bytes(s, s.size))
