@@ -1433,3 +1433,52 @@ func TestSentCoalesced(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEndAfterLastFlush closes one producer while another's Close is parked
+// flushing its open coalescing morsel for the budget: the consumer must get
+// that morsel before io.EOF. (A producer was once counted closed before its
+// flush, so the other's Close ended the stream and the consumer saw io.EOF
+// while the flushed morsel was still on its way: it was lost.)
+func TestEndAfterLastFlush(t *testing.T) {
+	noLeak(t)
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 2, Coalesce: 64, Budget: 64})
+	ps, cs := ends(t, x, 2, 1)
+	m, err := ps[0].Commit([]byte("first, alone"))
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err == nil {
+		err = ps[0].Flush() // fills the budget
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = ps[1].Commit([]byte("last")); err == nil {
+		err = ps[1].Send(m) // waits in the open coalescing morsel
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- ps[1].Close() }() // parks flushing it, for the budget
+	for deadline := time.Now().Add(5 * time.Second); x.Stats().Waits == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the producer's Close did not park for the budget")
+		}
+	}
+	if err := ps[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	drain(t, cs[0], func(m exchange.Morsel) { got = append(got, string(m.Bytes())) })
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1] != "last" {
+		t.Fatalf("received %q, want the flushed %q second", got, "last")
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

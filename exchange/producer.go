@@ -661,7 +661,6 @@ func (p *Producer) Close() error {
 	if p.closed {
 		return p.x.errorf("close producer", ErrClosed)
 	}
-	last := p.x.producerClosed()
 	var err error
 	if p.enter() {
 		err = p.flush()
@@ -674,7 +673,9 @@ func (p *Producer) Close() error {
 	}
 	p.closed = true
 	p.returnCredit()
-	if last {
+	// Counted closed only now, after the flush: the end of the stream must
+	// follow every producer's last morsel, even one still flushing.
+	if p.x.producerClosed() {
 		p.x.end() // consumers now release to the pool
 		if !p.x.isStopped() {
 			p.drainFree() // nobody will reuse them
