@@ -402,16 +402,22 @@ func (p *Producer) broadcast(i, n uint32) error {
 		if mask&(1<<c) == 0 {
 			continue
 		}
-		for !q.isClosed() && !q.push(slotOf(i, n)) {
-			if err := p.waitRoom(q); err != nil {
-				p.dropBits(i, gen, mask)
-				return err
+		pushed := false
+		for !pushed && !q.isClosed() {
+			if pushed = q.push(slotOf(i, n)); !pushed {
+				if err := p.waitRoom(q); err != nil {
+					p.dropBits(i, gen, mask)
+					return err
+				}
 			}
 		}
-		if q.isClosed() {
-			p.dropBits(i, gen, 1<<c)
-		} else {
+		// A queue that closes after the push is drained by its consumer's
+		// Close, which waits for this end and clears the bit itself:
+		// clearing it here too could free the record twice.
+		if pushed {
 			q.notEmpty.signal()
+		} else {
+			p.dropBits(i, gen, 1<<c)
 		}
 		mask &^= 1 << c
 	}
