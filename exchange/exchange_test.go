@@ -1539,3 +1539,52 @@ func TestBroadcastConsumerCloseRace(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleProducerCredit has one of two producers send a morsel and then
+// stop sending, and the other send until the budget blocks it while nobody
+// releases: it must block only once its next morsel would not fit. (The
+// idle producer once kept the rest of the budget chunk it had leased, so
+// the other blocked with room in the budget, and a consumer that waits for
+// more bytes before it releases any would wait for good.)
+func TestIdleProducerCredit(t *testing.T) {
+	noLeak(t)
+	const budget, size = 4 << 10, 128
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 2, Budget: budget})
+	ps, cs := ends(t, x, 2, 1)
+	m, err := ps[0].Reserve(64) // leases a chunk of credit, spends 64 bytes of it
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := ps[1].Reserve(size)
+			if err == nil {
+				err = ps[1].Send(m)
+			}
+			if err != nil {
+				return // the exchange closed
+			}
+			sent.Add(1)
+		}
+	}()
+	for last := int64(-1); last != sent.Load(); time.Sleep(100 * time.Millisecond) {
+		last = sent.Load() // until the producer has blocked for 100 ms
+	}
+	if held := x.Stats().Held; held+size <= budget {
+		t.Errorf("a producer blocked with %d bytes in flight: its %d-byte morsel fits the budget of %d", held, size, budget)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	for _, e := range []interface{ Close() error }{ps[0], ps[1], cs[0]} {
+		_ = e.Close()
+	}
+}

@@ -61,13 +61,14 @@ func (p *Producer) sendFast(m Morsel) bool {
 					storeRelease(&x.sent, x.sent+size)
 				}
 			}
-		} else if p.credit >= size {
+		} else if c := atomic.LoadUint64(&p.credit); c >= size && atomic.CompareAndSwapUint64(&p.credit, c, c-size) {
+			// The credit is claimed before the push: a waiting producer may reclaim the rest.
 			storeRelease32(&pr.gen, g+1) // before the push: another producer may reuse the record at once
 			if ok = q.push(slotOf(i, pr.n)); ok {
-				p.credit -= size
 				storeRelease(&p.sentBytes, p.sentBytes+size)
 			} else {
 				storeRelease32(&pr.gen, g)
+				atomic.AddUint64(&p.credit, size)
 			}
 		}
 	}

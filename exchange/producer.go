@@ -33,7 +33,7 @@ type Producer struct {
 	sends     uint64   // morsels sent; published
 	waits     uint64   // times parked; published
 	freeNext  int      // the consumer whose free ring the next refill starts at
-	credit    uint64   // several producers: budget leased and not yet spent (see lease)
+	credit    uint64   // several producers: budget leased and not yet spent (see lease); atomic
 	sentBytes uint64   // several producers: bytes spent on sent morsels; published
 	_         [64]byte
 }
