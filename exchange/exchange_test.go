@@ -1588,3 +1588,34 @@ func TestIdleProducerCredit(t *testing.T) {
 		_ = e.Close()
 	}
 }
+
+// TestReserveBatchFullPool asks ReserveBatch for more than the pool holds:
+// it fails with the pool's ErrFull and leaves the pool as it found it.
+// (It once discarded the morsels it had reserved into the producer's
+// stash, which kept up to 64 of their segments out of the pool.)
+func TestReserveBatchFullPool(t *testing.T) {
+	for _, o := range []exchange.Options{{}, {Producers: 2}} { // with and without the 1:1 fast path
+		p, err := pool.New(4<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := newExchange(t, p, &o)
+		pr, err := x.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, pst := x.Stats(), p.Stats()
+		if err := pr.ReserveBatch(make([]exchange.Morsel, 100), 60<<10); !errors.Is(err, pool.ErrFull) {
+			t.Fatalf("a batch over the pool: %v, want pool.ErrFull", err)
+		}
+		if x.Stats() != before || p.Stats().Used != pst.Used {
+			t.Fatalf("a failed batch left the pool holding %d bytes, %d before", p.Stats().Used, pst.Used)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

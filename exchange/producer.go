@@ -121,12 +121,24 @@ func (p *Producer) ReserveBatch(ms []Morsel, n int) error {
 		var err error
 		if ms[k], err = p.reserve(n); err != nil {
 			for _, m := range ms[:k] {
-				_ = p.Discard(m)
+				p.unreserve(m)
 			}
 			return err
 		}
 	}
 	return nil
+}
+
+// unreserve gives back a morsel that a failed ReserveBatch reserved, to the
+// pool rather than the stash (as Discard would): the batch failed because
+// the pool is full or the exchange stopped, and a failed call must not
+// leave the pool fuller than it found it, with up to a stash of large
+// segments kept back from other users of the pool.
+func (p *Producer) unreserve(m Morsel) {
+	pr := p.x.recs.prod(m.index())
+	storeRelease32(&pr.gen, pr.gen+2) // even and never handed out: m is dead
+	p.x.toPool(m.index())
+	storeRelease(&p.held, p.held-1)
 }
 
 // Commit returns a new morsel holding a copy of data, to Send.
