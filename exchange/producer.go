@@ -155,7 +155,9 @@ func (p *Producer) Commit(data []byte) (Morsel, error) {
 // From then on m is dead: the consumer that receives it owns it. If Send
 // fails because the exchange stopped (ErrClosed, ErrCanceled) or no consumer
 // is left (ErrNoReader), m has been released; for any other error nothing
-// changed and m is still the producer's.
+// changed and m is still the producer's. That includes ErrClosed from an
+// end the caller has closed itself (Close), which is bad input: the morsel
+// is still its to Discard.
 func (p *Producer) Send(m Morsel) error {
 	if p.x.simple && p.sendFast(m) {
 		return nil
@@ -210,7 +212,8 @@ func (p *Producer) send(qi int, m Morsel) error {
 // SendBatch sends every morsel in ms, in order, as Send would, amortising
 // the hand-off over the batch. If a morsel is bad it returns that one's error
 // and sends none; if the exchange stops or loses its consumers midway, the
-// morsels not yet sent are released.
+// morsels not yet sent are released. On a closed end it sends and
+// releases none (ErrClosed).
 func (p *Producer) SendBatch(ms []Morsel) error {
 	if p.x.oneToOne && p.sendBatchFast(ms) {
 		return nil
