@@ -55,17 +55,27 @@ func (p *Producer) admit(qi int, size uint64) (ok, partFull bool) {
 // producers do not contend on a counter per morsel. What is in flight is at
 // most what is leased, which admission keeps within the budget; a producer
 // hands back its unused credit (returnCredit) before it parks and when it
-// closes, so credit never idles while another producer waits for it.
+// closes, and a producer waiting for the budget takes back the others'
+// (reclaimCredit), so credit never idles while another producer waits for
+// it, even at a producer that has stopped sending. Credit is therefore an
+// atomic that its owner spends with a CAS.
 
 // spend counts size bytes sent from the producer's credit, leasing more if
 // it has too little; false if the budget has no room.
 func (p *Producer) spend(size uint64) bool {
-	if p.credit < size && !p.lease(size-p.credit) {
-		return p.spendAlone(size)
+	for {
+		c := atomic.LoadUint64(&p.credit)
+		if c < size {
+			if !p.lease(size - c) {
+				return p.spendAlone(size)
+			}
+			continue // reclaimCredit may have taken it meanwhile
+		}
+		if atomic.CompareAndSwapUint64(&p.credit, c, c-size) {
+			storeRelease(&p.sentBytes, p.sentBytes+size)
+			return true
+		}
 	}
-	p.credit -= size
-	storeRelease(&p.sentBytes, p.sentBytes+size)
-	return true
 }
 
 // spendAlone spends size bytes over the budget if nothing at all is in
@@ -79,15 +89,14 @@ func (p *Producer) spendAlone(size uint64) bool {
 	if x.inFlight() != 0 {
 		return false
 	}
-	atomic.AddUint64(&x.sent, size-p.credit)
-	p.credit = 0
+	atomic.AddUint64(&x.sent, size-atomic.SwapUint64(&p.credit, 0))
 	storeRelease(&p.sentBytes, p.sentBytes+size)
 	return true
 }
 
 // unspend takes back a spend whose morsel was not sent after all.
 func (p *Producer) unspend(size uint64) {
-	p.credit += size
+	atomic.AddUint64(&p.credit, size)
 	storeRelease(&p.sentBytes, p.sentBytes-size)
 }
 
@@ -106,16 +115,27 @@ func (p *Producer) lease(need uint64) bool {
 			return false
 		}
 	}
-	p.credit += l
+	atomic.AddUint64(&p.credit, l)
 	return true
 }
 
 // returnCredit hands the producer's unused credit back to the budget.
 func (p *Producer) returnCredit() {
-	if p.credit > 0 {
-		atomic.AddUint64(&p.x.sent, -p.credit)
-		p.credit = 0
+	if atomic.LoadUint64(&p.credit) > 0 {
+		atomic.AddUint64(&p.x.sent, -atomic.SwapUint64(&p.credit, 0))
 		p.x.space.signal()
+	}
+}
+
+// reclaimCredit takes back the credit every other producer leased and has
+// not spent, for producer p, which waits for the budget: one that leased a
+// chunk and then stopped sending would otherwise hold it for good, and p
+// could wait for room the budget has.
+func (p *Producer) reclaimCredit() {
+	for _, o := range p.x.prods {
+		if o != p && atomic.LoadUint64(&o.credit) > 0 {
+			atomic.AddUint64(&p.x.sent, -atomic.SwapUint64(&o.credit, 0))
+		}
 	}
 }
 
@@ -184,6 +204,9 @@ func (p *Producer) refresh() {
 
 // globalRoom reports, for a parked producer, whether size bytes would now fit the budget.
 func (p *Producer) globalRoom(size uint64) bool {
+	if p.x.multiP {
+		p.reclaimCredit()
+	}
 	return p.fitsBudget(atomic.LoadUint64(&p.x.sent), size) || p.x.multiP && p.x.inFlight() == 0
 }
 

@@ -124,6 +124,7 @@ func (c *Consumer) accept(v uint64) Morsel {
 	var g uint32
 	if x.topo == Broadcast {
 		g = genOf(atomic.LoadUint64(&ci.word))
+		atomic.OrUint32(&ci.got, uint32(c.bit))
 	} else {
 		g = genOf(ci.word) + 1
 		storeRelease(&ci.word, uint64(g)<<genShift)
@@ -241,6 +242,12 @@ func (c *Consumer) check(m Morsel) (*consInfo, error) {
 	}
 	if c.x.topo == Partitioned && int(ci.owner) != c.index {
 		return nil, fmt.Errorf("received by consumer %d, released by consumer %d: %w", ci.owner, c.index, ErrWrongEnd)
+	}
+	// A broadcast morsel's handle is the same at every consumer: one that
+	// has not received it yet must not clear its bit, or the others would
+	// free the record while it is still in this consumer's queue.
+	if c.x.topo == Broadcast && atomic.LoadUint32(&ci.got)&uint32(c.bit) == 0 {
+		return nil, fmt.Errorf("not received by consumer %d: %w", c.index, ErrWrongEnd)
 	}
 	return ci, nil
 }

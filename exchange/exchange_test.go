@@ -1201,3 +1201,421 @@ func TestOneMorselAlone(t *testing.T) {
 		t.Fatalf("%d bytes in flight with every morsel %d bytes over a budget of 1 KiB: more than one morsel alone", w, size)
 	}
 }
+
+// TestBatchOverBudget sends, with nothing in flight, a batch many times the
+// budget: only one morsel alone may go over it, so the consumer never finds
+// more than the budget plus one morsel in flight. (The one-to-one batch fast
+// path once let the whole batch through when nothing was in flight.)
+func TestBatchOverBudget(t *testing.T) {
+	noLeak(t)
+	const budget, size, count = 4 << 10, 1 << 10, 64
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Budget: budget})
+	ps, cs := ends(t, x, 1, 1)
+	ms := make([]exchange.Morsel, count)
+	if err := ps[0].ReserveBatch(ms, size); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- ps[0].SendBatch(ms)
+		ps[0].Close()
+	}()
+	n := 0
+	drain(t, cs[0], func(exchange.Morsel) {
+		n++
+		if held := x.Stats().Held; held > budget+size {
+			t.Fatalf("%d bytes in flight after a batch of %d morsels of %d bytes; budget %d", held, count, size, budget)
+		}
+	})
+	if err := <-sent; err != nil || n != count {
+		t.Fatalf("sent a batch of %d: %v; received %d", count, err, n)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlushPastClosedPartition coalesces a short morsel for each of two
+// partitions and closes the first partition's consumer: Flush (or the
+// producer's Close) reports ErrNoReader for it but still delivers the second
+// partition's morsel. (flush once stopped at the first error, and the
+// second consumer saw io.EOF without its morsel.)
+func TestFlushPastClosedPartition(t *testing.T) {
+	for _, op := range []string{"flush", "close"} {
+		t.Run(op, func(t *testing.T) {
+			p := newPool(t, 1<<20)
+			x := newExchange(t, p, &exchange.Options{Topology: exchange.Partitioned, Consumers: 2, Coalesce: 256})
+			ps, cs := ends(t, x, 1, 2)
+			for part := range 2 {
+				m, err := ps[0].Commit([]byte("short"))
+				if err == nil {
+					err = ps[0].SendTo(part, m)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := cs[0].Close(); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if op == "flush" {
+				err = ps[0].Flush()
+			} else {
+				err = ps[0].Close()
+			}
+			if !errors.Is(err, exchange.ErrNoReader) {
+				t.Fatalf("%s with partition 0 closed: %v, want ErrNoReader", op, err)
+			}
+			got := make(chan exchange.Morsel, 1)
+			go func() {
+				m, err := cs[1].Recv()
+				if err != nil {
+					t.Errorf("partition 1 after %s: %v", op, err)
+				}
+				got <- m
+			}()
+			var m exchange.Morsel
+			select {
+			case m = <-got:
+			case <-time.After(time.Second):
+				x.Close() // wakes the Recv
+				<-got
+				t.Fatalf("partition 1 got nothing within a second of the %s", op)
+			}
+			if t.Failed() {
+				return
+			}
+			if string(m.Bytes()) != "short" {
+				t.Fatalf("partition 1 got %q, want %q", m.Bytes(), "short")
+			}
+			if err := cs[1].Release(m); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestCancelProducerCloseParked cancels the exchange while a producer's
+// Close is parked flushing its open coalescing morsel for the budget, with
+// records in its stash: the stop sweeps the stash, and Close must leave it
+// alone. (Close once returned the stash to the pool after a flush that the
+// stop had ended, racing the sweep: -race reports it, and the checked build
+// finds a segment returned twice.)
+func TestCancelProducerCloseParked(t *testing.T) {
+	noLeak(t)
+	p := newPool(t, 1<<20)
+	for range 50 {
+		ctx, cancel := context.WithCancel(context.Background())
+		x := newExchangeCtx(t, ctx, p, &exchange.Options{Coalesce: 128, Budget: 128})
+		pr, err := x.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := pr.Reserve(128) // fills the budget: nobody receives it
+		if err == nil {
+			err = pr.Send(m)
+		}
+		for range 8 { // records for the stash
+			if m, err = pr.Reserve(64); err == nil {
+				err = pr.Discard(m)
+			}
+		}
+		if m, err = pr.Commit([]byte("x")); err == nil {
+			err = pr.Send(m) // coalesced: waits in the open morsel
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- pr.Close() }()
+		for x.Stats().Waits == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+		if err := <-closed; !errors.Is(err, exchange.ErrCanceled) {
+			t.Fatalf("producer close parked at the cancel: %v, want ErrCanceled", err)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if used := p.Stats().Used; used != 0 {
+			t.Fatalf("pool holds %d bytes after the cancel", used)
+		}
+	}
+}
+
+// TestBroadcastReleaseBeforeRecv has a broadcast consumer release a morsel
+// another consumer received and it has not yet: the handle is the same at
+// every consumer, so only the record can tell, and the release must fail
+// with ErrWrongEnd and change nothing. (It once cleared the consumer's bit,
+// so the other consumer's release freed the record while it was still in
+// this consumer's queue, which then received a freed segment.)
+func TestBroadcastReleaseBeforeRecv(t *testing.T) {
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Topology: exchange.Broadcast, Consumers: 2})
+	ps, cs := ends(t, x, 1, 2)
+	m, err := ps[0].Commit([]byte("every consumer sees this"))
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := cs[0].Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := x.Stats()
+	if err := cs[1].Release(a); !errors.Is(err, exchange.ErrWrongEnd) {
+		t.Fatalf("consumer 1 releases a morsel it has not received: %v, want ErrWrongEnd", err)
+	}
+	if err := cs[1].ReleaseBatch([]exchange.Morsel{a}); !errors.Is(err, exchange.ErrWrongEnd) {
+		t.Fatalf("consumer 1 batch-releases a morsel it has not received: %v, want ErrWrongEnd", err)
+	}
+	if after := x.Stats(); after != before {
+		t.Fatalf("a bad release changed the stats: %+v, then %+v", before, after)
+	}
+	if err := cs[0].Release(a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cs[1].Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b.Bytes()) != "every consumer sees this" {
+		t.Fatalf("consumer 1 got %q", b.Bytes())
+	}
+	if err := cs[1].Release(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSentCoalesced uses a producer's handle after sending it into the open
+// coalescing morsel: Send and Discard fail with ErrSent, as for a morsel sent
+// alone, and change nothing. (They once said ErrReleased: the copied-out
+// record went back to the stash as if discarded.)
+func TestSentCoalesced(t *testing.T) {
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Coalesce: 256})
+	pr, err := x.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pr.Commit([]byte("short"))
+	if err == nil {
+		err = pr.Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := x.Stats()
+	if err := pr.Send(m); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("second send of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if err := pr.SendBatch([]exchange.Morsel{m}); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("batch send of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if err := pr.Discard(m); !errors.Is(err, exchange.ErrSent) {
+		t.Errorf("discard of a coalesced morsel: %v, want ErrSent", err)
+	}
+	if after := x.Stats(); after != before {
+		t.Errorf("a dead handle changed the stats: %+v, then %+v", before, after)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEndAfterLastFlush closes one producer while another's Close is parked
+// flushing its open coalescing morsel for the budget: the consumer must get
+// that morsel before io.EOF. (A producer was once counted closed before its
+// flush, so the other's Close ended the stream and the consumer saw io.EOF
+// while the flushed morsel was still on its way: it was lost.)
+func TestEndAfterLastFlush(t *testing.T) {
+	noLeak(t)
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 2, Coalesce: 64, Budget: 64})
+	ps, cs := ends(t, x, 2, 1)
+	m, err := ps[0].Commit([]byte("first, alone"))
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err == nil {
+		err = ps[0].Flush() // fills the budget
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err = ps[1].Commit([]byte("last")); err == nil {
+		err = ps[1].Send(m) // waits in the open coalescing morsel
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- ps[1].Close() }() // parks flushing it, for the budget
+	for deadline := time.Now().Add(5 * time.Second); x.Stats().Waits == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the producer's Close did not park for the budget")
+		}
+	}
+	if err := ps[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	drain(t, cs[0], func(m exchange.Morsel) { got = append(got, string(m.Bytes())) })
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1] != "last" {
+		t.Fatalf("received %q, want the flushed %q second", got, "last")
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBroadcastConsumerCloseRace closes broadcast consumers at random points
+// while the producer pushes to their short queues: every morsel the others
+// receive is intact, and no record is freed twice. (A producer that found a
+// queue closed just after pushing to it once cleared that consumer's bit,
+// and the consumer's Close, draining the slot, freed the record a second
+// time: the checked build panics returning a segment twice, the normal
+// build hands a freed segment on.)
+func TestBroadcastConsumerCloseRace(t *testing.T) {
+	noLeak(t)
+	for round := range 1000 {
+		p := newPool(t, 1<<20)
+		x := newExchange(t, p, &exchange.Options{Topology: exchange.Broadcast, Consumers: 3, QueueLen: 2})
+		ps, cs := ends(t, x, 1, 3)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			defer ps[0].Close()
+			for s := range 200 {
+				m, err := ps[0].Reserve(100)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				stamp(m.Bytes(), 0, s)
+				if err := ps[0].Send(m); err != nil {
+					return // every consumer has closed
+				}
+			}
+		})
+		for ci, co := range cs {
+			wg.Go(func() {
+				defer co.Close()
+				for k := 0; ci == 0 || k < (round*7+ci*13)%50; k++ { // consumers 1 and 2 leave early
+					m, err := co.Recv()
+					if err == io.EOF {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					verify(t, m.Bytes())
+					if err := co.Release(m); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// TestIdleProducerCredit has one of two producers send a morsel and then
+// stop sending, and the other send until the budget blocks it while nobody
+// releases: it must block only once its next morsel would not fit. (The
+// idle producer once kept the rest of the budget chunk it had leased, so
+// the other blocked with room in the budget, and a consumer that waits for
+// more bytes before it releases any would wait for good.)
+func TestIdleProducerCredit(t *testing.T) {
+	noLeak(t)
+	const budget, size = 4 << 10, 128
+	p := newPool(t, 1<<20)
+	x := newExchange(t, p, &exchange.Options{Producers: 2, Budget: budget})
+	ps, cs := ends(t, x, 2, 1)
+	m, err := ps[0].Reserve(64) // leases a chunk of credit, spends 64 bytes of it
+	if err == nil {
+		err = ps[0].Send(m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := ps[1].Reserve(size)
+			if err == nil {
+				err = ps[1].Send(m)
+			}
+			if err != nil {
+				return // the exchange closed
+			}
+			sent.Add(1)
+		}
+	}()
+	for last := int64(-1); last != sent.Load(); time.Sleep(100 * time.Millisecond) {
+		last = sent.Load() // until the producer has blocked for 100 ms
+	}
+	if held := x.Stats().Held; held+size <= budget {
+		t.Errorf("a producer blocked with %d bytes in flight: its %d-byte morsel fits the budget of %d", held, size, budget)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	for _, e := range []interface{ Close() error }{ps[0], ps[1], cs[0]} {
+		_ = e.Close()
+	}
+}
+
+// TestReserveBatchFullPool asks ReserveBatch for more than the pool holds:
+// it fails with the pool's ErrFull and leaves the pool as it found it.
+// (It once discarded the morsels it had reserved into the producer's
+// stash, which kept up to 64 of their segments out of the pool.)
+func TestReserveBatchFullPool(t *testing.T) {
+	for _, o := range []exchange.Options{{}, {Producers: 2}} { // with and without the 1:1 fast path
+		p, err := pool.New(4<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := newExchange(t, p, &o)
+		pr, err := x.Producer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, pst := x.Stats(), p.Stats()
+		if err := pr.ReserveBatch(make([]exchange.Morsel, 100), 60<<10); !errors.Is(err, pool.ErrFull) {
+			t.Fatalf("a batch over the pool: %v, want pool.ErrFull", err)
+		}
+		if x.Stats() != before || p.Stats().Used != pst.Used {
+			t.Fatalf("a failed batch left the pool holding %d bytes, %d before", p.Stats().Used, pst.Used)
+		}
+		if err := x.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -61,13 +61,14 @@ func (p *Producer) sendFast(m Morsel) bool {
 					storeRelease(&x.sent, x.sent+size)
 				}
 			}
-		} else if p.credit >= size {
+		} else if c := atomic.LoadUint64(&p.credit); c >= size && atomic.CompareAndSwapUint64(&p.credit, c, c-size) {
+			// The credit is claimed before the push: a waiting producer may reclaim the rest.
 			storeRelease32(&pr.gen, g+1) // before the push: another producer may reuse the record at once
 			if ok = q.push(slotOf(i, pr.n)); ok {
-				p.credit -= size
 				storeRelease(&p.sentBytes, p.sentBytes+size)
 			} else {
 				storeRelease32(&pr.gen, g)
+				atomic.AddUint64(&p.credit, size)
 			}
 		}
 	}
@@ -197,8 +198,10 @@ func (p *Producer) sendBatchFast(ms []Morsel) bool {
 		}
 	}
 	q := x.queues[0]
+	// Only a morsel alone may go over the budget: a batch that does not fit
+	// goes through the general path, which admits its morsels one by one.
 	used := x.sent - p.seen
-	ok := used == 0 || used+size <= x.budget
+	ok := used+size <= x.budget || used == 0 && len(ms) == 1
 	if ok = ok && p.enter() && !q.isClosed() && q.one.spaceFor(len(ms)); ok {
 		q.one.pushN(p.scratch[:min(len(ms), batchLen)])
 		for off := batchLen; off < len(ms); off += batchLen {

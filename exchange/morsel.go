@@ -103,7 +103,8 @@ type consInfo struct {
 	word   uint64 // consumer generation and broadcast owners; see genShift
 	owner  uint32 // the consumer that received it (not Broadcast)
 	claims uint32 // Broadcast: consumers whose ReleaseBatch has claimed it
-	_      [48]byte
+	got    uint32 // Broadcast: consumers that have received it (every one's handle is the same)
+	_      [44]byte
 }
 
 // A queue slot carries a record index and the morsel's length.

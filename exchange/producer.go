@@ -3,6 +3,8 @@
 package exchange
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -31,7 +33,7 @@ type Producer struct {
 	sends     uint64   // morsels sent; published
 	waits     uint64   // times parked; published
 	freeNext  int      // the consumer whose free ring the next refill starts at
-	credit    uint64   // several producers: budget leased and not yet spent (see lease)
+	credit    uint64   // several producers: budget leased and not yet spent (see lease); atomic
 	sentBytes uint64   // several producers: bytes spent on sent morsels; published
 	_         [64]byte
 }
@@ -119,12 +121,24 @@ func (p *Producer) ReserveBatch(ms []Morsel, n int) error {
 		var err error
 		if ms[k], err = p.reserve(n); err != nil {
 			for _, m := range ms[:k] {
-				_ = p.Discard(m)
+				p.unreserve(m)
 			}
 			return err
 		}
 	}
 	return nil
+}
+
+// unreserve gives back a morsel that a failed ReserveBatch reserved, to the
+// pool rather than the stash (as Discard would): the batch failed because
+// the pool is full or the exchange stopped, and a failed call must not
+// leave the pool fuller than it found it, with up to a stash of large
+// segments kept back from other users of the pool.
+func (p *Producer) unreserve(m Morsel) {
+	pr := p.x.recs.prod(m.index())
+	storeRelease32(&pr.gen, pr.gen+2) // even and never handed out: m is dead
+	p.x.toPool(m.index())
+	storeRelease(&p.held, p.held-1)
 }
 
 // Commit returns a new morsel holding a copy of data, to Send.
@@ -141,7 +155,9 @@ func (p *Producer) Commit(data []byte) (Morsel, error) {
 // From then on m is dead: the consumer that receives it owns it. If Send
 // fails because the exchange stopped (ErrClosed, ErrCanceled) or no consumer
 // is left (ErrNoReader), m has been released; for any other error nothing
-// changed and m is still the producer's.
+// changed and m is still the producer's. That includes ErrClosed from an
+// end the caller has closed itself (Close), which is bad input: the morsel
+// is still its to Discard.
 func (p *Producer) Send(m Morsel) error {
 	if p.x.simple && p.sendFast(m) {
 		return nil
@@ -196,7 +212,8 @@ func (p *Producer) send(qi int, m Morsel) error {
 // SendBatch sends every morsel in ms, in order, as Send would, amortising
 // the hand-off over the batch. If a morsel is bad it returns that one's error
 // and sends none; if the exchange stops or loses its consumers midway, the
-// morsels not yet sent are released.
+// morsels not yet sent are released. On a closed end it sends and
+// releases none (ErrClosed).
 func (p *Producer) SendBatch(ms []Morsel) error {
 	if p.x.oneToOne && p.sendBatchFast(ms) {
 		return nil
@@ -394,21 +411,28 @@ func (p *Producer) broadcast(i, n uint32) error {
 	}
 	ci := x.recs.cons(i)
 	gen := genOf(atomic.LoadUint64(&ci.word)) + 1 // a consumer's failed finish may still be reading it
+	atomic.StoreUint32(&ci.got, 0)                // every receiver of the last generation has released it
 	storeRelease(&ci.word, uint64(gen)<<genShift|mask)
 	for c, q := range x.queues {
 		if mask&(1<<c) == 0 {
 			continue
 		}
-		for !q.isClosed() && !q.push(slotOf(i, n)) {
-			if err := p.waitRoom(q); err != nil {
-				p.dropBits(i, gen, mask)
-				return err
+		pushed := false
+		for !pushed && !q.isClosed() {
+			if pushed = q.push(slotOf(i, n)); !pushed {
+				if err := p.waitRoom(q); err != nil {
+					p.dropBits(i, gen, mask)
+					return err
+				}
 			}
 		}
-		if q.isClosed() {
-			p.dropBits(i, gen, 1<<c)
-		} else {
+		// A queue that closes after the push is drained by its consumer's
+		// Close, which waits for this end and clears the bit itself:
+		// clearing it here too could free the record twice.
+		if pushed {
 			q.notEmpty.signal()
+		} else {
+			p.dropBits(i, gen, 1<<c)
 		}
 		mask &^= 1 << c
 	}
@@ -495,17 +519,24 @@ func (p *Producer) Flush() error {
 	return nil
 }
 
+// flush delivers every open morsel and returns the first error. A partition
+// that lost its reader does not hold back the others' morsels; a stop ends
+// the loop, since the open morsels are then stop's to sweep.
 func (p *Producer) flush() error {
+	var first error
 	for qi, i := range p.open {
 		if i == noRecord {
 			continue
 		}
 		p.open[qi] = noRecord
 		if err := p.deliver(qi, i); err != nil {
-			return err
+			if !errors.Is(err, ErrNoReader) {
+				return err
+			}
+			first = cmp.Or(first, err)
 		}
 	}
-	return nil
+	return first
 }
 
 // coalesceInto copies short held record i (n bytes) into queue qi's open
@@ -535,7 +566,7 @@ func (p *Producer) coalesceInto(qi int, i, n uint32) error {
 	op := x.recs.prod(o)
 	copy(x.bytes(x.recs.seg(o), op.n+n)[op.n:], x.bytes(x.recs.seg(i), n))
 	op.n += n
-	p.dispose(i, false)
+	p.recycle(i) // its bytes are sent: a use of its handle is still ErrSent
 	if op.n == x.coalesce {
 		p.open[qi] = noRecord
 		return p.deliver(qi, o)
@@ -564,10 +595,17 @@ func (p *Producer) Discard(m Morsel) error {
 func (p *Producer) dispose(i uint32, admitted bool) {
 	pr := p.x.recs.prod(i)
 	storeRelease32(&pr.gen, pr.gen+1+(pr.gen+1)&1)
-	s := p.x.recs.seg(i)
 	if admitted {
-		p.addReturned(uint64(s.size))
+		p.addReturned(uint64(p.x.recs.seg(i).size))
 	}
+	p.recycle(i)
+}
+
+// recycle frees record i, whose handle is dead, as dispose does but
+// leaving its producer generation alone. Callers are busy (or the exchange
+// is stopped).
+func (p *Producer) recycle(i uint32) {
+	s := p.x.recs.seg(i)
 	if check.On {
 		s.setState(stateFree)
 		check.Fill(p.x.bytes(s, s.size))
@@ -644,18 +682,21 @@ func (p *Producer) Close() error {
 	if p.closed {
 		return p.x.errorf("close producer", ErrClosed)
 	}
-	last := p.x.producerClosed()
 	var err error
 	if p.enter() {
 		err = p.flush()
-		for _, i := range p.stash {
-			p.x.toPool(i)
+		if !p.x.isStopped() { // else flush parked and a stop swept the stash meanwhile
+			for _, i := range p.stash {
+				p.x.toPool(i)
+			}
+			p.stash = p.stash[:0]
 		}
-		p.stash = p.stash[:0]
 	}
 	p.closed = true
 	p.returnCredit()
-	if last {
+	// Counted closed only now, after the flush: the end of the stream must
+	// follow every producer's last morsel, even one still flushing.
+	if p.x.producerClosed() {
 		p.x.end() // consumers now release to the pool
 		if !p.x.isStopped() {
 			p.drainFree() // nobody will reuse them
