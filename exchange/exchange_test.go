@@ -1619,3 +1619,40 @@ func TestReserveBatchFullPool(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscardGivesLargeSegmentsBack reserves and discards 64 morsels far
+// larger than the budget's share of a stash: their segments go back to the
+// pool, where other users of a shared pool can have them, instead of
+// staying in the producer's stash (16 MiB here, on a 1 MiB budget).
+func TestDiscardGivesLargeSegmentsBack(t *testing.T) {
+	p, err := pool.New(32<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newExchange(t, p, &exchange.Options{Budget: 1 << 20})
+	pr, err := x.Producer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := p.Stats().Used
+	ms := make([]exchange.Morsel, 64)
+	for i := range ms {
+		if ms[i], err = pr.Reserve(256 << 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		if err := pr.Discard(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held := p.Stats().Used - used; held > 1<<20 {
+		t.Fatalf("after discarding every morsel the exchange holds %d KiB of the pool, more than its 1 MiB budget", held>>10)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

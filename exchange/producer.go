@@ -610,7 +610,12 @@ func (p *Producer) recycle(i uint32) {
 		s.setState(stateFree)
 		check.Fill(p.x.bytes(s, s.size))
 	}
-	if !p.x.isStopped() && !p.closed && len(p.stash) < cap(p.stash) { // once stopped, stop owns the stash
+	// Once stopped, stop owns the stash. A record kept here is at most a
+	// stash's share of the budget, so Discards keep at most a budget's worth
+	// (refills come from the free rings, which hold at most half of it): the
+	// segments of large discarded morsels go back to the pool, for the other
+	// users of a shared one.
+	if !p.x.isStopped() && !p.closed && len(p.stash) < cap(p.stash) && uint64(s.size) <= p.x.budget/stashLen {
 		p.stash = append(p.stash, i)
 		return
 	}
