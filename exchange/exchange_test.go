@@ -1580,7 +1580,8 @@ func TestIdleProducerCredit(t *testing.T) {
 	if held := x.Stats().Held; held+size <= budget {
 		t.Errorf("a producer blocked with %d bytes in flight: its %d-byte morsel fits the budget of %d", held, size, budget)
 	}
-	if err := x.Close(); err != nil {
+	// The blocked Send still holds its morsel, which the checked build reports.
+	if err := x.Close(); err != nil && !(check.On && errors.Is(err, exchange.ErrLeaked)) {
 		t.Fatal(err)
 	}
 	<-done
