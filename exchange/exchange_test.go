@@ -1321,9 +1321,15 @@ func TestCancelProducerCloseParked(t *testing.T) {
 			err = pr.Send(m)
 		}
 		for range 8 { // records for the stash
+			if err != nil {
+				t.Fatal(err)
+			}
 			if m, err = pr.Reserve(64); err == nil {
 				err = pr.Discard(m)
 			}
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 		if m, err = pr.Commit([]byte("x")); err == nil {
 			err = pr.Send(m) // coalesced: waits in the open morsel
