@@ -434,6 +434,15 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 	if edge {
 		b = d * weight
 	}
+	c.countHandles(d, b)
+}
+
+// addPinned counts b bytes more (or, if negative, fewer) pinned.
+func (c *Cache) addPinned(b int64) { c.countHandles(0, b) }
+
+// countHandles adds d to the handles out and b to the bytes pinned, in this P's
+// counters when it has some.
+func (c *Cache) countHandles(d, b int64) {
 	if perP {
 		pid := proc.Pin()
 		if pid < maxPs {
@@ -446,20 +455,6 @@ func (c *Cache) countPin(d int64, edge bool, weight int64) {
 		proc.Unpin()
 	}
 	c.handles.out.Add(d)
-	c.handles.pinned.Add(b)
-}
-
-// addPinned counts b bytes more (or, if negative, fewer) pinned.
-func (c *Cache) addPinned(b int64) {
-	if perP {
-		pid := proc.Pin()
-		if pid < maxPs {
-			c.pcs.at(uint64(pid)).pinned += b
-			proc.Unpin()
-			return
-		}
-		proc.Unpin()
-	}
 	c.handles.pinned.Add(b)
 }
 

@@ -121,10 +121,19 @@ func (p *Producer) lease(need uint64) bool {
 
 // returnCredit hands the producer's unused credit back to the budget.
 func (p *Producer) returnCredit() {
-	if atomic.LoadUint64(&p.credit) > 0 {
-		atomic.AddUint64(&p.x.sent, -atomic.SwapUint64(&p.credit, 0))
+	if p.x.dropCredit(p) {
 		p.x.space.signal()
 	}
+}
+
+// dropCredit hands producer o's unspent credit back to the budget and
+// reports whether it had any.
+func (x *Exchange) dropCredit(o *Producer) bool {
+	if atomic.LoadUint64(&o.credit) == 0 {
+		return false
+	}
+	atomic.AddUint64(&x.sent, -atomic.SwapUint64(&o.credit, 0))
+	return true
 }
 
 // reclaimCredit takes back the credit every other producer leased and has
@@ -133,8 +142,8 @@ func (p *Producer) returnCredit() {
 // could wait for room the budget has.
 func (p *Producer) reclaimCredit() {
 	for _, o := range p.x.prods {
-		if o != p && atomic.LoadUint64(&o.credit) > 0 {
-			atomic.AddUint64(&p.x.sent, -atomic.SwapUint64(&o.credit, 0))
+		if o != p {
+			p.x.dropCredit(o)
 		}
 	}
 }

@@ -135,8 +135,7 @@ func (p *Producer) ReserveBatch(ms []Morsel, n int) error {
 // leave the pool fuller than it found it, with up to a stash of large
 // segments kept back from other users of the pool.
 func (p *Producer) unreserve(m Morsel) {
-	pr := p.x.recs.prod(m.index())
-	storeRelease32(&pr.gen, pr.gen+2) // even and never handed out: m is dead
+	p.kill(m.index())
 	p.x.toPool(m.index())
 	storeRelease(&p.held, p.held-1)
 }
@@ -593,12 +592,18 @@ func (p *Producer) Discard(m Morsel) error {
 // exchange is open, else its segment goes back to the pool. Callers are busy
 // (or the exchange is stopped).
 func (p *Producer) dispose(i uint32, admitted bool) {
-	pr := p.x.recs.prod(i)
-	storeRelease32(&pr.gen, pr.gen+1+(pr.gen+1)&1)
+	p.kill(i)
 	if admitted {
 		p.addReturned(uint64(p.x.recs.seg(i).size))
 	}
 	p.recycle(i)
+}
+
+// kill moves record i's producer generation on to an even one never
+// handed out, so every handle to it, live or already sent, is dead.
+func (p *Producer) kill(i uint32) {
+	pr := p.x.recs.prod(i)
+	storeRelease32(&pr.gen, pr.gen+1+(pr.gen+1)&1)
 }
 
 // recycle frees record i, whose handle is dead, as dispose does but
