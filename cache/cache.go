@@ -233,18 +233,21 @@ func New(budget int, opts *Options) (*Cache, error) {
 	}
 	c.budget, c.maxBudget = int64(budget), int64(maxBudget)
 	if err := c.open(o); err != nil {
-		return nil, fmt.Errorf("%s: new: %w", c.label, closedPool(err))
+		return nil, fmt.Errorf("%s: new: %w", c.label, openError(err))
 	}
 	return c, nil
 }
 
-// closedPool adds ErrClosed to the error of a shared pool that was closed,
-// so that callers test for the cache's errors alone.
-func closedPool(err error) error {
+// openError adds the cache's own error to one of open's, so that callers
+// test for the cache's errors alone: ErrClosed for a shared pool that was
+// closed; ErrTooLarge for the rest, which all come from memory that could
+// not be had for the budget (a pool or table the OS would not reserve, a
+// capacity that overflows).
+func openError(err error) error {
 	if errors.Is(err, pool.ErrClosed) {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrTooLarge, err)
 }
 
 // open sets up the pool, the store and the per-P and handle tables; on
