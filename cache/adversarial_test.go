@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"testing"
 )
@@ -24,5 +25,50 @@ func TestNewHugeBudgetIsTyped(t *testing.T) {
 		if !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("New(%d, %+v): %v, want ErrTooLarge", tc.budget, tc.opts, err)
 		}
+	}
+}
+
+// TestLoadSupersededBySetOrDelete runs a Set, then a Delete, of a key while
+// its load is in flight: the load's value, read before them, is returned to
+// the loader's caller but must not replace the Set's value or undo the
+// Delete (it did: the stale value was stored over them).
+func TestLoadSupersededBySetOrDelete(t *testing.T) {
+	c := newT(t, 1<<16, nil)
+	during := func(k string, change func()) {
+		t.Helper()
+		started, finish, done := make(chan struct{}), make(chan struct{}), make(chan []byte)
+		go func() {
+			v, err := c.GetOrLoad(context.Background(), nil, []byte(k), func(context.Context, []byte) ([]byte, error) {
+				close(started)
+				<-finish
+				return []byte("old"), nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- v
+		}()
+		<-started
+		change()
+		close(finish)
+		if v := <-done; string(v) != "old" {
+			t.Fatalf("the loader's caller got %q, want its value", v)
+		}
+	}
+	during("k", func() { setT(t, c, []byte("k"), []byte("new")) })
+	if v, ok := c.Get(nil, []byte("k")); !ok || string(v) != "new" {
+		t.Fatalf("after a Set during the load: %q %v, want the Set's value", v, ok)
+	}
+	during("d", func() { _, _ = c.Delete([]byte("d")) })
+	if v, ok := c.Get(nil, []byte("d")); ok {
+		t.Fatalf("after a Delete during the load: %q, want a miss", v)
+	}
+	// A load with no Set or Delete meanwhile still stores its value.
+	during("s", func() {})
+	if v, ok := c.Get(nil, []byte("s")); !ok || string(v) != "old" {
+		t.Fatalf("after a plain load: %q %v", v, ok)
+	}
+	if n := c.loads.inMap.Load(); n != 0 {
+		t.Fatalf("%d flights counted in the map with none in flight", n)
 	}
 }

@@ -28,6 +28,15 @@ func (c *Cache) Set(key, value []byte) error {
 	if err := c.checkKey("set", key); err != nil {
 		return err
 	}
+	c.loads.supersede(key)
+	return c.set(key, value, nil)
+}
+
+// set is Set for a key already checked. f is the load whose value this
+// stores, or nil for a caller's Set: a load superseded meanwhile (see
+// loader.supersede) stores nothing, so that its value, read before, does
+// not replace a newer one or undo a Delete.
+func (c *Cache) set(key, value []byte, f *flight) error {
 	n := uint64(len(key)) + uint64(len(value))
 	weight := c.weight(n)
 	if uint64(len(value)) > math.MaxUint32 || weight > min(c.maxBudget, c.poolMax) {
@@ -37,7 +46,7 @@ func (c *Cache) Set(key, value []byte) error {
 	for {
 		c.mu.Lock()
 		st := c.cur()
-		err := c.makeRoom(st, key, h, weight)
+		err := c.makeRoom(st, key, h, weight, f)
 		if err == nil {
 			c.sets.Add(1) // Close waits for the Sets in flight
 			st.inflight++ // and a retired store's pool for those in it
@@ -46,7 +55,7 @@ func (c *Cache) Set(key, value []byte) error {
 		if err != nil {
 			return err
 		}
-		err, again := c.setIn(st, key, value, h, weight)
+		err, again := c.setIn(st, key, value, h, weight, f)
 		c.sets.Done()
 		if !again {
 			return err
@@ -58,7 +67,7 @@ func (c *Cache) Set(key, value []byte) error {
 // reserves and copies without the lock, then inserts. If a rebuild
 // replaced st meanwhile, the reservation is let go and again says to start
 // over in the new store.
-func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err error, again bool) {
+func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight) (err error, again bool) {
 	ref, b, err := c.reserve(st, len(key)+len(value))
 	if err == nil {
 		copy(b[copy(b, key):], value)
@@ -79,7 +88,7 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 	}
 	switch {
 	case err == nil:
-		return c.insert(st, key, h, ref, b, weight), false
+		return c.insert(st, key, h, ref, b, weight, f), false
 	case errors.Is(err, pool.ErrClosed):
 		return c.keyError("set", key, ErrClosed), false
 	}
@@ -97,12 +106,14 @@ func (c *Cache) tooLarge(n uint64, weight int64) error {
 // makeRoom is Set's first step: it removes the key's old entry, asks the
 // policy to admit the new one, and evicts until weight more bytes fit the
 // budget, then promises them to the Set. Callers hold the lock.
-func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64) error {
+func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64, f *flight) error {
 	switch {
 	case c.closed:
 		return c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
 		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
+	case f.superseded():
+		return errSuperseded
 	}
 	if id, _, _, _, f := st.find(h, key); f == foundYes {
 		c.remove(st, id, h)
@@ -153,12 +164,17 @@ func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
 }
 
 // insert is Set's last step: the segment ref, view b, holds key and its
-// value; it becomes the key's entry, replacing the old one (another Set's).
-// Callers hold the lock.
-func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64) error {
-	if c.closed {
+// value; it becomes the key's entry, replacing the old one (another Set's),
+// unless it is the value of load ld, superseded meanwhile. Callers hold the
+// lock.
+func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64, ld *flight) error {
+	switch {
+	case c.closed:
 		releaseRef(st.p, ref)
 		return c.keyError("set", key, ErrClosed)
+	case ld.superseded():
+		releaseRef(st.p, ref)
+		return errSuperseded
 	}
 	old, _, _, _, f := st.find(h, key)
 	var err error
@@ -234,6 +250,7 @@ func (c *Cache) Delete(key []byte) (bool, error) {
 	if err := c.checkKey("delete", key); err != nil {
 		return false, err
 	}
+	c.loads.supersede(key)
 	h := c.hash(key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
