@@ -1,9 +1,15 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestNewHugeBudgetIsTyped asks New for budgets no machine can reserve: it
@@ -70,5 +76,50 @@ func TestLoadSupersededBySetOrDelete(t *testing.T) {
 	}
 	if n := c.loads.inMap.Load(); n != 0 {
 		t.Fatalf("%d flights counted in the map with none in flight", n)
+	}
+}
+
+// TestGetDstHoldingKey passes GetOrLoad (and so Get) a dst whose spare
+// capacity holds the key, a buffer reused for both, while a writer keeps
+// replacing the key's entry. A Get that copied the value over the key and
+// then found the entry replaced retried with the overwritten key, and
+// missed: GetOrLoad then called the loader with a wrong key (and stored
+// its value under that key).
+func TestGetDstHoldingKey(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	c := newT(t, 1<<18, nil)
+	setT(t, c, key(0), value(0, 0, 4000))
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 1; !stop.Load(); n++ {
+			_ = c.Set(key(0), value(0, n, 4000))
+		}
+	}()
+	var wrong []string
+	load := func(_ context.Context, k []byte) ([]byte, error) {
+		if !bytes.Equal(k, key(0)) {
+			wrong = append(wrong, fmt.Sprintf("%.12q", k))
+		}
+		return value(0, -1, 4000), nil
+	}
+	buf := make([]byte, 0, 8192)
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline) && len(wrong) == 0; {
+		buf = append(buf[:0], key(0)...)
+		v, err := c.GetOrLoad(context.Background(), buf[:0], buf, load)
+		if err != nil || !valid(v, 0) {
+			t.Fatalf("GetOrLoad: %v, valid %v", err, valid(v, 0))
+		}
+		buf = v
+	}
+	stop.Store(true)
+	wg.Wait()
+	if len(wrong) > 0 {
+		t.Fatalf("the loader was called with %d wrong keys: %s", len(wrong), wrong[0])
+	}
+	if c.Len() != 1 {
+		t.Fatalf("%d entries, want key 0's alone", c.Len())
 	}
 }
