@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,5 +122,34 @@ func TestGetDstHoldingKey(t *testing.T) {
 	}
 	if c.Len() != 1 {
 		t.Fatalf("%d entries, want key 0's alone", c.Len())
+	}
+}
+
+// TestLoaderPanicIsAnError has loaders panic, with an error and with a
+// string: each caller gets an error (which wraps the panic's error, so
+// errors.Is finds it; it did not), nothing is stored, and the key is not
+// wedged: the next miss loads it.
+func TestLoaderPanicIsAnError(t *testing.T) {
+	c := newT(t, 1<<16, nil)
+	ctx := context.Background()
+	boom := errors.New("boom")
+	for _, r := range []any{boom, "a string"} {
+		_, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) { panic(r) })
+		if err == nil || !strings.Contains(err.Error(), "loader panicked") {
+			t.Fatalf("panic(%v): got %v", r, err)
+		}
+		if r == boom && !errors.Is(err, boom) {
+			t.Fatalf("panic(boom): %v does not wrap boom", err)
+		}
+		if c.Has([]byte("k")) {
+			t.Fatal("a panicking load stored a value")
+		}
+	}
+	v, err := c.GetOrLoad(ctx, nil, []byte("k"), func(context.Context, []byte) ([]byte, error) { return []byte("v"), nil })
+	if err != nil || string(v) != "v" {
+		t.Fatalf("load after panics: %q %v", v, err)
+	}
+	if st := c.Stats(); st.Loads != 3 || st.LoadErrors != 2 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -14,7 +14,10 @@ import (
 // Loader loads the value of a key the cache does not hold. It runs on a
 // goroutine of its own, with a context that is cancelled once every caller
 // waiting for it has given up (or the cache is closed); it must not keep
-// key, and must not change the value it returns afterwards.
+// key, and must not change the value it returns afterwards. A loader that
+// panics, or calls runtime.Goexit, fails the load as an error would: its
+// callers get an error (wrapping the panic's value, if an error), nothing
+// is stored, and the next miss loads afresh.
 type Loader func(ctx context.Context, key []byte) ([]byte, error)
 
 // loader tracks the loads in flight, by key. Its lock may be held while
@@ -157,7 +160,7 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				f.err = fmt.Errorf("loader panicked: %v", r)
+				f.err = panicError(r)
 			}
 		}()
 		f.val, f.err = load(ctx, []byte(key))
@@ -165,6 +168,15 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
 	if f.err == nil {
 		_ = c.set([]byte(key), f.val, f) // a value the cache cannot keep is still returned
 	}
+}
+
+// panicError is the error of a load whose loader panicked with r: it
+// wraps r if r is an error, so that callers can test for it.
+func panicError(r any) error {
+	if err, ok := r.(error); ok {
+		return fmt.Errorf("loader panicked: %w", err)
+	}
+	return fmt.Errorf("loader panicked: %v", r)
 }
 
 // land ends flight f of key: it cancels the loader's context, takes f out
