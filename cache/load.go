@@ -186,7 +186,13 @@ func (c *Cache) land(key string, f *flight) {
 	l := &c.loads
 	l.mu.Lock()
 	l.unmap(key, f)
+	closed := l.closed
 	l.mu.Unlock()
+	if f.err != nil && closed {
+		// Close cancelled the load (or it failed after Close): say so,
+		// lest a caller take the context's error for its own.
+		f.err = fmt.Errorf("%w: %w", ErrClosed, f.err)
+	}
 	l.loads.Add(1)
 	if f.err != nil {
 		l.errs.Add(1)
