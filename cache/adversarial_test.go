@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/offheap/offheap/pool"
 )
 
 // TestNewHugeBudgetIsTyped asks New for budgets no machine can reserve: it
@@ -179,4 +181,107 @@ func TestLoadCancelledByCloseSaysClosed(t *testing.T) {
 	err = <-done
 	wantErr(t, err, ErrClosed)
 	wantErr(t, err, context.Canceled)
+}
+
+// TestResizeWaitsForSetsInFlight shrinks a cache, with nothing pinned,
+// while another goroutine sets and deletes a value larger than the new
+// budget: the bytes that Set has made room for and is copying in are not
+// pinned, so Resize must not fail with ErrFull (it did, after evicting
+// everything, whenever the Set was in flight). Then Close races both, and
+// neither may hang.
+func TestResizeWaitsForSetsInFlight(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, shared := range []bool{false, true} {
+		var opts *Options
+		if shared {
+			p, err := pool.New(1<<20, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			opts = &Options{Pool: p}
+		}
+		c, err := New(1<<20, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			big := make([]byte, 300<<10)
+			for !stop.Load() {
+				if err := c.Set([]byte("big"), big); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrFull) {
+					t.Errorf("set: %v", err)
+					return
+				}
+				_, _ = c.Delete([]byte("big"))
+			}
+		}()
+		fulls := 0
+		for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+			if err := c.Resize(100 << 10); errors.Is(err, ErrFull) {
+				fulls++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Resize(1 << 20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				if err := c.Resize(100 << 10); errors.Is(err, ErrClosed) {
+					return
+				} else if err != nil {
+					t.Errorf("resize racing close: %v", err)
+					return
+				}
+				_ = c.Resize(1 << 20)
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stop.Store(true)
+		wg.Wait()
+		if fulls > 0 {
+			t.Fatalf("shared %v: %d Resizes failed with ErrFull with nothing pinned", shared, fulls)
+		}
+	}
+}
+
+// TestSetWaitsForSetsInFlight has two goroutines set values of 3/5 of the
+// budget, with nothing pinned: when one Set finds the other's bytes
+// promised, it must wait for that Set and evict its entry, not fail with
+// ErrFull (it did, dropping its key's old value: nothing unpinned was
+// left, but the other Set's bytes were not pinned either).
+func TestSetWaitsForSetsInFlight(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	c := newT(t, 1<<20, nil)
+	var fulls atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := make([]byte, 600<<10)
+			for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+				if err := c.Set(key(g), v); errors.Is(err, ErrFull) {
+					fulls.Add(1)
+				} else if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fulls.Load(); n > 0 {
+		t.Fatalf("%d Sets failed with ErrFull with nothing pinned", n)
+	}
 }

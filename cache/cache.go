@@ -101,7 +101,9 @@ type Options struct {
 // and makes room before it reserves, by evicting the policy's victims; an
 // entry with pins is never a victim (the policy parks it until its last
 // release). If nothing unpinned is left, Set fails with ErrFull and stores
-// nothing, so the budget is never overshot. A cache with its own pool sizes
+// nothing, so the budget is never overshot; bytes promised to other Sets in
+// flight are not pinned: Set (and Resize) wait for those Sets to end, and
+// may then evict their entries. A cache with its own pool sizes
 // the pool to the budget and reserves without the pool's slow path, so the
 // pool, too, never holds more: where its free space is in pieces too small,
 // the cache evicts more rather than let the pool grow or compact.
@@ -191,6 +193,8 @@ type Cache struct {
 	closed     bool
 	final      Stats
 	sets       sync.WaitGroup // Sets between their first and last step
+	settled    sync.Cond      // on mu: a Set's promise ended, or a Resize stopped waiting for them
+	shrinking  int            // Resizes waiting for promises to end: Sets promise no more meanwhile
 
 	handles handleStack
 	loads   loader
@@ -293,6 +297,7 @@ func (c *Cache) open(o Options) (err error) {
 		return err
 	}
 	c.st.Store(s)
+	c.settled.L = &c.mu
 	c.handles.init()
 	c.isPinned = c.pinnedForPolicy
 	if !c.owned {

@@ -45,8 +45,8 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	h := c.hash(key)
 	for {
 		c.mu.Lock()
-		st := c.cur()
-		err := c.makeRoom(st, key, h, weight, f)
+		err := c.makeRoom(key, h, weight, f)
+		st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
 		if err == nil {
 			c.sets.Add(1) // Close waits for the Sets in flight
 			st.inflight++ // and a retired store's pool for those in it
@@ -75,6 +75,7 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *f
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.promised -= weight
+	c.settled.Broadcast() // a Resize may be waiting for it
 	st.inflight--
 	if st != c.cur() {
 		if err == nil {
@@ -105,16 +106,24 @@ func (c *Cache) tooLarge(n uint64, weight int64) error {
 
 // makeRoom is Set's first step: it removes the key's old entry, asks the
 // policy to admit the new one, and evicts until weight more bytes fit the
-// budget, then promises them to the Set. Callers hold the lock.
-func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64, f *flight) error {
+// budget, then promises them to the Set. Where the bytes of other Sets in
+// flight stand in the way, it waits for them (their entries may then be
+// evicted), as it does while a Resize waits for them: only pinned entries
+// make it fail with ErrFull. Callers hold the lock, which a wait drops, so
+// the current store may change.
+func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) error {
+	for c.shrinking > 0 && !c.closed {
+		c.settled.Wait() // a Resize waits for the promises made: make none
+	}
 	switch {
 	case c.closed:
 		return c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
 		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
-	case f.superseded():
+	case ld.superseded():
 		return errSuperseded
 	}
+	st := c.cur()
 	if id, _, _, _, f := st.find(h, key); f == foundYes {
 		c.remove(st, id, h)
 	}
@@ -123,8 +132,18 @@ func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64, f *fligh
 		return ErrRejected
 	}
 	for c.used+c.gone+c.promised+weight > c.budget {
-		if _, ok := c.evictOne(); !ok {
+		if _, ok := c.evictOne(); ok {
+			continue
+		}
+		if c.promised == 0 {
 			return c.keyError("set", key, c.fullError(weight))
+		}
+		c.settled.Wait()
+		switch {
+		case c.closed:
+			return c.keyError("set", key, ErrClosed)
+		case weight > c.budget: // a Resize ran meanwhile
+			return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
 		}
 	}
 	c.promised += weight
