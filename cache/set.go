@@ -33,9 +33,10 @@ func (c *Cache) Set(key, value []byte) error {
 }
 
 // set is Set for a key already checked. f is the load whose value this
-// stores, or nil for a caller's Set: a load superseded meanwhile (see
-// loader.supersede) stores nothing, so that its value, read before, does
-// not replace a newer one or undo a Delete.
+// stores, or nil for a caller's Set. A load began on a miss, so it stores
+// its value only where the key is still missing, and not if superseded
+// meanwhile (see loader.supersede): its value, read before, must not
+// replace a Set's or undo a Delete.
 func (c *Cache) set(key, value []byte, f *flight) error {
 	n := uint64(len(key)) + uint64(len(value))
 	weight := c.weight(n)
@@ -125,6 +126,9 @@ func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) error {
 	}
 	st := c.cur()
 	if id, _, _, _, f := st.find(h, key); f == foundYes {
+		if ld != nil {
+			return errSuperseded // a load began on a miss: a Set stored the key since
+		}
 		c.remove(st, id, h)
 	}
 	if !st.pol.admit(h, weight) {
@@ -196,6 +200,10 @@ func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, 
 		return errSuperseded
 	}
 	old, _, _, _, f := st.find(h, key)
+	if f == foundYes && ld != nil {
+		releaseRef(st.p, ref)
+		return errSuperseded // a Set stored the key while the load's value was copied in
+	}
 	var err error
 	if f == foundYes {
 		c.detach(st, old)
