@@ -101,7 +101,9 @@ type Options struct {
 // and makes room before it reserves, by evicting the policy's victims; an
 // entry with pins is never a victim (the policy parks it until its last
 // release). If nothing unpinned is left, Set fails with ErrFull and stores
-// nothing, so the budget is never overshot. A cache with its own pool sizes
+// nothing, so the budget is never overshot; bytes promised to other Sets in
+// flight are not pinned: Set (and Resize) wait for those Sets to end, and
+// may then evict their entries. A cache with its own pool sizes
 // the pool to the budget and reserves without the pool's slow path, so the
 // pool, too, never holds more: where its free space is in pieces too small,
 // the cache evicts more rather than let the pool grow or compact.
@@ -191,6 +193,8 @@ type Cache struct {
 	closed     bool
 	final      Stats
 	sets       sync.WaitGroup // Sets between their first and last step
+	settled    sync.Cond      // on mu: a Set's promise ended, or a Resize stopped waiting for them
+	shrinking  int            // Resizes waiting for promises to end: Sets promise no more meanwhile
 
 	handles handleStack
 	loads   loader
@@ -233,18 +237,21 @@ func New(budget int, opts *Options) (*Cache, error) {
 	}
 	c.budget, c.maxBudget = int64(budget), int64(maxBudget)
 	if err := c.open(o); err != nil {
-		return nil, fmt.Errorf("%s: new: %w", c.label, closedPool(err))
+		return nil, fmt.Errorf("%s: new: %w", c.label, openError(err))
 	}
 	return c, nil
 }
 
-// closedPool adds ErrClosed to the error of a shared pool that was closed,
-// so that callers test for the cache's errors alone.
-func closedPool(err error) error {
+// openError adds the cache's own error to one of open's, so that callers
+// test for the cache's errors alone: ErrClosed for a shared pool that was
+// closed; ErrTooLarge for the rest, which all come from memory that could
+// not be had for the budget (a pool or table the OS would not reserve, a
+// capacity that overflows).
+func openError(err error) error {
 	if errors.Is(err, pool.ErrClosed) {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", ErrTooLarge, err)
 }
 
 // open sets up the pool, the store and the per-P and handle tables; on
@@ -290,6 +297,7 @@ func (c *Cache) open(o Options) (err error) {
 		return err
 	}
 	c.st.Store(s)
+	c.settled.L = &c.mu
 	c.handles.init()
 	c.isPinned = c.pinnedForPolicy
 	if !c.owned {

@@ -32,9 +32,17 @@ const (
 // Get appends the value stored under key to dst and returns the result and
 // true, or dst and false if the cache does not hold key (or is closed, or
 // key is one it never takes). It takes no lock and allocates nothing beyond
-// what appending to dst needs.
+// what appending to dst needs. dst's spare capacity may hold key (say, a
+// buffer reused for both).
 func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 	h := c.hash(key)
+	if spareHolds(dst, key) {
+		// The optimistic paths copy before they validate, and retry with
+		// key after a failed validation: with the copy over key they would
+		// look up what it overwrote key with. Under the lock the copy comes
+		// last.
+		return c.getLocked(dst, key, h)
+	}
 	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
 		// The common case: no interference, a short value. This is
 		// quickFind written out, which saves a tenth of Get's instructions.

@@ -14,7 +14,10 @@ import (
 // Loader loads the value of a key the cache does not hold. It runs on a
 // goroutine of its own, with a context that is cancelled once every caller
 // waiting for it has given up (or the cache is closed); it must not keep
-// key, and must not change the value it returns afterwards.
+// key, and must not change the value it returns afterwards. A loader that
+// panics, or calls runtime.Goexit, fails the load as an error would: its
+// callers get an error (wrapping the panic's value, if an error), nothing
+// is stored, and the next miss loads afresh.
 type Loader func(ctx context.Context, key []byte) ([]byte, error)
 
 // loader tracks the loads in flight, by key. Its lock may be held while
@@ -24,6 +27,7 @@ type loader struct {
 	flights     map[string]*flight
 	closed      bool
 	loads, errs atomic.Int64
+	inMap       atomic.Int64 // len(flights), for Set and Delete to read without the lock
 }
 
 // flight is one load in flight and the callers waiting for it.
@@ -33,6 +37,34 @@ type flight struct {
 	err     error
 	waiters int
 	cancel  context.CancelFunc
+	// stale says a Set or Delete of the key began during the load, or
+	// nobody waits for it any more: its value, read before, is returned to
+	// the waiters but not stored, lest it replace a newer one.
+	stale atomic.Bool
+}
+
+// errSuperseded is the error of the Set of a load's value that was not
+// made because the load was superseded; run ignores it.
+var errSuperseded = errors.New("load superseded")
+
+// superseded reports whether f is a load superseded by a Set or Delete of
+// its key; false for nil (a caller's Set).
+func (f *flight) superseded() bool { return f != nil && f.stale.Load() }
+
+// supersede marks the load in flight for key, if any, stale: a Set or
+// Delete of key has begun, and the value the load read before must not
+// replace the Set's or undo the Delete. A load that starts after it reads
+// the newer value (a source written before its cache is). Without loads in
+// flight it takes no lock.
+func (l *loader) supersede(key []byte) {
+	if l.inMap.Load() == 0 {
+		return
+	}
+	l.mu.Lock()
+	if f := l.flights[string(key)]; f != nil {
+		f.stale.Store(true)
+	}
+	l.mu.Unlock()
 }
 
 // GetOrLoad appends the value of key to dst, as Get does; on a miss it
@@ -42,7 +74,10 @@ type flight struct {
 // cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
 // this caller's wait with ctx's error; the load goes on for the others, and
 // is cancelled when none is left. A miss with ctx done already returns
-// ctx's error and starts no load.
+// ctx's error and starts no load. A Set or Delete of key made while the
+// load runs wins: the load's value, read before it, is still returned to
+// its waiters but not stored, so it never replaces a newer value or undoes
+// a Delete; nor is the value of a load every waiter gave up on stored.
 func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]byte, error) {
 	if err := c.checkKey("load", key); err != nil {
 		return dst, err
@@ -106,6 +141,7 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 	}
 	k := string(key)
 	l.flights[k] = f
+	l.inMap.Add(1)
 	go c.run(lctx, k, f, load)
 	return f, nil, nil
 }
@@ -124,14 +160,23 @@ func (c *Cache) run(ctx context.Context, key string, f *flight, load Loader) {
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
-				f.err = fmt.Errorf("loader panicked: %v", r)
+				f.err = panicError(r)
 			}
 		}()
 		f.val, f.err = load(ctx, []byte(key))
 	}()
 	if f.err == nil {
-		_ = c.Set([]byte(key), f.val) // a value the cache cannot keep is still returned
+		_ = c.set([]byte(key), f.val, f) // a value the cache cannot keep is still returned
 	}
+}
+
+// panicError is the error of a load whose loader panicked with r: it
+// wraps r if r is an error, so that callers can test for it.
+func panicError(r any) error {
+	if err, ok := r.(error); ok {
+		return fmt.Errorf("loader panicked: %w", err)
+	}
+	return fmt.Errorf("loader panicked: %v", r)
 }
 
 // land ends flight f of key: it cancels the loader's context, takes f out
@@ -140,10 +185,14 @@ func (c *Cache) land(key string, f *flight) {
 	f.cancel()
 	l := &c.loads
 	l.mu.Lock()
-	if l.flights[key] == f {
-		delete(l.flights, key)
-	}
+	l.unmap(key, f)
+	closed := l.closed
 	l.mu.Unlock()
+	if f.err != nil && closed {
+		// Close cancelled the load (or it failed after Close): say so,
+		// lest a caller take the context's error for its own.
+		f.err = fmt.Errorf("%w: %w", ErrClosed, f.err)
+	}
 	l.loads.Add(1)
 	if f.err != nil {
 		l.errs.Add(1)
@@ -159,9 +208,19 @@ func (c *Cache) leave(key string, f *flight) {
 	defer l.mu.Unlock()
 	if f.waiters--; f.waiters == 0 {
 		f.cancel()
-		if l.flights[key] == f {
-			delete(l.flights, key)
-		}
+		// Out of the map, no Set or Delete could mark it stale: so it
+		// stores nothing, if its loader returns a value all the same.
+		f.stale.Store(true)
+		l.unmap(key, f)
+	}
+}
+
+// unmap takes flight f of key out of the map, if it is still there.
+// Callers hold l.mu.
+func (l *loader) unmap(key string, f *flight) {
+	if l.flights[key] == f {
+		delete(l.flights, key)
+		l.inMap.Add(-1)
 	}
 }
 

@@ -20,8 +20,10 @@ import (
 // all of it shrinks with the entries; with pins out it moves the unpinned
 // entries together in place and shrinks the pool and the index. Readers
 // wait while entries move. A cache on a shared pool only evicts: the pool's
-// pages are its owner's. If pinned entries alone exceed n, Resize evicts
-// what it can and returns ErrFull, keeping the old budget.
+// pages are its owner's. Sets in flight whose bytes would not fit n are
+// waited for (new Sets wait meanwhile), then evicted if need be. If pinned
+// entries alone exceed n, Resize evicts what it can and returns ErrFull,
+// keeping the old budget.
 func (c *Cache) Resize(n int) error {
 	switch {
 	case n <= 0:
@@ -35,11 +37,9 @@ func (c *Cache) Resize(n int) error {
 		return c.sizeError("resize", "to", n, ErrClosed)
 	}
 	b := int64(n)
-	for c.used+c.gone+c.promised > b {
-		if _, ok := c.evictOne(); !ok {
-			c.checkAfterMutation()
-			return c.sizeError("resize", "to", n, fmt.Errorf("%d bytes pinned or promised: %w", c.used+c.gone+c.promised, ErrFull))
-		}
+	if err := c.evictTo(b); err != nil {
+		c.checkAfterMutation()
+		return c.sizeError("resize", "to", n, err)
 	}
 	if c.owned {
 		if p := c.cur().p; b < c.budget {
@@ -53,6 +53,37 @@ func (c *Cache) Resize(n int) error {
 	c.budget = b
 	c.cur().pol.setBudget(b)
 	c.checkAfterMutation()
+	return nil
+}
+
+// evictTo evicts until the entries and the Sets' promises fit b bytes. It
+// waits for Sets in flight whose promises alone stand in the way (they end
+// in finite time; new Sets wait meanwhile), so that only pinned entries
+// make it fail, with ErrFull. Callers hold the lock, which the wait drops.
+func (c *Cache) evictTo(b int64) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			c.shrinking--
+			c.settled.Broadcast() // the Sets that waited for it
+		}
+	}()
+	for c.used+c.gone+c.promised > b {
+		if _, ok := c.evictOne(); ok {
+			continue
+		}
+		if c.promised == 0 {
+			return fmt.Errorf("%d bytes pinned: %w", c.used+c.gone, ErrFull)
+		}
+		if !waiting {
+			waiting = true
+			c.shrinking++
+		}
+		c.settled.Wait()
+		if c.closed { // Close ran meanwhile, and may have freed the store
+			return ErrClosed
+		}
+	}
 	return nil
 }
 

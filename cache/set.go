@@ -28,6 +28,16 @@ func (c *Cache) Set(key, value []byte) error {
 	if err := c.checkKey("set", key); err != nil {
 		return err
 	}
+	c.loads.supersede(key)
+	return c.set(key, value, nil)
+}
+
+// set is Set for a key already checked. f is the load whose value this
+// stores, or nil for a caller's Set. A load began on a miss, so it stores
+// its value only where the key is still missing, and not if superseded
+// meanwhile (see loader.supersede): its value, read before, must not
+// replace a Set's or undo a Delete.
+func (c *Cache) set(key, value []byte, f *flight) error {
 	n := uint64(len(key)) + uint64(len(value))
 	weight := c.weight(n)
 	if uint64(len(value)) > math.MaxUint32 || weight > min(c.maxBudget, c.poolMax) {
@@ -36,8 +46,8 @@ func (c *Cache) Set(key, value []byte) error {
 	h := c.hash(key)
 	for {
 		c.mu.Lock()
-		st := c.cur()
-		err := c.makeRoom(st, key, h, weight)
+		err := c.makeRoom(key, h, weight, f)
+		st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
 		if err == nil {
 			c.sets.Add(1) // Close waits for the Sets in flight
 			st.inflight++ // and a retired store's pool for those in it
@@ -46,7 +56,7 @@ func (c *Cache) Set(key, value []byte) error {
 		if err != nil {
 			return err
 		}
-		err, again := c.setIn(st, key, value, h, weight)
+		err, again := c.setIn(st, key, value, h, weight, f)
 		c.sets.Done()
 		if !again {
 			return err
@@ -58,7 +68,7 @@ func (c *Cache) Set(key, value []byte) error {
 // reserves and copies without the lock, then inserts. If a rebuild
 // replaced st meanwhile, the reservation is let go and again says to start
 // over in the new store.
-func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err error, again bool) {
+func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight) (err error, again bool) {
 	ref, b, err := c.reserve(st, len(key)+len(value))
 	if err == nil {
 		copy(b[copy(b, key):], value)
@@ -66,6 +76,7 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.promised -= weight
+	c.settled.Broadcast() // a Resize may be waiting for it
 	st.inflight--
 	if st != c.cur() {
 		if err == nil {
@@ -79,7 +90,7 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64) (err
 	}
 	switch {
 	case err == nil:
-		return c.insert(st, key, h, ref, b, weight), false
+		return c.insert(st, key, h, ref, b, weight, f), false
 	case errors.Is(err, pool.ErrClosed):
 		return c.keyError("set", key, ErrClosed), false
 	}
@@ -96,15 +107,28 @@ func (c *Cache) tooLarge(n uint64, weight int64) error {
 
 // makeRoom is Set's first step: it removes the key's old entry, asks the
 // policy to admit the new one, and evicts until weight more bytes fit the
-// budget, then promises them to the Set. Callers hold the lock.
-func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64) error {
+// budget, then promises them to the Set. Where the bytes of other Sets in
+// flight stand in the way, it waits for them (their entries may then be
+// evicted), as it does while a Resize waits for them: only pinned entries
+// make it fail with ErrFull. Callers hold the lock, which a wait drops, so
+// the current store may change.
+func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) error {
+	for c.shrinking > 0 && !c.closed {
+		c.settled.Wait() // a Resize waits for the promises made: make none
+	}
 	switch {
 	case c.closed:
 		return c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
 		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
+	case ld.superseded():
+		return errSuperseded
 	}
+	st := c.cur()
 	if id, _, _, _, f := st.find(h, key); f == foundYes {
+		if ld != nil {
+			return errSuperseded // a load began on a miss: a Set stored the key since
+		}
 		c.remove(st, id, h)
 	}
 	if !st.pol.admit(h, weight) {
@@ -112,8 +136,18 @@ func (c *Cache) makeRoom(st *store, key []byte, h uint64, weight int64) error {
 		return ErrRejected
 	}
 	for c.used+c.gone+c.promised+weight > c.budget {
-		if _, ok := c.evictOne(); !ok {
+		if _, ok := c.evictOne(); ok {
+			continue
+		}
+		if c.promised == 0 {
 			return c.keyError("set", key, c.fullError(weight))
+		}
+		c.settled.Wait()
+		switch {
+		case c.closed:
+			return c.keyError("set", key, ErrClosed)
+		case weight > c.budget: // a Resize ran meanwhile
+			return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
 		}
 	}
 	c.promised += weight
@@ -153,14 +187,23 @@ func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
 }
 
 // insert is Set's last step: the segment ref, view b, holds key and its
-// value; it becomes the key's entry, replacing the old one (another Set's).
-// Callers hold the lock.
-func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64) error {
-	if c.closed {
+// value; it becomes the key's entry, replacing the old one (another Set's),
+// unless it is the value of load ld, superseded meanwhile. Callers hold the
+// lock.
+func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64, ld *flight) error {
+	switch {
+	case c.closed:
 		releaseRef(st.p, ref)
 		return c.keyError("set", key, ErrClosed)
+	case ld.superseded():
+		releaseRef(st.p, ref)
+		return errSuperseded
 	}
 	old, _, _, _, f := st.find(h, key)
+	if f == foundYes && ld != nil {
+		releaseRef(st.p, ref)
+		return errSuperseded // a Set stored the key while the load's value was copied in
+	}
 	var err error
 	if f == foundYes {
 		c.detach(st, old)
@@ -234,6 +277,7 @@ func (c *Cache) Delete(key []byte) (bool, error) {
 	if err := c.checkKey("delete", key); err != nil {
 		return false, err
 	}
+	c.loads.supersede(key)
 	h := c.hash(key)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -117,6 +117,19 @@ func (s *store) offsetOf(b []byte) uint64 {
 	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))) - uintptr(s.base))
 }
 
+// spareHolds reports whether appending to dst would write over some of b:
+// whether b lies, in part, in dst's spare capacity.
+//
+// Sound because it only compares addresses, and holds none.
+func spareHolds(dst, b []byte) bool {
+	spare := dst[len(dst):cap(dst)]
+	if len(spare) == 0 || len(b) == 0 {
+		return false
+	}
+	s, p := uintptr(unsafe.Pointer(unsafe.SliceData(spare))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return p < s+uintptr(len(spare)) && s < p+uintptr(len(b))
+}
+
 // poolBase returns the address of offset 0 of p's memory: the address of a
 // zero-length segment's view, less its offset.
 //
