@@ -489,6 +489,115 @@ func TestPeerLoaderPanic(t *testing.T) {
 	}
 }
 
+// otter TestCache_GetDoesNotOverwriteConcurrentSet: a load whose loader
+// returns after a Set of its key returned must not replace the Set's value
+// with its own (older) one.
+func TestPeerLoadDoesNotOverwriteSet(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	for i := range 200 {
+		k := key(i)
+		setDone := make(chan struct{})
+		loading := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := c.GetOrLoad(context.Background(), nil, k, func(context.Context, []byte) ([]byte, error) {
+				close(loading)
+				<-setDone
+				return []byte("loaded"), nil
+			})
+			if err != nil || string(v) != "loaded" {
+				t.Errorf("key %d: load returned %q %v", i, v, err)
+			}
+		}()
+		<-loading
+		setT(t, c, k, []byte("set"))
+		close(setDone)
+		wg.Wait()
+		if got, ok := c.Get(nil, k); !ok || string(got) != "set" {
+			t.Fatalf("key %d: after a Set that returned before the load did, the cache holds %q %v", i, got, ok)
+		}
+	}
+}
+
+// otter TestCache_ConcurrentLoadingAndInvalidate: a Delete that returns
+// while a load of its key is running invalidates that load: the loaded
+// value goes to its callers but is not stored, so it does not outlive the
+// Delete.
+func TestPeerDeleteInvalidatesLoad(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	k := []byte("k")
+	setT(t, c, k, []byte("old"))
+	if _, err := c.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	loading, deleted := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int64
+	load := func(context.Context, []byte) ([]byte, error) {
+		if calls.Add(1) == 1 {
+			close(loading)
+			<-deleted
+		}
+		return []byte("stale"), nil
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := c.GetOrLoad(context.Background(), nil, k, load); err != nil || string(v) != "stale" {
+				t.Errorf("waiter got %q %v", v, err)
+			}
+		}()
+	}
+	<-loading
+	if _, err := c.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	close(deleted)
+	wg.Wait()
+	if n := calls.Load(); n == 1 && c.Has(k) {
+		t.Fatal("a load running when its key was deleted stored its value after the Delete returned")
+	}
+}
+
+// otter TestCache_GetWaiterReturnsWhenItsContextIsDone, with the loader
+// left running: once every caller has gone, the loader's late value is not
+// stored over a Set made meanwhile.
+func TestPeerAbandonedLoadDoesNotOverwrite(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	k := []byte("k")
+	loading, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer close(done)
+		_, err := c.GetOrLoad(ctx, nil, k, func(context.Context, []byte) ([]byte, error) {
+			close(loading)
+			<-release // ignores its context
+			return []byte("late"), nil
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled wait: %v", err)
+		}
+	}()
+	<-loading
+	cancel()
+	<-done
+	setT(t, c, k, []byte("set"))
+	close(release)
+	deadline := time.Now().Add(2 * time.Second)
+	for c.Stats().Loads == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if c.Stats().Loads != 1 {
+		t.Fatal("the abandoned load did not end")
+	}
+	if got, _ := c.Get(nil, k); string(got) != "set" {
+		t.Fatalf("an abandoned load replaced a later Set: %q", got)
+	}
+}
+
 // golang singleflight TestDoDupSuppress, otter
 // TestCache_GetCoalescesConcurrentLoads: concurrent misses of one key share
 // one load; different keys load independently; an error reaches every
