@@ -171,6 +171,24 @@ func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
 	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
 }
 
+// peek is Get under the read lock that counts neither a hit nor a miss
+// and tells the policy nothing: GetOrLoad's second look for key, whose
+// first, a Get, counted the lookup already.
+func (c *Cache) peek(dst, key []byte) ([]byte, bool) {
+	h := c.hash(key)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return dst, false
+	}
+	st := c.cur()
+	_, _, off, lens, f := st.find(h, key)
+	if f != foundYes {
+		return dst, false
+	}
+	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
+}
+
 // Has reports whether the cache holds key. It takes no lock, and counts
 // neither a hit nor a miss.
 func (c *Cache) Has(key []byte) bool {

@@ -21,7 +21,7 @@ import (
 type Loader func(ctx context.Context, key []byte) ([]byte, error)
 
 // loader tracks the loads in flight, by key. Its lock may be held while
-// Get takes the cache's read lock (checked build), never the other way.
+// peek takes the cache's read lock, never the other way.
 type loader struct {
 	mu          sync.Mutex
 	flights     map[string]*flight
@@ -128,7 +128,8 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 		return f, nil, nil
 	}
 	// A flight that just ended stored its value before leaving the map.
-	if v, ok := c.Get(dst, key); ok {
+	// It is a peek: GetOrLoad's Get counted this lookup's miss already.
+	if v, ok := c.peek(dst, key); ok {
 		return nil, v, nil
 	}
 	f := &flight{done: make(chan struct{}), waiters: 1}

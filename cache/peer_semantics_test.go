@@ -656,3 +656,84 @@ func TestPeerLoaderCoalesces(t *testing.T) {
 		t.Fatalf("%d loads for 2 keys, %d entries", calls.Load(), c.Len())
 	}
 }
+
+// fastcache, freecache and bigcache copy what they are given and what they
+// return: changing the key or value after Set, or the value Get returned,
+// changes nothing held; a pinned view may be the value of a Set, even of
+// its own key.
+func TestPeerCopiesInAndOut(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	k, v := []byte("key"), []byte("value")
+	setT(t, c, k, v)
+	k[0], v[0] = 'X', 'X'
+	got, ok := c.Get(nil, []byte("key"))
+	if !ok || string(got) != "value" || c.Has(k) {
+		t.Fatalf("after changing Set's arguments: %q %v, changed key held %v", got, ok, c.Has(k))
+	}
+	got[0] = 'Y'
+	if again, _ := c.Get(nil, []byte("key")); string(again) != "value" {
+		t.Fatalf("changing Get's result changed the entry: %q", again)
+	}
+	view, h, err := c.Pin([]byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setT(t, c, []byte("copy"), view)
+	setT(t, c, []byte("key"), view[1:])
+	if string(view) != "value" {
+		t.Fatalf("a pinned view changed when its key was replaced: %q", view)
+	}
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Get(nil, []byte("copy"))
+	b, _ := c.Get(nil, []byte("key"))
+	if string(a) != "value" || string(b) != "alue" {
+		t.Fatalf("sets from a pinned view: %q %q", a, b)
+	}
+}
+
+// otter TestCache_GetWithSuccessLoad and friends: a loaded empty value is a
+// hit afterwards; a value too large to keep is returned and not held; a
+// loader's error is wrapped, not replaced.
+func TestPeerLoaderValues(t *testing.T) {
+	c := newT(t, 64<<10, nil)
+	ctx := context.Background()
+	got, err := c.GetOrLoad(ctx, []byte("p"), []byte("empty"), func(context.Context, []byte) ([]byte, error) { return nil, nil })
+	if err != nil || string(got) != "p" {
+		t.Fatalf("empty load: %q %v", got, err)
+	}
+	if got, ok := c.Get(nil, []byte("empty")); !ok || len(got) != 0 {
+		t.Fatalf("a loaded empty value: %q %v", got, ok)
+	}
+	big := make([]byte, 128<<10)
+	got, err = c.GetOrLoad(ctx, nil, []byte("big"), func(context.Context, []byte) ([]byte, error) { return big, nil })
+	if err != nil || len(got) != len(big) || c.Has([]byte("big")) {
+		t.Fatalf("a value too large to keep: %d bytes, %v, held %v", len(got), err, c.Has([]byte("big")))
+	}
+	errBackend := errors.New("backend")
+	_, err = c.GetOrLoad(ctx, nil, []byte("e"), func(context.Context, []byte) ([]byte, error) { return nil, errBackend })
+	if !errors.Is(err, errBackend) || c.Has([]byte("e")) {
+		t.Fatalf("loader error: %v", err)
+	}
+}
+
+// ristretto TestCacheMetrics, otter's stats tests: a GetOrLoad that misses
+// counts one miss, and one that hits one hit; its loads are counted.
+func TestPeerLoaderCounts(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	ctx := context.Background()
+	load := func(context.Context, []byte) ([]byte, error) { return []byte("v"), nil }
+	if _, err := c.GetOrLoad(ctx, nil, []byte("k"), load); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Misses != 1 || st.Hits != 0 || st.Loads != 1 {
+		t.Fatalf("after one GetOrLoad that missed: %d misses, %d hits, %d loads", st.Misses, st.Hits, st.Loads)
+	}
+	if _, err := c.GetOrLoad(ctx, nil, []byte("k"), load); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Misses != 1 || st.Hits != 1 || st.Loads != 1 {
+		t.Fatalf("after one more that hit: %d misses, %d hits, %d loads", st.Misses, st.Hits, st.Loads)
+	}
+}
