@@ -737,3 +737,53 @@ func TestPeerLoaderCounts(t *testing.T) {
 		t.Fatalf("after one more that hit: %d misses, %d hits, %d loads", st.Misses, st.Hits, st.Loads)
 	}
 }
+
+// otter TestCache_ConcurrentGetAndSet: loads, Sets and Deletes of
+// overlapping keys from many goroutines; every value read is one made for
+// its key, and nothing deadlocks, Close included.
+func TestPeerLoadersRacingWriters(t *testing.T) {
+	c := newT(t, 128<<10, nil)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 2))
+			for n := 0; !stop.Load(); n++ {
+				i := r.IntN(32)
+				switch r.IntN(4) {
+				case 0:
+					_ = c.Set(key(i), value(i, n, 50+r.IntN(500)))
+				case 1:
+					_, _ = c.Delete(key(i))
+				default:
+					v, err := c.GetOrLoad(context.Background(), nil, key(i), func(_ context.Context, k []byte) ([]byte, error) {
+						if r.IntN(8) == 0 {
+							return nil, errors.New("load failed")
+						}
+						return value(i, -n, 50), nil
+					})
+					if err == nil && !valid(v, i) {
+						bad.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d foreign or torn values", bad.Load())
+	}
+	for i := range 32 {
+		if v, ok := c.Get(nil, key(i)); ok && !valid(v, i) {
+			t.Fatalf("key %d holds a foreign value", i)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
