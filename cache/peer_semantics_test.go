@@ -787,3 +787,46 @@ func TestPeerLoadersRacingWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// fastcache TestCacheWrap counts its Get calls exactly: after concurrent
+// Gets and Pins, hits and misses add up to the lookups made, and Has adds
+// nothing.
+func TestPeerLookupCountsConcurrent(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	for i := range 50 {
+		setT(t, c, key(i), value(i, 0, 20))
+	}
+	var wg sync.WaitGroup
+	var hits, misses atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for n := range 5000 {
+				i := (n*7 + g) % 100 // half the keys were never set
+				var ok bool
+				if n%3 == 0 {
+					var h Handle
+					var err error
+					if _, h, err = c.Pin(key(i)); err == nil {
+						ok = true
+						_ = h.Release()
+					}
+				} else {
+					buf, ok = c.Get(buf[:0], key(i))
+				}
+				c.Has(key(i))
+				if ok {
+					hits.Add(1)
+				} else {
+					misses.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := c.Stats(); int64(st.Hits) != hits.Load() || int64(st.Misses) != misses.Load() {
+		t.Fatalf("stats say %d hits, %d misses; the callers saw %d and %d", st.Hits, st.Misses, hits.Load(), misses.Load())
+	}
+}
