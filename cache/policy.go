@@ -72,13 +72,12 @@ import (
 //
 // # Concurrency and memory
 //
-// hit and miss run concurrently with everything and take no lock, nor any
-// locked instruction (see relaxed.go): a hit raises the entry's 2-bit CLOCK
-// counter with a load and a store (lossy under races, which only costs a
-// second chance), ticks the policy clock when the counter was 0 (so the
-// shared clock is written about as often as the locked side clears counters,
-// not once per hit), and counts the key in the sketch with a load and a
-// store. Everything else runs under the cache's write
+// hit and miss run concurrently with everything and take no lock: a hit raises
+// the entry's 2-bit CLOCK counter with an atomic load and store (lossy under
+// races, which only costs a second chance), ticks the policy clock when the
+// counter was 0 (so the shared clock is written about as often as the locked
+// side clears counters, not once per hit), and counts the key in the sketch
+// with one compare-and-swap. Everything else runs under the cache's write
 // lock. Entry metadata, the sketch and the ghost live in vmem regions, outside
 // the Go heap and free of Go pointers; the policy's own Go object is a fixed
 // size. Pinned entries are parked in their own list in O(1) and never
@@ -231,8 +230,8 @@ func (p *policy) hit(id uint32) {
 	e := &p.ents[id+numLists]
 	pid := proc.Pin()
 	tick := false
-	if r := relaxedLoad32(&e.ref); r < maxRef {
-		relaxedStore32(&e.ref, r+1)
+	if r := atomic.LoadUint32(&e.ref); r < maxRef {
+		atomic.StoreUint32(&e.ref, r+1)
 		tick = r == 0
 	}
 	p.counts.note(pid, tick, p.sk.increment(atomic.LoadUint64(&e.hash)))

@@ -74,18 +74,18 @@ func (c *hitCounts) note(pid int, tick, add bool) {
 	}
 	l, chunk := &c.locals[pid], c.chunk.Load()
 	if tick {
-		if n := relaxedLoad64(&l.ticks) + 1; n < chunk {
-			relaxedStore64(&l.ticks, n)
+		if n := atomic.LoadUint64(&l.ticks) + 1; n < chunk {
+			atomic.StoreUint64(&l.ticks, n)
 		} else {
-			relaxedStore64(&l.ticks, 0)
+			atomic.StoreUint64(&l.ticks, 0)
 			c.ticks.Add(n)
 		}
 	}
 	if add {
-		if n := relaxedLoad64(&l.adds) + 1; n < chunk {
-			relaxedStore64(&l.adds, n)
+		if n := atomic.LoadUint64(&l.adds) + 1; n < chunk {
+			atomic.StoreUint64(&l.adds, n)
 		} else {
-			relaxedStore64(&l.adds, 0)
+			atomic.StoreUint64(&l.adds, 0)
 			c.adds.Add(int64(n))
 		}
 	}

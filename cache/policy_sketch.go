@@ -15,11 +15,10 @@ import (
 //
 // Each key maps to one 64-bit word and to one 4-bit counter in each of the
 // word's four groups of four counters, so the four counters are always
-// distinct and an increment is one load and one store of that word, both
-// relaxed (see relaxed.go). The estimate is the smallest of the four. Racing
-// increments may lose one another, and an increment racing an aging may undo
-// that word's halving: the sketch is an estimate, and either changes nothing
-// but the estimate.
+// distinct and an increment is one load and one compare-and-swap. The
+// estimate is the smallest of the four. An increment that loses a race is
+// dropped: the sketch is an estimate, and a lost count changes nothing but
+// the estimate.
 //
 // Aging: once the increments since the last aging (counted by the policy's
 // hitCounts) reach sample, 10 times the entries it sizes for as in TinyLFU,
@@ -91,18 +90,14 @@ func (s *sketch) frequency(h uint64) int {
 // old width before it releases the table's upper part.
 func (s *sketch) increment(h uint64) bool {
 	word, shifts := s.counters(h)
-	w := relaxedLoad64(word)
+	w := atomic.LoadUint64(word)
 	n := w
 	for _, sh := range shifts {
 		if n>>sh&15 < 15 {
 			n += 1 << sh
 		}
 	}
-	if n == w {
-		return false
-	}
-	relaxedStore64(word, n)
-	return true
+	return n != w && atomic.CompareAndSwapUint64(word, w, n)
 }
 
 // age halves every counter and returns how many increments to take off the
