@@ -1254,3 +1254,42 @@ func TestMetaBytesBoundsRSS(t *testing.T) {
 		t.Fatalf("RSS grew %d MiB for %d entries, but BytesUsed is %d MiB and MetaBytes %d MiB", grown>>20, st.Entries, st.BytesUsed>>20, st.MetaBytes>>20)
 	}
 }
+
+// TestCloseWakesLoadWaiters: Close returns the waiters of a load whose
+// loader ignores its context at once, with ErrClosed, instead of leaving
+// them until the loader returns.
+func TestCloseWakesLoadWaiters(t *testing.T) {
+	c, err := New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	loaderDone := make(chan struct{})
+	load := func(context.Context, []byte) ([]byte, error) {
+		defer close(loaderDone)
+		close(started)
+		<-release // ignores its context
+		return []byte("late"), nil
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.GetOrLoad(context.Background(), nil, []byte("k"), load)
+			errs <- err
+		}()
+	}
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			wantErr(t, err, ErrClosed)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a GetOrLoad still waits for a loader that ignores its context after Close")
+		}
+	}
+	close(release)
+	<-loaderDone
+}

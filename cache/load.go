@@ -26,6 +26,7 @@ type loader struct {
 	mu          sync.Mutex
 	flights     map[string]*flight
 	closed      bool
+	closing     chan struct{} // closed by cancelAll; made by the first join
 	loads, errs atomic.Int64
 	inMap       atomic.Int64 // len(flights), for Set and Delete to read without the lock
 }
@@ -33,6 +34,7 @@ type loader struct {
 // flight is one load in flight and the callers waiting for it.
 type flight struct {
 	done    chan struct{} // closed when val and err are set
+	closing chan struct{} // the loader's: Close wakes the waiters
 	val     []byte
 	err     error
 	waiters int
@@ -73,7 +75,8 @@ func (l *loader) supersede(key []byte) {
 // cached: every caller waiting for it gets its error. A value the cache
 // cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
 // this caller's wait with ctx's error; the load goes on for the others, and
-// is cancelled when none is left. A miss with ctx done already returns
+// is cancelled when none is left. Close cancels every load and ends every
+// wait with ErrClosed, even if a loader ignores its context. A miss with ctx done already returns
 // ctx's error and starts no load. A Set or Delete of key made while the
 // load runs wins: the load's value, read before it, is still returned to
 // its waiters but not stored, so it never replaces a newer value or undoes
@@ -106,6 +109,11 @@ func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]
 	case <-ctx.Done():
 		c.leave(string(key), f)
 		return dst, c.keyError("load", key, ctx.Err())
+	case <-f.closing:
+		// Close cancelled the load's context; a loader that ignores it
+		// must not hold the waiters.
+		c.leave(string(key), f)
+		return dst, c.keyError("load", key, fmt.Errorf("%w: %w", ErrClosed, context.Canceled))
 	}
 }
 
@@ -132,7 +140,10 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 	if v, ok := c.peek(dst, key); ok {
 		return nil, v, nil
 	}
-	f := &flight{done: make(chan struct{}), waiters: 1}
+	if l.closing == nil {
+		l.closing = make(chan struct{})
+	}
+	f := &flight{done: make(chan struct{}), closing: l.closing, waiters: 1}
 	// The loader's context names f, so that a GetOrLoad it makes with it
 	// for the same key is caught (see above) rather than waiting for f.
 	lctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), f, f))
@@ -225,10 +236,13 @@ func (l *loader) unmap(key string, f *flight) {
 	}
 }
 
-// cancelAll cancels every load in flight, at Close.
+// cancelAll cancels every load in flight and wakes their waiters, at Close.
 func (l *loader) cancelAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closing != nil && !l.closed {
+		close(l.closing)
+	}
 	l.closed = true
 	for _, f := range l.flights {
 		f.cancel()
