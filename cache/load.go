@@ -76,11 +76,12 @@ func (l *loader) supersede(key []byte) {
 // cannot store (ErrRejected, say) is still returned. Cancelling ctx ends
 // this caller's wait with ctx's error; the load goes on for the others, and
 // is cancelled when none is left. Close cancels every load and ends every
-// wait with ErrClosed, even if a loader ignores its context. A miss with ctx done already returns
-// ctx's error and starts no load. A Set or Delete of key made while the
-// load runs wins: the load's value, read before it, is still returned to
-// its waiters but not stored, so it never replaces a newer value or undoes
-// a Delete; nor is the value of a load every waiter gave up on stored.
+// wait with ErrClosed, even if a loader ignores its context. A miss with
+// ctx done already returns ctx's error and starts no load. A Set or Delete
+// of key made while the load runs wins: the load's value, read before it,
+// is still returned to its waiters but not stored, so it never replaces a
+// newer value or undoes a Delete; nor is the value of a load every waiter
+// gave up on stored.
 func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]byte, error) {
 	if err := c.checkKey("load", key); err != nil {
 		return dst, err
