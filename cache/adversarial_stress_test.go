@@ -167,15 +167,7 @@ func advStress(t *testing.T, c *Cache, shared *pool.Pool, maxB int) {
 	if testing.Short() {
 		dur = 100 * time.Millisecond
 	}
-	time.Sleep(dur)
-	stop.Store(true)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	stopAfter(t, dur, &stop, &wg, errs)
 	c.mu.Lock()
 	if err := c.verify(); err != nil {
 		t.Error(err)

@@ -157,33 +157,6 @@ func TestLoaderPanicIsAnError(t *testing.T) {
 	}
 }
 
-// TestLoadCancelledByCloseSaysClosed closes the cache under a waiting
-// GetOrLoad whose loader honours its context: the caller, whose own
-// context is live, gets ErrClosed as well as the loader's context.Canceled
-// (it got context.Canceled alone, which reads as its own context's).
-func TestLoadCancelledByCloseSaysClosed(t *testing.T) {
-	c, err := New(1<<16, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, done := make(chan struct{}), make(chan error)
-	go func() {
-		_, err := c.GetOrLoad(context.Background(), nil, []byte("k"), func(ctx context.Context, _ []byte) ([]byte, error) {
-			close(started)
-			<-ctx.Done()
-			return nil, ctx.Err()
-		})
-		done <- err
-	}()
-	<-started
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	err = <-done
-	wantErr(t, err, ErrClosed)
-	wantErr(t, err, context.Canceled)
-}
-
 // TestResizeWaitsForSetsInFlight shrinks a cache, with nothing pinned,
 // while another goroutine sets and deletes a value larger than the new
 // budget: the bytes that Set has made room for and is copying in are not
