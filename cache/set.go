@@ -161,8 +161,9 @@ func (c *Cache) fullError(weight int64) error {
 // reserve places n bytes in st's pool, latched (the cache holds it so until
 // the entry leaves). On its own pool the cache has made room already, and
 // a reservation fails only where the free space is in pieces too small:
-// it then evicts more, without asking the pool to compact (which cannot
-// move the latched entries) or grow past the budget. On a shared pool the
+// it then evicts more, or waits for the Sets in flight (see roomInPool),
+// without asking the pool to compact (which cannot move the latched
+// entries) or grow past the budget. On a shared pool the
 // pool's own slow path runs, asking its reclaimers (this cache among
 // them) for room; mu is not held, so that cannot deadlock.
 func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
@@ -175,15 +176,37 @@ func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
 			return ref, b, err
 		}
 		c.mu.Lock()
-		ok := false
-		if !c.closed && st == c.cur() {
-			_, ok = c.evictOne()
-		}
+		ok := c.roomInPool(st)
 		c.mu.Unlock()
 		if !ok {
 			return 0, nil, err
 		}
 	}
+}
+
+// roomInPool makes room in st's own pool for a reservation that found the
+// free space in pieces too small: it evicts an entry or, with none left
+// unpinned, waits for a Set in flight that may hold space in the pool (its
+// reservation may be what splits the free space; it ends in finite time,
+// as pinned entries need not) and reports whether to try again. A Set
+// waiting here holds no space, so it waits only while another Set in flight
+// is not waiting too: the last to come fails with ErrFull (everything else
+// is pinned), and its end wakes the rest. Callers hold the lock, which the
+// wait drops.
+func (c *Cache) roomInPool(st *store) bool {
+	if c.closed || st != c.cur() {
+		return false
+	}
+	if _, ok := c.evictOne(); ok {
+		return true
+	}
+	if st.inflight-st.stalled <= 1 {
+		return false
+	}
+	st.stalled++
+	c.settled.Wait()
+	st.stalled--
+	return true
 }
 
 // insert is Set's last step: the segment ref, view b, holds key and its

@@ -1,0 +1,114 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// within runs f and, if it has not returned after d, panics with every
+// goroutine's stack, so that a hang fails with its cause instead of
+// holding CI until the test binary's timeout.
+func within(t testing.TB, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		panic(fmt.Sprintf("%s: still running after %v\n%s", what, d, buf))
+	}
+}
+
+// TestSetWaitsForReservationsInFlight has four goroutines set values of a
+// quarter to nearly half the budget in a cache with a pool of its own,
+// nothing pinned: a Set whose room the budget has (it evicted for it) may
+// find the pool's free space split by the reservations of other Sets in
+// flight. It must wait for them and try again, not fail with ErrFull (it
+// did, in about a third of the Sets, dropping its key's old value).
+func TestSetWaitsForReservationsInFlight(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	c := newT(t, 1<<20, nil)
+	var fulls, sets atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for g, size := range []int{250 << 10, 350 << 10, 450 << 10, 100 << 10} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := make([]byte, size)
+			for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+				sets.Add(1)
+				if err := c.Set(key(g), v); errors.Is(err, ErrFull) {
+					fulls.Add(1)
+					first.CompareAndSwap(nil, err)
+				} else if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	within(t, 5*time.Second, "Sets", wg.Wait)
+	if n := fulls.Load(); n > 0 {
+		t.Fatalf("%d Sets of %d failed with ErrFull with nothing pinned; the first: %v", n, sets.Load(), first.Load())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSetsFailWherePinsSplitThePool pins every other entry of a full
+// cache with a pool of its own, so that the free space is in pieces too
+// small for any of the values three goroutines then set: each Set must
+// end, with ErrFull, and none wait for ever for another (a Set that waits
+// for Sets in flight holding pool space must not wait for one that waits
+// too).
+func TestSetsFailWherePinsSplitThePool(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	c := newT(t, 1<<20, nil)
+	v := make([]byte, 60<<10)
+	var hs []Handle
+	for i := range 16 {
+		setT(t, c, key(i), v)
+		if i%2 == 0 {
+			_, h, err := c.Pin(key(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs = append(hs, h)
+		}
+	}
+	big := make([]byte, 200<<10)
+	for range 20 {
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.Set(key(100+g), big); err != nil && !errors.Is(err, ErrFull) {
+					t.Error(err)
+				}
+			}()
+		}
+		within(t, 5*time.Second, "Sets", wg.Wait)
+	}
+	for _, h := range hs {
+		if err := h.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.verify(); err != nil {
+		t.Fatal(err)
+	}
+}
