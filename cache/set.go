@@ -91,7 +91,9 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *f
 	switch {
 	case err == nil:
 		return c.insert(st, key, h, ref, b, weight, f), false
-	case errors.Is(err, pool.ErrClosed):
+	case c.closed, errors.Is(err, pool.ErrClosed):
+		// Closed while it reserved: a reservation that failed meanwhile
+		// stopped making room (see roomInPool), so ErrFull would blame pins.
 		return c.keyError("set", key, ErrClosed), false
 	}
 	return c.keyError("set", key, fmt.Errorf("%w: %w", ErrFull, err)), false
