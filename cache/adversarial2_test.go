@@ -3,16 +3,21 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/offheap/offheap/pool"
 )
 
-// within runs f and, if it has not returned after d, panics with every
-// goroutine's stack, so that a hang fails with its cause instead of
-// holding CI until the test binary's timeout.
+// within runs f and, if it has not returned after d, prints every
+// goroutine's stack and ends the test binary, so that a hang fails with its
+// cause instead of holding CI until the binary's timeout. It exits rather
+// than panics: a panicking test still runs its cleanups, and a cache's
+// Close waits for the very Sets that hang.
 func within(t testing.TB, d time.Duration, what string, f func()) {
 	t.Helper()
 	done := make(chan struct{})
@@ -22,7 +27,8 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	case <-time.After(d):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		panic(fmt.Sprintf("%s: still running after %v\n%s", what, d, buf))
+		fmt.Fprintf(os.Stderr, "--- FAIL: %s: %s: still running after %v\n%s", t.Name(), what, d, buf)
+		os.Exit(2)
 	}
 }
 
@@ -155,4 +161,52 @@ func TestSetsRacingCloseSayClosed(t *testing.T) {
 	if n := wrong.Load(); n > 0 {
 		t.Fatalf("%d of %d Sets racing Close failed with neither nil nor ErrClosed; the first: %v", n, total.Load(), first.Load())
 	}
+}
+
+// shrinkOnReclaim is a reclaimer of a shared pool that gives the pool room
+// by shrinking a cache's budget below what it holds (a memory governor,
+// say); it calls nothing that reserves in the pool, as the pool asks.
+type shrinkOnReclaim struct {
+	c   *Cache
+	err error
+}
+
+func (s *shrinkOnReclaim) Reclaim(need int) int {
+	before := s.c.Stats().BytesUsed
+	s.err = s.c.Resize(max(1, before-need))
+	return max(0, before-s.c.Stats().BytesUsed)
+}
+
+// TestResizeFromReclaimer sets a value in a cache on a shared pool that
+// another user has mostly filled: the pool's slow path runs, on the Set's
+// goroutine, a reclaimer that resizes the cache. That Resize waited for the
+// Sets in flight, this one among them, which waited for it: for ever. It
+// must not wait for a Set asking a full pool for room (ErrFull, as the pool
+// is full), and the Set must end.
+func TestResizeFromReclaimer(t *testing.T) {
+	p, err := pool.New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := newT(t, 1<<20, &Options{Pool: p})
+	if _, err := p.Commit(make([]byte, 700<<10)); err != nil {
+		t.Fatal(err)
+	}
+	r := &shrinkOnReclaim{c: c}
+	if err := p.AddReclaimer(r); err != nil {
+		t.Fatal(err)
+	}
+	defer p.RemoveReclaimer(r)
+	within(t, 3*time.Second, "Set whose reclaimer resizes the cache", func() {
+		wantErr(t, c.Set([]byte("k"), make([]byte, 400<<10)), ErrFull)
+	})
+	wantErr(t, r.err, ErrFull)
+	c.mu.Lock()
+	promised := c.promised
+	c.mu.Unlock()
+	if st := c.Stats(); st.Budget != 1<<20 || st.Entries != 0 || promised != 0 {
+		t.Fatalf("stats %+v, promised %d", st, promised)
+	}
+	setT(t, c, []byte("k"), make([]byte, 100<<10))
 }

@@ -69,13 +69,16 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 // replaced st meanwhile, the reservation is let go and again says to start
 // over in the new store.
 func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight) (err error, again bool) {
-	ref, b, err := c.reserve(st, len(key)+len(value))
+	ref, b, slow, err := c.reserve(st, len(key)+len(value), weight)
 	if err == nil {
 		copy(b[copy(b, key):], value)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.promised -= weight
+	if slow {
+		c.reclaiming -= weight
+	}
 	c.settled.Broadcast() // a Resize may be waiting for it
 	st.inflight--
 	if st != c.cur() {
@@ -167,23 +170,43 @@ func (c *Cache) fullError(weight int64) error {
 // without asking the pool to compact (which cannot move the latched
 // entries) or grow past the budget. On a shared pool the
 // pool's own slow path runs, asking its reclaimers (this cache among
-// them) for room; mu is not held, so that cannot deadlock.
-func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
+// them) for room; mu is not held, so that cannot deadlock. slow says the
+// Set's weight was counted reclaiming meanwhile (see sharedReserve).
+func (c *Cache) reserve(st *store, n int, weight int64) (ref pool.Ref, b []byte, slow bool, err error) {
 	if !c.owned {
-		return st.p.Reserve(n)
+		return c.sharedReserve(st, n, weight)
 	}
 	for {
 		ref, b, err := st.p.TryReserve(n)
 		if err == nil || !errors.Is(err, pool.ErrFull) {
-			return ref, b, err
+			return ref, b, false, err
 		}
 		c.mu.Lock()
 		ok := c.roomInPool(st)
 		c.mu.Unlock()
 		if !ok {
-			return 0, nil, err
+			return 0, nil, false, err
 		}
 	}
+}
+
+// sharedReserve is reserve on a shared pool. Where the pool has no room at
+// once, its slow path runs the pool's reclaimers on this goroutine, and a
+// reclaimer may be code that waits for this cache (one that Resizes it,
+// say): a Resize must not wait for this Set then, as it waits for Sets in
+// flight, or each would wait for the other. So the Set's weight is counted
+// reclaiming meanwhile, and evictTo does not wait for it.
+func (c *Cache) sharedReserve(st *store, n int, weight int64) (pool.Ref, []byte, bool, error) {
+	ref, b, err := st.p.TryReserve(n)
+	if err == nil || !errors.Is(err, pool.ErrFull) {
+		return ref, b, false, err
+	}
+	c.mu.Lock()
+	c.reclaiming += weight
+	c.settled.Broadcast() // a Resize waiting for this Set waits no more
+	c.mu.Unlock()
+	ref, b, err = st.p.Reserve(n)
+	return ref, b, true, err
 }
 
 // roomInPool makes room in st's own pool for a reservation that found the
