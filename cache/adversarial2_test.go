@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"sync"
@@ -210,3 +212,173 @@ func TestResizeFromReclaimer(t *testing.T) {
 	}
 	setT(t, c, []byte("k"), make([]byte, 100<<10))
 }
+
+// heldPins returns the pins and pinned bytes the entry table really holds.
+func (c *Cache) heldPins() (pins, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.cur()
+	for id := range s.nextID {
+		e := s.entry(id)
+		if n := pinsOf(e.loadWord()); n > 0 {
+			pins += int64(n)
+			bytes += c.weight(keyLen(e.lens) + valLen(e.lens))
+		}
+	}
+	return
+}
+
+// statsAfterMixedConcurrency runs phases of Sets, Deletes, Pins, Releases,
+// GetOrLoads (some given up on) and Gets, with Resizes from 1 byte to
+// MaxBudget, and after each checks Stats against what is really held:
+// Handles and BytesPinned against the pins in the entry table and those the
+// test holds, Loads against the loader's calls, Entries and BytesUsed
+// against the invariants; Close is busy while pins are out, and after the
+// last Close no goroutine is left.
+func statsAfterMixedConcurrency(t *testing.T, shared bool) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	var opts = &Options{MaxBudget: 1 << 20}
+	var p *pool.Pool
+	if shared {
+		var err error
+		p, err = pool.New(1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		opts.Pool = p
+	}
+	g0 := runtime.NumGoroutine()
+	c, err := New(256<<10, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaderCalls atomic.Int64
+	phases := 6
+	if testing.Short() {
+		phases = 2
+	}
+	for phase := range phases {
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		keep := make([][]Handle, 4)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(g), uint64(phase)))
+				var hs []Handle
+				for !stop.Load() {
+					k := key(r.IntN(200))
+					switch r.IntN(8) {
+					case 0, 1:
+						v := make([]byte, r.IntN(8000))
+						if err := c.Set(k, v); err != nil && !errors.Is(err, ErrFull) && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrTooLarge) {
+							t.Error(err)
+						}
+					case 2:
+						_, _ = c.Delete(k)
+					case 3, 4:
+						if _, h, err := c.Pin(k); err == nil {
+							hs = append(hs, h)
+						}
+					case 5:
+						if len(hs) > 0 {
+							i := r.IntN(len(hs))
+							if err := hs[i].Release(); err != nil {
+								t.Error(err)
+							}
+							hs[i] = hs[len(hs)-1]
+							hs = hs[:len(hs)-1]
+						}
+					case 6:
+						ctx, cancel := context.WithTimeout(context.Background(), time.Duration(r.IntN(200))*time.Microsecond)
+						_, _ = c.GetOrLoad(ctx, nil, k, func(ctx context.Context, k []byte) ([]byte, error) {
+							loaderCalls.Add(1)
+							if k[len(k)-1]%2 == 0 {
+								time.Sleep(50 * time.Microsecond)
+							}
+							return make([]byte, 3000), nil
+						})
+						cancel()
+					case 7:
+						_, _ = c.Get(nil, k)
+					}
+				}
+				keep[g] = hs
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(7, uint64(phase)))
+			for !stop.Load() {
+				_ = c.Resize([]int{1 << 20, 64 << 10, 8 << 10, 300 << 10, 1}[r.IntN(5)])
+				time.Sleep(200 * time.Microsecond)
+			}
+		}()
+		time.Sleep(80 * time.Millisecond)
+		stop.Store(true)
+		within(t, 5*time.Second, "workers", wg.Wait)
+		// quiescent, except loads still landing
+		for c.loads.inMap.Load() != 0 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(5 * time.Millisecond)
+		pins, bytes := c.heldPins()
+		st := c.Stats()
+		n := 0
+		for _, hs := range keep {
+			n += len(hs)
+		}
+		if int64(st.Handles) != pins || int64(n) != pins || int64(st.BytesPinned) != bytes {
+			t.Errorf("phase %d: stats handles %d pinned %d; table %d pins, %d bytes; test holds %d", phase, st.Handles, st.BytesPinned, pins, bytes, n)
+		}
+		if st.Loads != int(loaderCalls.Load()) {
+			t.Errorf("phase %d: Loads %d, loader called %d", phase, st.Loads, loaderCalls.Load())
+		}
+		c.mu.Lock()
+		if err := c.verify(); err != nil {
+			t.Error(err)
+		}
+		if st.Entries != int(c.count.Load()) || st.BytesUsed != int(c.used+c.gone) || c.promised != 0 {
+			t.Errorf("phase %d: stats %+v, promised %d", phase, st, c.promised)
+		}
+		c.mu.Unlock()
+		if n > 0 {
+			if err := c.Close(); !errors.Is(err, ErrBusy) {
+				t.Errorf("close with pins: %v", err)
+			}
+		}
+		for _, hs := range keep {
+			for _, h := range hs {
+				if err := h.Release(); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		st = c.Stats()
+		if st.Handles != 0 || st.BytesPinned != 0 {
+			t.Errorf("phase %d after release: %+v", phase, st)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if shared {
+		if ps := p.Stats(); ps.Used != 0 {
+			t.Errorf("pool still holds %d", ps.Used)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > g0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > g0 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines left\n%s", n-g0, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestStatsAfterMixedConcurrencyOwned(t *testing.T)  { statsAfterMixedConcurrency(t, false) }
+func TestStatsAfterMixedConcurrencyShared(t *testing.T) { statsAfterMixedConcurrency(t, true) }
