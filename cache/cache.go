@@ -186,6 +186,7 @@ type Cache struct {
 	used       int64 // bytes of live entries
 	gone       int64 // bytes of gone entries (deleted while pinned)
 	promised   int64 // bytes Sets have made room for and are reserving
+	reclaiming int64 // of those, bytes of Sets in a shared pool's slow path (see sharedReserve)
 	count      atomic.Int64
 	maxEntries uint64
 	ops        counts

@@ -21,9 +21,10 @@ import (
 // entries together in place and shrinks the pool and the index. Readers
 // wait while entries move. A cache on a shared pool only evicts: the pool's
 // pages are its owner's. Sets in flight whose bytes would not fit n are
-// waited for (new Sets wait meanwhile), then evicted if need be. If pinned
-// entries alone exceed n, Resize evicts what it can and returns ErrFull,
-// keeping the old budget.
+// waited for (new Sets wait meanwhile), then evicted if need be; but not
+// Sets asking a full shared pool for room, whose reclaimers may be what
+// called Resize. If pinned entries alone (or with those Sets) exceed n,
+// Resize evicts what it can and returns ErrFull, keeping the old budget.
 func (c *Cache) Resize(n int) error {
 	switch {
 	case n <= 0:
@@ -59,7 +60,9 @@ func (c *Cache) Resize(n int) error {
 // evictTo evicts until the entries and the Sets' promises fit b bytes. It
 // waits for Sets in flight whose promises alone stand in the way (they end
 // in finite time; new Sets wait meanwhile), so that only pinned entries
-// make it fail, with ErrFull. Callers hold the lock, which the wait drops.
+// make it fail, with ErrFull; or Sets in a full shared pool's slow path,
+// whose reclaimers may be waiting for this Resize (see sharedReserve).
+// Callers hold the lock, which the wait drops.
 func (c *Cache) evictTo(b int64) error {
 	waiting := false
 	defer func() {
@@ -72,8 +75,8 @@ func (c *Cache) evictTo(b int64) error {
 		if _, ok := c.evictOne(); ok {
 			continue
 		}
-		if c.promised == 0 {
-			return fmt.Errorf("%d bytes pinned: %w", c.used+c.gone, ErrFull)
+		if c.promised == c.reclaiming { // none, or only Sets that may be waiting for this Resize
+			return fmt.Errorf("%d bytes pinned, %d promised to Sets asking a full pool for room: %w", c.used+c.gone, c.promised, ErrFull)
 		}
 		if !waiting {
 			waiting = true

@@ -69,13 +69,16 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 // replaced st meanwhile, the reservation is let go and again says to start
 // over in the new store.
 func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight) (err error, again bool) {
-	ref, b, err := c.reserve(st, len(key)+len(value))
+	ref, b, slow, err := c.reserve(st, len(key)+len(value), weight)
 	if err == nil {
 		copy(b[copy(b, key):], value)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.promised -= weight
+	if slow {
+		c.reclaiming -= weight
+	}
 	c.settled.Broadcast() // a Resize may be waiting for it
 	st.inflight--
 	if st != c.cur() {
@@ -91,7 +94,9 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *f
 	switch {
 	case err == nil:
 		return c.insert(st, key, h, ref, b, weight, f), false
-	case errors.Is(err, pool.ErrClosed):
+	case c.closed, errors.Is(err, pool.ErrClosed):
+		// Closed while it reserved: a reservation that failed meanwhile
+		// stopped making room (see roomInPool), so ErrFull would blame pins.
 		return c.keyError("set", key, ErrClosed), false
 	}
 	return c.keyError("set", key, fmt.Errorf("%w: %w", ErrFull, err)), false
@@ -161,29 +166,72 @@ func (c *Cache) fullError(weight int64) error {
 // reserve places n bytes in st's pool, latched (the cache holds it so until
 // the entry leaves). On its own pool the cache has made room already, and
 // a reservation fails only where the free space is in pieces too small:
-// it then evicts more, without asking the pool to compact (which cannot
-// move the latched entries) or grow past the budget. On a shared pool the
+// it then evicts more, or waits for the Sets in flight (see roomInPool),
+// without asking the pool to compact (which cannot move the latched
+// entries) or grow past the budget. On a shared pool the
 // pool's own slow path runs, asking its reclaimers (this cache among
-// them) for room; mu is not held, so that cannot deadlock.
-func (c *Cache) reserve(st *store, n int) (pool.Ref, []byte, error) {
+// them) for room; mu is not held, so that cannot deadlock. slow says the
+// Set's weight was counted reclaiming meanwhile (see sharedReserve).
+func (c *Cache) reserve(st *store, n int, weight int64) (ref pool.Ref, b []byte, slow bool, err error) {
 	if !c.owned {
-		return st.p.Reserve(n)
+		return c.sharedReserve(st, n, weight)
 	}
 	for {
 		ref, b, err := st.p.TryReserve(n)
 		if err == nil || !errors.Is(err, pool.ErrFull) {
-			return ref, b, err
+			return ref, b, false, err
 		}
 		c.mu.Lock()
-		ok := false
-		if !c.closed && st == c.cur() {
-			_, ok = c.evictOne()
-		}
+		ok := c.roomInPool(st)
 		c.mu.Unlock()
 		if !ok {
-			return 0, nil, err
+			return 0, nil, false, err
 		}
 	}
+}
+
+// sharedReserve is reserve on a shared pool. Where the pool has no room at
+// once, its slow path runs the pool's reclaimers on this goroutine, and a
+// reclaimer may be code that waits for this cache (one that Resizes it,
+// say): a Resize must not wait for this Set then, as it waits for Sets in
+// flight, or each would wait for the other. So the Set's weight is counted
+// reclaiming meanwhile, and evictTo does not wait for it.
+func (c *Cache) sharedReserve(st *store, n int, weight int64) (pool.Ref, []byte, bool, error) {
+	ref, b, err := st.p.TryReserve(n)
+	if err == nil || !errors.Is(err, pool.ErrFull) {
+		return ref, b, false, err
+	}
+	c.mu.Lock()
+	c.reclaiming += weight
+	c.settled.Broadcast() // a Resize waiting for this Set waits no more
+	c.mu.Unlock()
+	ref, b, err = st.p.Reserve(n)
+	return ref, b, true, err
+}
+
+// roomInPool makes room in st's own pool for a reservation that found the
+// free space in pieces too small: it evicts an entry or, with none left
+// unpinned, waits for a Set in flight that may hold space in the pool (its
+// reservation may be what splits the free space; it ends in finite time,
+// as pinned entries need not) and reports whether to try again. A Set
+// waiting here holds no space, so it waits only while another Set in flight
+// is not waiting too: the last to come fails with ErrFull (everything else
+// is pinned), and its end wakes the rest. Callers hold the lock, which the
+// wait drops.
+func (c *Cache) roomInPool(st *store) bool {
+	if c.closed || st != c.cur() {
+		return false
+	}
+	if _, ok := c.evictOne(); ok {
+		return true
+	}
+	if st.inflight-st.stalled <= 1 {
+		return false
+	}
+	st.stalled++
+	c.settled.Wait()
+	st.stalled--
+	return true
 }
 
 // insert is Set's last step: the segment ref, view b, holds key and its

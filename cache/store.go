@@ -33,6 +33,7 @@ type store struct {
 	nextID   uint32 // ids ever used: [0, nextID)
 	retired  int    // ids at their last generation, never reused
 	inflight int    // Sets reserving in p
+	stalled  int    // of those, Sets waiting in roomInPool: they hold no space in p
 	oldPool  bool   // a rebuild replaced the store: close p once inflight is 0
 }
 
