@@ -67,11 +67,7 @@ func TestSetWaitsForReservationsInFlight(t *testing.T) {
 	if n := fulls.Load(); n > 0 {
 		t.Fatalf("%d Sets of %d failed with ErrFull with nothing pinned; the first: %v", n, sets.Load(), first.Load())
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.verify(); err != nil {
-		t.Fatal(err)
-	}
+	verifyT(t, c)
 }
 
 // TestSetsFailWherePinsSplitThePool pins every other entry of a full
@@ -114,11 +110,7 @@ func TestSetsFailWherePinsSplitThePool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.verify(); err != nil {
-		t.Fatal(err)
-	}
+	verifyT(t, c)
 }
 
 // TestSetsRacingCloseSayClosed has four goroutines set values that split

@@ -168,11 +168,7 @@ func advStress(t *testing.T, c *Cache, shared *pool.Pool, maxB int) {
 		dur = 100 * time.Millisecond
 	}
 	stopAfter(t, dur, &stop, &wg, errs)
-	c.mu.Lock()
-	if err := c.verify(); err != nil {
-		t.Error(err)
-	}
-	c.mu.Unlock()
+	verifyT(t, c)
 	st := c.Stats()
 	if st.Handles != 0 || st.BytesPinned != 0 || st.BytesUsed > st.Budget {
 		t.Errorf("stats %+v", st)

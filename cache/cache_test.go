@@ -1308,3 +1308,13 @@ func stopAfter(t *testing.T, dur time.Duration, stop *atomic.Bool, wg *sync.Wait
 		}
 	}
 }
+
+// verifyT checks the cache's invariants (see verify) under its lock.
+func verifyT(t *testing.T, c *Cache) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.verify(); err != nil {
+		t.Error(err)
+	}
+}
