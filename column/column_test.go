@@ -127,7 +127,7 @@ func TestVarRoundTripAndReopen(t *testing.T) {
 // (the page cache, so including rows never synced) into a new directory.
 func crashCopy(t testing.TB, paths ...string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := memDir(t)
 	for _, p := range paths {
 		src, err := os.Open(p)
 		if err != nil {
@@ -349,4 +349,19 @@ func TestAppendAndReadDoNotAllocate(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%v allocs per append and read", n)
 	}
+}
+
+// memDir returns a directory in memory (/dev/shm) where there is one, else
+// t.TempDir(), removed after the test, for the fuzz test's columns and
+// crash copies. Their checks do not depend on the disk, and creating files
+// on a disk file system that has just deleted many (ext4 skips recently
+// deleted inodes, scanning for others) slowed FuzzColumn in CI to under one
+// input a second, near its timeout.
+func memDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("/dev/shm", "offheap-column-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }

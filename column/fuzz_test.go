@@ -38,7 +38,7 @@ type columnModel struct {
 }
 
 func newColumnModel(t *testing.T, ops *fuzzops.Reader) *columnModel {
-	dir := t.TempDir()
+	dir := memDir(t)
 	m := &columnModel{t: t, ops: ops, fp: filepath.Join(dir, "f"), vp: filepath.Join(dir, "v")}
 	m.fc, m.vc = openFixed[uint32](t, m.fp, fuzzOptions), openVar(t, m.vp, fuzzOptions)
 	return m
