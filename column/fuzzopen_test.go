@@ -58,7 +58,7 @@ func FuzzOpen(f *testing.F) {
 				reseal(head, s)
 			}
 		}
-		dir := t.TempDir()
+		dir := memDir(t)
 		opens := map[string]func(path string) error{
 			"fixed int64": func(p string) error {
 				c, err := column.OpenFixed[int64](p, nil)
