@@ -312,11 +312,12 @@ func statsAfterMixedConcurrency(t *testing.T, shared bool) {
 		time.Sleep(80 * time.Millisecond)
 		stop.Store(true)
 		within(t, 5*time.Second, "workers", wg.Wait)
-		// quiescent, except loads still landing
-		for c.loads.inMap.Load() != 0 {
+		// Quiescent, except loads still landing: a load every caller gave up
+		// on leaves the map before its loader returns, so wait for the
+		// count itself (each load stores, if it does, before it counts).
+		for deadline := time.Now().Add(5 * time.Second); c.Stats().Loads != int(loaderCalls.Load()) && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(5 * time.Millisecond)
 		pins, bytes := c.heldPins()
 		st := c.Stats()
 		n := 0
