@@ -15,13 +15,14 @@ import (
 	"github.com/offheap/offheap/pool"
 )
 
-// within runs f and, if it has not returned after d, prints every
+// within runs f and, if it has not returned after 30 s, prints every
 // goroutine's stack and ends the test binary, so that a hang fails with its
 // cause instead of holding CI until the binary's timeout. It exits rather
 // than panics: a panicking test still runs its cleanups, and a cache's
 // Close waits for the very Sets that hang.
-func within(t testing.TB, d time.Duration, what string, f func()) {
+func within(t testing.TB, what string, f func()) {
 	t.Helper()
+	const d = 30 * time.Second // far above any legitimate run, even under -race on a loaded machine
 	done := make(chan struct{})
 	go func() { defer close(done); f() }()
 	select {
@@ -63,7 +64,7 @@ func TestSetWaitsForReservationsInFlight(t *testing.T) {
 			}
 		}()
 	}
-	within(t, 5*time.Second, "Sets", wg.Wait)
+	within(t, "Sets", wg.Wait)
 	if n := fulls.Load(); n > 0 {
 		t.Fatalf("%d Sets of %d failed with ErrFull with nothing pinned; the first: %v", n, sets.Load(), first.Load())
 	}
@@ -103,7 +104,7 @@ func TestSetsFailWherePinsSplitThePool(t *testing.T) {
 				}
 			}()
 		}
-		within(t, 5*time.Second, "Sets", wg.Wait)
+		within(t, "Sets", wg.Wait)
 	}
 	for _, h := range hs {
 		if err := h.Release(); err != nil {
@@ -150,7 +151,7 @@ func TestSetsRacingCloseSayClosed(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
-		within(t, 5*time.Second, "Sets racing Close", wg.Wait)
+		within(t, "Sets racing Close", wg.Wait)
 	}
 	if n := wrong.Load(); n > 0 {
 		t.Fatalf("%d of %d Sets racing Close failed with neither nil nor ErrClosed; the first: %v", n, total.Load(), first.Load())
@@ -192,7 +193,7 @@ func TestResizeFromReclaimer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.RemoveReclaimer(r)
-	within(t, 3*time.Second, "Set whose reclaimer resizes the cache", func() {
+	within(t, "Set whose reclaimer resizes the cache", func() {
 		wantErr(t, c.Set([]byte("k"), make([]byte, 400<<10)), ErrFull)
 	})
 	wantErr(t, r.err, ErrFull)
@@ -311,7 +312,7 @@ func statsAfterMixedConcurrency(t *testing.T, shared bool) {
 		}()
 		time.Sleep(80 * time.Millisecond)
 		stop.Store(true)
-		within(t, 5*time.Second, "workers", wg.Wait)
+		within(t, "workers", wg.Wait)
 		// Quiescent, except loads still landing: a load every caller gave up
 		// on leaves the map before its loader returns, so wait for the
 		// count itself (each load stores, if it does, before it counts).
