@@ -158,6 +158,9 @@ func checkColumns(t *testing.T, what string, fc *column.Fixed[uint32], vc *colum
 	}
 }
 
+// maxColumnOps bounds the operations of one FuzzColumn input.
+const maxColumnOps = 200
+
 // FuzzColumn runs random operation sequences on a fixed and a variable
 // column and checks them against columnModel: appends (some failing on a
 // small reservation, which must change nothing), reads, Sync, Close and
@@ -172,7 +175,10 @@ func FuzzColumn(f *testing.F) {
 		ops := fuzzops.New(data)
 		m := newColumnModel(t, ops)
 		defer m.close()
-		for ops.More() {
+		// At most maxColumnOps operations an input: reopens and crash copies
+		// open and copy files, and the fuzzer's long inputs took minutes
+		// each, stalling CI's fixed count of executions.
+		for n := 0; n < maxColumnOps && ops.More(); n++ {
 			switch ops.Intn(8) {
 			case 0, 1:
 				m.appendFixed(ops.Intn(64))
