@@ -156,6 +156,19 @@ func (c *Cache) getSlow(dst, key []byte, h uint64) ([]byte, bool) {
 // getLocked is Get under the read lock: in the checked build, and after
 // repeated interference.
 func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
+	return c.lookupLocked(dst, key, h, true)
+}
+
+// peek is Get under the read lock that counts neither a hit nor a miss
+// and tells the policy nothing: GetOrLoad's second look for key, whose
+// first, a Get, counted the lookup already.
+func (c *Cache) peek(dst, key []byte) ([]byte, bool) {
+	return c.lookupLocked(dst, key, c.hash(key), false)
+}
+
+// lookupLocked appends key's value to dst under the read lock; count says
+// whether to count the hit or miss and tell the policy.
+func (c *Cache) lookupLocked(dst, key []byte, h uint64, count bool) ([]byte, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.closed {
@@ -164,27 +177,13 @@ func (c *Cache) getLocked(dst, key []byte, h uint64) ([]byte, bool) {
 	st, m := c.cur(), c.loadMoves() // steady under the lock
 	id, _, off, lens, f := st.find(h, key)
 	if f != foundYes {
-		c.miss(st, h, m)
+		if count {
+			c.miss(st, h, m)
+		}
 		return dst, false
 	}
-	c.hit(st, id, m)
-	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
-}
-
-// peek is Get under the read lock that counts neither a hit nor a miss
-// and tells the policy nothing: GetOrLoad's second look for key, whose
-// first, a Get, counted the lookup already.
-func (c *Cache) peek(dst, key []byte) ([]byte, bool) {
-	h := c.hash(key)
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
-		return dst, false
-	}
-	st := c.cur()
-	_, _, off, lens, f := st.find(h, key)
-	if f != foundYes {
-		return dst, false
+	if count {
+		c.hit(st, id, m)
 	}
 	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
 }

@@ -34,7 +34,6 @@ type loader struct {
 // flight is one load in flight and the callers waiting for it.
 type flight struct {
 	done    chan struct{} // closed when val and err are set
-	closing chan struct{} // the loader's: Close wakes the waiters
 	val     []byte
 	err     error
 	waiters int
@@ -49,9 +48,10 @@ type flight struct {
 // made because the load was superseded; run ignores it.
 var errSuperseded = errors.New("load superseded")
 
-// superseded reports whether f is a load superseded by a Set or Delete of
-// its key; false for nil (a caller's Set).
-func (f *flight) superseded() bool { return f != nil && f.stale.Load() }
+// outdated reports whether the value of f, a load (nil for a caller's Set),
+// must not be stored: a Set or Delete of its key superseded it, or the key
+// is held (the load began on a miss, so a Set stored the key since).
+func (f *flight) outdated(held bool) bool { return f != nil && (held || f.stale.Load()) }
 
 // supersede marks the load in flight for key, if any, stale: a Set or
 // Delete of key has begun, and the value the load read before must not
@@ -110,7 +110,7 @@ func (c *Cache) GetOrLoad(ctx context.Context, dst, key []byte, load Loader) ([]
 	case <-ctx.Done():
 		c.leave(string(key), f)
 		return dst, c.keyError("load", key, ctx.Err())
-	case <-f.closing:
+	case <-c.loads.closing: // made by join before f, under the loader's lock
 		// Close cancelled the load's context; a loader that ignores it
 		// must not hold the waiters.
 		c.leave(string(key), f)
@@ -144,7 +144,7 @@ func (c *Cache) join(ctx context.Context, dst, key []byte, load Loader) (*flight
 	if l.closing == nil {
 		l.closing = make(chan struct{})
 	}
-	f := &flight{done: make(chan struct{}), closing: l.closing, waiters: 1}
+	f := &flight{done: make(chan struct{}), waiters: 1}
 	// The loader's context names f, so that a GetOrLoad it makes with it
 	// for the same key is caught (see above) rather than waiting for f.
 	lctx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), f, f))

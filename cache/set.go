@@ -126,14 +126,13 @@ func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) error {
 		return c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
 		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
-	case ld.superseded():
-		return errSuperseded
 	}
 	st := c.cur()
-	if id, _, _, _, f := st.find(h, key); f == foundYes {
-		if ld != nil {
-			return errSuperseded // a load began on a miss: a Set stored the key since
-		}
+	id, _, _, _, f := st.find(h, key)
+	if ld.outdated(f == foundYes) {
+		return errSuperseded
+	}
+	if f == foundYes {
 		c.remove(st, id, h)
 	}
 	if !st.pol.admit(h, weight) {
@@ -239,18 +238,14 @@ func (c *Cache) roomInPool(st *store) bool {
 // unless it is the value of load ld, superseded meanwhile. Callers hold the
 // lock.
 func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64, ld *flight) error {
-	switch {
-	case c.closed:
+	if c.closed {
 		releaseRef(st.p, ref)
 		return c.keyError("set", key, ErrClosed)
-	case ld.superseded():
-		releaseRef(st.p, ref)
-		return errSuperseded
 	}
 	old, _, _, _, f := st.find(h, key)
-	if f == foundYes && ld != nil {
+	if ld.outdated(f == foundYes) { // superseded, or a Set stored the key while this was copied in
 		releaseRef(st.p, ref)
-		return errSuperseded // a Set stored the key while the load's value was copied in
+		return errSuperseded
 	}
 	var err error
 	if f == foundYes {
