@@ -153,9 +153,7 @@ func TestOptions(t *testing.T) {
 	if _, err := x.Consumer(); !errors.Is(err, exchange.ErrInvalid) {
 		t.Errorf("a second consumer of one: %v", err)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 	if err := x.Close(); !errors.Is(err, exchange.ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
@@ -386,9 +384,7 @@ func runTopology(t *testing.T, topo exchange.Topology, np, nc int, batch bool) {
 	if st.Sent != np*perProducer || st.Received != np*perProducer*int(want) || st.Released != st.Received || st.Outstanding != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestBudgetBound runs producers against a consumer ten times slower and
@@ -463,9 +459,7 @@ func TestBudgetBound(t *testing.T) {
 			if peak.Load() < budget/2 {
 				t.Errorf("peak held %d: the slow consumer never filled the budget", peak.Load())
 			}
-			if err := x.Close(); err != nil {
-				t.Fatal(err)
-			}
+			closeT(t, x)
 		})
 	}
 }
@@ -556,9 +550,7 @@ func TestBudgetRandom(t *testing.T) {
 			if got.Load() != want {
 				t.Fatalf("%+v: %d morsels received, want %d", o, got.Load(), want)
 			}
-			if err := x.Close(); err != nil {
-				t.Fatal(err)
-			}
+			closeT(t, x)
 		})
 	}
 }
@@ -603,9 +595,7 @@ func TestLeasedCredit(t *testing.T) {
 	}
 	r, _ = cs[0].Recv()
 	_ = cs[0].Release(r)
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestPartitionBudget checks that a full partition blocks its producer
@@ -847,9 +837,7 @@ func closeRace(t *testing.T, o exchange.Options, round int) {
 		t.Fatal(err)
 	}
 	if round%2 == 1 {
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 	}
 	if st := p.Stats(); st.Used != 0 {
 		t.Fatalf("pool holds %d bytes after the exchange stopped and every end returned", st.Used)
@@ -905,9 +893,7 @@ func TestEndOfStream(t *testing.T) {
 			t.Fatalf("recv after the producers closed: %v", err)
 		}
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestConsumerClose checks that morsels queued for a consumer that closes
@@ -943,9 +929,7 @@ func TestConsumerClose(t *testing.T) {
 		if err := send(1); !errors.Is(err, exchange.ErrNoReader) {
 			t.Errorf("%v: send with every consumer closed: %v", topo, err)
 		}
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 		if st := p.Stats(); st.Used != 0 {
 			t.Fatalf("%v: pool holds %d bytes", topo, st.Used)
 		}
@@ -996,9 +980,7 @@ func TestCloseWakesBudgetWaiter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestBroadcastRefcount checks that a broadcast morsel is freed once, after
@@ -1042,9 +1024,7 @@ func TestBroadcastRefcount(t *testing.T) {
 	if p.Stats().Used != 0 {
 		t.Fatalf("pool holds %d bytes after the last release", p.Stats().Used)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestPoolFull checks that a reserve that finds the pool full fails with
@@ -1069,9 +1049,7 @@ func TestPoolFull(t *testing.T) {
 		t.Fatalf("a failed reserve changed something")
 	}
 	_ = ps[0].Discard(m)
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestLeakReport checks that the checked build reports morsels never
@@ -1154,9 +1132,7 @@ func TestAllocs(t *testing.T) {
 				t.Errorf("%+v %s: %v allocs per hand-off", o, name, a)
 			}
 		}
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 	}
 }
 
@@ -1231,9 +1207,7 @@ func TestBatchOverBudget(t *testing.T) {
 	if err := <-sent; err != nil || n != count {
 		t.Fatalf("sent a batch of %d: %v; received %d", count, err, n)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestFlushPastClosedPartition coalesces a short morsel for each of two
@@ -1293,9 +1267,7 @@ func TestFlushPastClosedPartition(t *testing.T) {
 			if err := cs[1].Release(m); err != nil {
 				t.Fatal(err)
 			}
-			if err := x.Close(); err != nil {
-				t.Fatal(err)
-			}
+			closeT(t, x)
 		})
 	}
 }
@@ -1346,9 +1318,7 @@ func TestCancelProducerCloseParked(t *testing.T) {
 		if err := <-closed; !errors.Is(err, exchange.ErrCanceled) {
 			t.Fatalf("producer close parked at the cancel: %v, want ErrCanceled", err)
 		}
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 		if used := p.Stats().Used; used != 0 {
 			t.Fatalf("pool holds %d bytes after the cancel", used)
 		}
@@ -1399,9 +1369,7 @@ func TestBroadcastReleaseBeforeRecv(t *testing.T) {
 	if err := cs[1].Release(b); err != nil {
 		t.Fatal(err)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestSentCoalesced uses a producer's handle after sending it into the open
@@ -1435,9 +1403,7 @@ func TestSentCoalesced(t *testing.T) {
 	if after := x.Stats(); after != before {
 		t.Errorf("a dead handle changed the stats: %+v, then %+v", before, after)
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestEndAfterLastFlush closes one producer while another's Close is parked
@@ -1484,9 +1450,7 @@ func TestEndAfterLastFlush(t *testing.T) {
 	if len(got) != 2 || got[1] != "last" {
 		t.Fatalf("received %q, want the flushed %q second", got, "last")
 	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeT(t, x)
 }
 
 // TestBroadcastConsumerCloseRace closes broadcast consumers at random points
@@ -1537,9 +1501,7 @@ func TestBroadcastConsumerCloseRace(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 		if t.Failed() {
 			return
 		}
@@ -1618,9 +1580,7 @@ func TestReserveBatchFullPool(t *testing.T) {
 		if x.Stats() != before || p.Stats().Used != pst.Used {
 			t.Fatalf("a failed batch left the pool holding %d bytes, %d before", p.Stats().Used, pst.Used)
 		}
-		if err := x.Close(); err != nil {
-			t.Fatal(err)
-		}
+		closeT(t, x)
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -1656,10 +1616,16 @@ func TestDiscardGivesLargeSegmentsBack(t *testing.T) {
 	if held := p.Stats().Used - used; held > 1<<20 {
 		t.Fatalf("after discarding every morsel the exchange holds %d KiB of the pool, more than its 1 MiB budget", held>>10)
 	}
-	if err := x.Close(); err != nil {
+	closeT(t, x)
+	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Close(); err != nil {
+}
+
+// closeT closes x, failing the test on an error.
+func closeT(t *testing.T, x *exchange.Exchange) {
+	t.Helper()
+	if err := x.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
