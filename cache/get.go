@@ -76,7 +76,7 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 			}
 			k := len(dst)
 			dst = append(dst, st.view(off+kl, vl)...)
-			if c.stable(e, w, m) && c.hit(st, id, m) {
+			if c.stable(e, w, m) && c.hit(st, id, w, h, m) {
 				return dst, true
 			}
 			dst = dst[:k]
@@ -144,7 +144,7 @@ func (c *Cache) getSlow(dst, key []byte, h uint64) ([]byte, bool) {
 			}
 			k := len(dst)
 			dst = append(dst, st.view(off+keyLen(lens), n)...)
-			if c.stable(e, w, m) && c.hit(st, id, m) {
+			if c.stable(e, w, m) && c.hit(st, id, w, h, m) {
 				return dst, true
 			}
 			dst = dst[:k]
@@ -175,7 +175,7 @@ func (c *Cache) lookupLocked(dst, key []byte, h uint64, count bool) ([]byte, boo
 		return dst, false
 	}
 	st, m := c.cur(), c.loadMoves() // steady under the lock
-	id, _, off, lens, f := st.find(h, key)
+	id, w, off, lens, f := st.find(h, key)
 	if f != foundYes {
 		if count {
 			c.miss(st, h, m)
@@ -183,7 +183,7 @@ func (c *Cache) lookupLocked(dst, key []byte, h uint64, count bool) ([]byte, boo
 		return dst, false
 	}
 	if count {
-		c.hit(st, id, m)
+		c.hit(st, id, w, h, m)
 	}
 	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
 }
@@ -245,7 +245,7 @@ func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
 				return nil, Handle{}, ErrNotFound
 			}
 		case foundYes:
-			if hd, err := c.pin(st, id, w, lens, m); err == nil {
+			if hd, err := c.pin(st, id, w, h, lens, m); err == nil {
 				return st.view(off+keyLen(lens), valLen(lens)), hd, nil
 			}
 		}
@@ -275,7 +275,7 @@ func (c *Cache) pinSlow(key []byte, h uint64) ([]byte, Handle, error) {
 		case foundRetry:
 			continue
 		}
-		hd, err := c.pin(st, id, w, lens, m)
+		hd, err := c.pin(st, id, w, h, lens, m)
 		if err == errChanged {
 			continue
 		}
@@ -303,7 +303,7 @@ func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
 			c.miss(st, h, m)
 			return nil, Handle{}, ErrNotFound
 		}
-		hd, err := c.pin(st, id, w, lens, m)
+		hd, err := c.pin(st, id, w, h, lens, m)
 		if err == errChanged {
 			continue // only the pin count changed: the lock keeps the rest
 		}

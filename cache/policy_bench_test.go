@@ -28,7 +28,7 @@ func benchHits(b *testing.B, hot int) {
 	b.RunParallel(func(pb *testing.PB) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
 		for pb.Next() {
-			p.hit(uint32(r.IntN(hot)))
+			hitID(p, uint32(r.IntN(hot)))
 		}
 	})
 }
@@ -51,7 +51,7 @@ func BenchmarkPolicyEvict(b *testing.B) {
 		p.add(free, h, 1)
 		free = v
 		if r.IntN(4) == 0 {
-			p.hit(uint32(r.IntN(n)))
+			hitID(p, uint32(r.IntN(n)))
 		}
 	}
 }

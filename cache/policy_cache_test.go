@@ -71,3 +71,70 @@ func replayCache(t *testing.T, keys []uint64, capacity int) float64 {
 	}
 	return 100 * float64(hits) / float64(len(keys))
 }
+
+// wordOf returns the entry word of key in c and the sketch's estimate for
+// its hash.
+func wordOf(t *testing.T, c *Cache, key []byte) (w uint64, freq int) {
+	t.Helper()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	st, h := c.cur(), c.hash(key)
+	id, _, _, _, f := st.find(h, key)
+	if f != foundYes {
+		t.Fatalf("key %q not found", key)
+	}
+	return st.entry(id).loadWord(), st.pol.sk.frequency(h)
+}
+
+// TestHitAtMaxCounterWritesNothing checks where a hit's CLOCK counter
+// lives and what a hit writes: Gets and Pins raise the counter in the
+// entry word up to its maximum, each raise counting the key in the sketch;
+// once at the maximum a hit changes neither the word nor the sketch, and a
+// pin's count moves apart from the counter.
+func TestHitAtMaxCounterWritesNothing(t *testing.T) {
+	c, err := New(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	key := []byte("hot")
+	if err := c.Set(key, []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	w0, f0 := wordOf(t, c, key)
+	if refOf(w0) != 0 {
+		t.Fatalf("a new entry's counter is %d, want 0", refOf(w0))
+	}
+	for i := range maxRef {
+		if i == 1 {
+			_, h, err := c.Pin(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, _ := wordOf(t, c, key); pinsOf(w) != 1 || refOf(w) != 2 {
+				t.Fatalf("pinned: pins %d, counter %d; want 1 and 2", pinsOf(w), refOf(w))
+			}
+			if err := h.Release(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, ok := c.Get(nil, key); !ok {
+			t.Fatal("miss")
+		}
+	}
+	w, f := wordOf(t, c, key)
+	if refOf(w) != maxRef || pinsOf(w) != 0 || w&identity != w0&identity || f != f0+maxRef {
+		t.Fatalf("after %d hits: counter %d, pins %d, identity %#x (was %#x), frequency %d (was %d)",
+			maxRef, refOf(w), pinsOf(w), w&identity, w0&identity, f, f0)
+	}
+	for range 10 {
+		c.Get(nil, key)
+	}
+	if w2, f2 := wordOf(t, c, key); w2 != w || f2 != f {
+		t.Fatalf("hits at the maximum changed the word %#x -> %#x, the frequency %d -> %d", w, w2, f, f2)
+	}
+	if st := c.Stats(); st.Hits != 13 {
+		t.Fatalf("%d hits counted, want 13", st.Hits)
+	}
+}

@@ -14,11 +14,33 @@ import (
 func newTestPolicy(t testing.TB, budget int64, maxEntries uint32) *policy {
 	t.Helper()
 	p := new(policy)
-	if err := p.init(budget, maxEntries); err != nil {
+	t.Cleanup(initPolicy(t, p, budget, maxEntries))
+	return p
+}
+
+// initPolicy initialises p with an entry table of its own for its CLOCK
+// counters (a cache gives it the cache's), and returns what frees both.
+func initPolicy(t testing.TB, p *policy, budget int64, maxEntries uint32) (free func()) {
+	t.Helper()
+	words := new(offTable[entry])
+	err := words.reserve(uint64(maxEntries), "test entries")
+	if err == nil {
+		err = words.grow(max(uint64(maxEntries), 1))
+	}
+	if err == nil {
+		err = p.init(budget, maxEntries, words)
+	}
+	if err != nil {
+		words.close()
 		t.Fatal(err)
 	}
-	t.Cleanup(p.free)
-	return p
+	return func() { p.free(); words.close() }
+}
+
+// hitID records a hit on id as a reader of the cache would: with the word
+// it read and the hash of id's key.
+func hitID(p *policy, id uint32) {
+	p.hit(id, p.word(id+numLists).loadWord(), atomic.LoadUint64(&p.ents[id+numLists].hash))
 }
 
 func never(uint32) bool { return false }
@@ -95,7 +117,7 @@ func TestPolicyEvictsEverything(t *testing.T) {
 	p := newTestPolicy(t, 100, 300)
 	fill(t, p, 300, 1)
 	for i := range 5000 {
-		p.hit(uint32(rand.IntN(300)))
+		hitID(p, uint32(rand.IntN(300)))
 		if i%7 == 0 {
 			p.miss(uint64(i))
 		}
@@ -247,7 +269,7 @@ func TestPolicyScanResistance(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		for id := uint32(0); id < 80; id++ {
 			if in[id] {
-				p.hit(id)
+				hitID(p, id)
 			} else {
 				add(id)
 			}
@@ -283,7 +305,7 @@ func TestPolicyConcurrentHits(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(g), 1))
 			for !stop.Load() {
 				id := uint32(r.IntN(n))
-				p.hit(id)
+				hitID(p, id)
 				p.miss(r.Uint64())
 				_ = p.parked(id)
 			}
@@ -326,7 +348,7 @@ func TestPolicyAllocs(t *testing.T) {
 	fill(t, p, 1000, 1)
 	id := uint32(1000)
 	next := func() uint32 { id = 1000 + (id-999)%1000; return id }
-	if a := testing.AllocsPerRun(1000, func() { p.hit(uint32(rand.IntN(1000))) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { hitID(p, uint32(rand.IntN(1000))) }); a != 0 {
 		t.Errorf("hit: %v allocs", a)
 	}
 	if a := testing.AllocsPerRun(1000, func() { p.miss(rand.Uint64()) }); a != 0 {
@@ -447,7 +469,7 @@ func fuzzBody(t *testing.T, ops []byte) {
 				}
 			case 4:
 				if held {
-					p.hit(id)
+					hitID(p, id)
 				}
 				p.miss(uint64(arg))
 			case 5: // pin

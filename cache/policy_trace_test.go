@@ -107,10 +107,7 @@ func TestPolicyHitRatio(t *testing.T) {
 // admit, evict until the new entry fits, add. It returns the hit ratio in %.
 func replayPolicy(t testing.TB, keys []uint64, capacity int) float64 {
 	var p policy
-	if err := p.init(int64(capacity), uint32(capacity+1)); err != nil {
-		t.Fatal(err)
-	}
-	defer p.free()
+	defer initPolicy(t, &p, int64(capacity), uint32(capacity+1))()
 	index := make(map[uint64]uint32, capacity)
 	owner := make([]uint64, capacity+1)
 	ids := make([]uint32, 0, capacity+1)
@@ -121,7 +118,7 @@ func replayPolicy(t testing.TB, keys []uint64, capacity int) float64 {
 	hits := 0
 	for _, k := range keys {
 		if id, ok := index[k]; ok {
-			p.hit(id)
+			hitID(&p, id)
 			hits++
 			continue
 		}
