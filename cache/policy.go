@@ -222,6 +222,21 @@ func (p *policy) free() {
 	}
 }
 
+// regions returns the memory free gives back, for a cleanup: unlike the
+// policy, it reaches no Go memory of the cache's.
+func (p *policy) regions() []*vmem.Region {
+	return []*vmem.Region{p.sk.region, p.gh.region, p.counts.region, p.region}
+}
+
+// closeRegions closes the regions that are not nil.
+func closeRegions(rs []*vmem.Region) {
+	for _, r := range rs {
+		if r != nil {
+			_ = r.Close()
+		}
+	}
+}
+
 // setBudget changes the budget, keeping the window's share of it.
 func (p *policy) setBudget(budget int64) {
 	if p.budget > 0 {

@@ -85,7 +85,10 @@ func (s *store) close() {
 func (s *store) retire() {
 	_ = vmem.Retire(s, s.ents.r, s.refs.r, s.idx.halves[0].r, s.idx.halves[1].r)
 	if proc.Race {
-		runtime.AddCleanup(s, func(p *policy) { p.free() }, s.pol)
+		// Not the policy as the argument: it reaches s (its words are
+		// s.ents), so s would never be unreachable and no cleanup of it
+		// would run.
+		runtime.AddCleanup(s, closeRegions, s.pol.regions())
 		return
 	}
 	proc.Quiesce()
