@@ -433,3 +433,56 @@ func TestRetiredStoresAreCollected(t *testing.T) {
 		t.Fatalf("%d of 2 retired stores collected after 200 GCs", n)
 	}
 }
+
+// TestHitRacingEvictionIsNoEviction has readers Get the keys a writer set
+// last, in a cache of 16 entries the writer keeps evicting from, so that a
+// hit often raises the counter of the victim the policy has just chosen.
+// The ghost must remember exactly the evictions made: a victim whose word
+// changed only by a hit has no pins and is evicted, not taken for pinned,
+// recorded as evicted (feeding the tuner a phantom eviction) and re-added
+// as new.
+func TestHitRacingEvictionIsNoEviction(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 4)))
+	c, err := New(16*64, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var latest atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for n := 0; !stop.Load(); n++ {
+				if i := int(latest.Load()) - (n*7+g)%16; i >= 0 {
+					buf, _ = c.Get(buf[:0], key(i))
+				}
+			}
+		}()
+	}
+	dur := time.Second
+	if testing.Short() {
+		dur = 300 * time.Millisecond
+	}
+	within(t, "sets racing hits", func() {
+		for i, deadline := 0, time.Now().Add(dur); time.Now().Before(deadline); i++ {
+			if err := c.Set(key(i), make([]byte, 40)); err != nil {
+				t.Error(err)
+				break
+			}
+			latest.Store(int64(i))
+		}
+		stop.Store(true)
+		wg.Wait()
+	})
+	c.mu.Lock()
+	p := c.cur().pol
+	remembered, evicted := int(p.evictions&^ghostMain)+int(p.rejects), c.ops.evictions
+	c.mu.Unlock()
+	if remembered != evicted || evicted == 0 {
+		t.Fatalf("the ghost remembers %d evictions, %d were made", remembered, evicted)
+	}
+}
