@@ -398,7 +398,10 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		e := st.entry(id)
 		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 		w := e.loadWord()
-		if pinsOf(w) > 0 || !e.casWord(w, freedWord(w)) {
+		for pinsOf(w) == 0 && !e.casWord(w, freedWord(w)) {
+			w = e.loadWord() // a hit raised its CLOCK counter: still the victim
+		}
+		if pinsOf(w) > 0 {
 			// Pinned after the policy asked: back in line, as if new.
 			st.pol.remove(id)
 			st.pol.add(id, e.hash, weight)
