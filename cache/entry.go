@@ -61,6 +61,21 @@ func (e *entry) loadHash() uint64             { return atomic.LoadUint64(&e.hash
 func (e *entry) loadOff() uint64              { return atomic.LoadUint64(&e.off) }
 func (e *entry) loadLens() uint64             { return atomic.LoadUint64(&e.lens) }
 
+// markMoving sets the moving bit of a live entry without pins and reports
+// whether it did. A hit raising the CLOCK counter meanwhile makes it try
+// again; a pin makes it give up. Callers hold the lock.
+func (e *entry) markMoving() bool {
+	for {
+		w := e.loadWord()
+		if stateOf(w) != stateLive || pinsOf(w) != 0 {
+			return false
+		}
+		if e.casWord(w, w|movingBit) {
+			return true
+		}
+	}
+}
+
 // noID marks the end of a list of ids.
 const noID = ^uint32(0)
 

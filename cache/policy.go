@@ -172,33 +172,31 @@ type tuner struct {
 
 // init reserves metadata for ids [0, maxEntries), whose entries (and CLOCK
 // counters) are in words, and sets the budget.
-func (p *policy) init(budget int64, maxEntries uint32, words *offTable[entry]) error {
+func (p *policy) init(budget int64, maxEntries uint32, words *offTable[entry]) (err error) {
+	defer func() {
+		if err != nil {
+			p.free()
+			err = fmt.Errorf("cache: policy: %w", err)
+		}
+	}()
 	n := int(maxEntries) + numLists
-	r, err := vmem.Reserve(n*sizeOf[pentry](), &vmem.Options{Name: "cache policy"})
-	if err != nil {
-		return fmt.Errorf("cache: policy: %w", err)
+	if p.region, err = vmem.Reserve(n*sizeOf[pentry](), &vmem.Options{Name: "cache policy"}); err != nil {
+		return err
 	}
 	// Ready in full: it costs address space only until entries are touched.
-	if err := r.Grow(n * sizeOf[pentry]()); err != nil {
-		_ = r.Close()
-		return fmt.Errorf("cache: policy: %w", err)
+	if err = p.region.Grow(n * sizeOf[pentry]()); err != nil {
+		return err
 	}
-	if err := p.sk.init(uint64(maxEntries)); err != nil {
-		_ = r.Close()
-		return fmt.Errorf("cache: policy: %w", err)
+	if err = p.sk.init(uint64(maxEntries)); err != nil {
+		return err
 	}
-	if err := p.gh.init(uint64(maxEntries)); err != nil {
-		p.sk.free()
-		_ = r.Close()
-		return fmt.Errorf("cache: policy: %w", err)
+	if err = p.gh.init(uint64(maxEntries)); err != nil {
+		return err
 	}
-	if err := p.counts.init(); err != nil {
-		p.gh.free()
-		p.sk.free()
-		_ = r.Close()
-		return fmt.Errorf("cache: policy: %w", err)
+	if err = p.counts.init(); err != nil {
+		return err
 	}
-	p.region, p.ents, p.words = r, policyTable[pentry](r, n), words
+	p.ents, p.words = policyTable[pentry](p.region, n), words
 	for l := uint32(window); l <= numLists; l++ {
 		s := &p.ents[l-1]
 		s.prev, s.next = l-1, l-1
@@ -213,17 +211,10 @@ func (p *policy) init(budget int64, maxEntries uint32, words *offTable[entry]) e
 // no hit or miss may be in flight (the cache waits for them with
 // proc.Quiesce). free writes none of the fields hits read, so a hit the race
 // detector saw before the wait (which it cannot see) is no race to it.
-func (p *policy) free() {
-	p.sk.free()
-	p.gh.free()
-	p.counts.free()
-	if p.region != nil {
-		_ = p.region.Close()
-	}
-}
+func (p *policy) free() { closeRegions(p.regions()) }
 
-// regions returns the memory free gives back, for a cleanup: unlike the
-// policy, it reaches no Go memory of the cache's.
+// regions returns the memory free gives back (those made so far), for a
+// cleanup: unlike the policy, it reaches no Go memory of the cache's.
 func (p *policy) regions() []*vmem.Region {
 	return []*vmem.Region{p.sk.region, p.gh.region, p.counts.region, p.region}
 }

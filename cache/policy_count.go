@@ -50,13 +50,6 @@ func (c *hitCounts) init() error {
 	return nil
 }
 
-// free unmaps the counts, leaving the fields hits read alone (see policy.free).
-func (c *hitCounts) free() {
-	if c.region != nil {
-		_ = c.region.Close()
-	}
-}
-
 // note counts a tick and an increment, either or both, for P pid, which the
 // caller is pinned to.
 func (c *hitCounts) note(pid int, tick, add bool) {

@@ -55,12 +55,6 @@ func (g *ghost) init(maxEntries uint64) error {
 	return nil
 }
 
-func (g *ghost) free() {
-	if g.region != nil {
-		_ = g.region.Close()
-	}
-}
-
 func ghostTag(h uint64) uint32 { return uint32(h>>32) | 1 }
 
 func (g *ghost) bucket(h uint64) *ghostBucket { return &g.table[h&(g.buckets-1)] }

@@ -56,13 +56,6 @@ func (s *sketch) init(maxEntries uint64) error {
 	return nil
 }
 
-// free unmaps the sketch, leaving the fields hits read alone (see policy.free).
-func (s *sketch) free() {
-	if s.region != nil {
-		_ = s.region.Close()
-	}
-}
-
 // counters returns the word of h and the shifts of its four counters.
 func (s *sketch) counters(h uint64) (word *uint64, shifts [groupNibbles]uint) {
 	h = spread(h)

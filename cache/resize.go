@@ -243,7 +243,7 @@ func (c *Cache) switchTo(old, ns *store) {
 func (c *Cache) compact(s *store, move func()) {
 	for id := range s.nextID {
 		e := s.entry(id)
-		if w := e.loadWord(); stateOf(w) == stateLive && pinsOf(w) == 0 && e.casWord(w, w|movingBit) {
+		if e.markMoving() {
 			_ = s.p.Unlatch(s.ref(id))
 		}
 	}
