@@ -57,11 +57,7 @@ func TestPinLimitLeavesCounterAlone(t *testing.T) {
 // pins, the next Pin is ErrBusy, Gets raise the counter to its maximum and
 // stop there, and the Release leaves the counter and the pins right.
 func TestPinLimitInCache(t *testing.T) {
-	c, err := New(1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newT(t, 1<<20, nil)
 	k := []byte("k")
 	if err := c.Set(k, []byte("value")); err != nil {
 		t.Fatal(err)
@@ -157,17 +153,13 @@ func hotCounterStress(t *testing.T, c *Cache, dur time.Duration) {
 							return fmt.Errorf("hot key %d read bad", i)
 						}
 					case op < 8:
-						v, h, err := c.Pin(key(i))
-						if err == ErrNotFound {
-							continue
-						}
+						hd, ok, err := pinValid(c, i)
 						if err != nil {
-							return fmt.Errorf("pin: %w", err)
+							return err
 						}
-						if !valid(v, i) {
-							return fmt.Errorf("hot key %d pinned bad", i)
+						if ok {
+							pins = append(pins, hd)
 						}
-						pins = append(pins, held{i, bytes.Clone(v), v, h, false})
 					default:
 						if len(pins) > 0 {
 							k := r.IntN(len(pins))
@@ -278,39 +270,11 @@ func hotDur() time.Duration {
 }
 
 func TestHotCountersRacingEverythingOwned(t *testing.T) {
-	base := runtime.NumGoroutine()
-	c, err := New(32<<10, &Options{MaxBudget: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hotCounterStress(t, c, hotDur())
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitGoroutines(t, base)
+	stressThenClose(t, 32<<10, 64<<10, 0, func(c *Cache, _ *pool.Pool) { hotCounterStress(t, c, hotDur()) })
 }
 
 func TestHotCountersRacingEverythingShared(t *testing.T) {
-	base := runtime.NumGoroutine()
-	p, err := pool.New(48<<10, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(32<<10, &Options{Pool: p, MaxBudget: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hotCounterStress(t, c, hotDur())
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st := p.Stats(); st.UsedSegments != 0 || st.Used != 0 {
-		t.Errorf("pool after close: %+v", st)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitGoroutines(t, base)
+	stressThenClose(t, 32<<10, 64<<10, 48<<10, func(c *Cache, _ *pool.Pool) { hotCounterStress(t, c, hotDur()) })
 }
 
 // TestCloseRacingHotHits closes caches while readers hammer their hot keys

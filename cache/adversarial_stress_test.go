@@ -49,17 +49,13 @@ func advWorker(c *Cache, g int, stop *atomic.Bool, shared *pool.Pool) error {
 				return err
 			}
 		case op < 9:
-			v, h, err := c.Pin(key(i))
-			if err == ErrNotFound {
-				continue
-			}
+			hd, ok, err := pinValid(c, i)
 			if err != nil {
-				return fmt.Errorf("pin: %w", err)
+				return err
 			}
-			if !valid(v, i) {
-				return fmt.Errorf("pinned key %d bad", i)
+			if ok {
+				pins = append(pins, hd)
 			}
-			pins = append(pins, held{i, bytes.Clone(v), v, h, false})
 		case op < 12:
 			if len(pins) > 0 {
 				k := r.IntN(len(pins))
@@ -176,43 +172,63 @@ func advStress(t *testing.T, c *Cache, shared *pool.Pool, maxB int) {
 }
 
 // TestResizeRacingEverythingOwned runs advStress on a cache with a pool of
-// its own (so Resizes rebuild and compact), then closes it: no goroutine
-// may be left.
+// its own (so Resizes rebuild and compact).
 func TestResizeRacingEverythingOwned(t *testing.T) {
+	stressThenClose(t, 64<<10, 256<<10, 0, func(c *Cache, p *pool.Pool) { advStress(t, c, p, 256<<10) })
+}
+
+// TestResizeRacingEverythingShared runs advStress on a cache on a pool
+// whose other user commits (so the cache is asked to reclaim).
+func TestResizeRacingEverythingShared(t *testing.T) {
+	stressThenClose(t, 64<<10, 256<<10, 128<<10, func(c *Cache, p *pool.Pool) { advStress(t, c, p, 256<<10) })
+}
+
+// stressThenClose makes a cache of budget bytes (MaxBudget maxBudget) with
+// a pool of its own, or, if poolBytes > 0, on a new pool of that capacity;
+// runs stress on it (p is nil for a pool of its own); and closes it: a
+// shared pool must then hold nothing of it, and no goroutine may be left.
+func stressThenClose(t *testing.T, budget, maxBudget, poolBytes int, stress func(c *Cache, p *pool.Pool)) {
+	t.Helper()
 	base := runtime.NumGoroutine()
-	c, err := New(64<<10, &Options{MaxBudget: 256 << 10})
+	o := &Options{MaxBudget: maxBudget}
+	if poolBytes > 0 {
+		p, err := pool.New(poolBytes, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Pool = p
+	}
+	c, err := New(budget, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	advStress(t, c, nil, 256<<10)
+	stress(c, o.Pool)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if p := o.Pool; p != nil {
+		if st := p.Stats(); st.UsedSegments != 0 || st.Used != 0 {
+			t.Errorf("pool after close: %+v", st)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitGoroutines(t, base)
 }
 
-// TestResizeRacingEverythingShared runs advStress on a cache on a pool
-// whose other user commits (so the cache is asked to reclaim), then closes
-// the cache: the pool must hold nothing of it, and no goroutine be left.
-func TestResizeRacingEverythingShared(t *testing.T) {
-	base := runtime.NumGoroutine()
-	p, err := pool.New(128<<10, nil)
-	if err != nil {
-		t.Fatal(err)
+// pinValid pins key i and checks its value, for a stress test to hold; ok
+// is false on a miss.
+func pinValid(c *Cache, i int) (hd held, ok bool, err error) {
+	v, h, err := c.Pin(key(i))
+	switch {
+	case err == ErrNotFound:
+		return held{}, false, nil
+	case err != nil:
+		return held{}, false, fmt.Errorf("pin: %w", err)
+	case !valid(v, i):
+		_ = h.Release()
+		return held{}, false, fmt.Errorf("pinned key %d bad", i)
 	}
-	c, err := New(64<<10, &Options{Pool: p, MaxBudget: 256 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	advStress(t, c, p, 256<<10)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st := p.Stats(); st.UsedSegments != 0 || st.Used != 0 {
-		t.Errorf("pool after close: %+v", st)
-	}
-	if err := p.Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitGoroutines(t, base)
+	return held{i, bytes.Clone(v), v, h, false}, true, nil
 }

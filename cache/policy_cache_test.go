@@ -92,11 +92,7 @@ func wordOf(t *testing.T, c *Cache, key []byte) (w uint64, freq int) {
 // once at the maximum a hit changes neither the word nor the sketch, and a
 // pin's count moves apart from the counter.
 func TestHitAtMaxCounterWritesNothing(t *testing.T) {
-	c, err := New(1<<20, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newT(t, 1<<20, nil)
 	key := []byte("hot")
 	if err := c.Set(key, []byte("value")); err != nil {
 		t.Fatal(err)
