@@ -172,13 +172,13 @@ func (c *Cache) fullError(weight int64) error {
 // them) for room; mu is not held, so that cannot deadlock. slow says the
 // Set's weight was counted reclaiming meanwhile (see sharedReserve).
 func (c *Cache) reserve(st *store, n int, weight int64) (ref pool.Ref, b []byte, slow bool, err error) {
-	if !c.owned {
-		return c.sharedReserve(st, n, weight)
-	}
 	for {
 		ref, b, err := st.p.TryReserve(n)
 		if err == nil || !errors.Is(err, pool.ErrFull) {
 			return ref, b, false, err
+		}
+		if !c.owned {
+			return c.sharedReserve(st, n, weight)
 		}
 		c.mu.Lock()
 		ok := c.roomInPool(st)
@@ -189,22 +189,18 @@ func (c *Cache) reserve(st *store, n int, weight int64) (ref pool.Ref, b []byte,
 	}
 }
 
-// sharedReserve is reserve on a shared pool. Where the pool has no room at
-// once, its slow path runs the pool's reclaimers on this goroutine, and a
-// reclaimer may be code that waits for this cache (one that Resizes it,
-// say): a Resize must not wait for this Set then, as it waits for Sets in
-// flight, or each would wait for the other. So the Set's weight is counted
+// sharedReserve is reserve on a shared pool that had no room at once: the
+// pool's slow path runs its reclaimers on this goroutine, and a reclaimer
+// may be code that waits for this cache (one that Resizes it, say): a
+// Resize must not wait for this Set then, as it waits for Sets in flight,
+// or each would wait for the other. So the Set's weight is counted
 // reclaiming meanwhile, and evictTo does not wait for it.
 func (c *Cache) sharedReserve(st *store, n int, weight int64) (pool.Ref, []byte, bool, error) {
-	ref, b, err := st.p.TryReserve(n)
-	if err == nil || !errors.Is(err, pool.ErrFull) {
-		return ref, b, false, err
-	}
 	c.mu.Lock()
 	c.reclaiming += weight
 	c.settled.Broadcast() // a Resize waiting for this Set waits no more
 	c.mu.Unlock()
-	ref, b, err = st.p.Reserve(n)
+	ref, b, err := st.p.Reserve(n)
 	return ref, b, true, err
 }
 
