@@ -1,9 +1,9 @@
 package cache
 
-// Adversarial tests of the CLOCK counter in the entry word (bits 36-37,
-// raised by lock-free hits with a CAS, lowered and cleared by the policy
-// under the lock), next to the pin count (bits 38-63), the parked and
-// moving bits and the state.
+// Adversarial tests of the pin count in the entry word (bits 36-63), next
+// to the parked and moving bits and the state, and of the CLOCK counters
+// (in the policy's own table, raised by lock-free hits with a CAS, lowered
+// and cleared by the policy under the lock).
 
 import (
 	"bytes"
@@ -19,43 +19,41 @@ import (
 	"github.com/offheap/offheap/pool"
 )
 
-// TestPinLimitLeavesCounterAlone checks entry.pin at the pin limit with a
-// crafted word: the last pin below the limit leaves the counter, the state
-// and the flags alone, and a pin at the limit is ErrBusy, changing nothing,
-// rather than carrying into bits it does not own.
-func TestPinLimitLeavesCounterAlone(t *testing.T) {
-	if maxPins != 1<<26-1 || pinShift != refShift+2 || refMask != 3<<36 {
-		t.Fatalf("layout: maxPins %d, pinShift %d, refMask %#x", maxPins, pinShift, uint64(refMask))
+// TestPinLimitLeavesFlagsAlone checks entry.pin at the pin limit with a
+// crafted word: the last pin below the limit leaves the state and the flags
+// alone, and a pin at the limit is ErrBusy, changing nothing, rather than
+// carrying into bits it does not own.
+func TestPinLimitLeavesFlagsAlone(t *testing.T) {
+	if maxPins != 1<<28-1 || pinShift != 36 {
+		t.Fatalf("layout: maxPins %d, pinShift %d", maxPins, pinShift)
 	}
-	for _, ref := range []uint64{0, 1, maxRef} {
-		for _, flags := range []uint64{0, parkedBit, movingBit, parkedBit | movingBit} {
-			base := uint64(12345) | liveBits | flags | ref<<refShift
-			e := &entry{word: base | (maxPins-1)<<pinShift}
-			old, err := e.pin(e.loadWord())
-			if err != nil {
-				t.Fatalf("ref %d flags %#x: pin below the limit: %v", ref, flags, err)
-			}
-			if old != base|(maxPins-1)<<pinShift {
-				t.Fatalf("pin returned old word %#x", old)
-			}
-			w := e.loadWord()
-			if pinsOf(w) != maxPins || refOf(w) != ref || w&^(maxPins<<pinShift) != base {
-				t.Fatalf("ref %d flags %#x: after the last pin: word %#x, pins %d, counter %d", ref, flags, w, pinsOf(w), refOf(w))
-			}
-			if _, err := e.pin(w); !errors.Is(err, ErrBusy) {
-				t.Fatalf("ref %d flags %#x: pin at the limit: %v, want ErrBusy", ref, flags, err)
-			}
-			if e.loadWord() != w {
-				t.Fatalf("a refused pin changed the word %#x -> %#x", w, e.loadWord())
-			}
+	for _, flags := range []uint64{0, parkedBit, movingBit, parkedBit | movingBit} {
+		base := uint64(12345) | liveBits | flags
+		e := &entry{word: base | (maxPins-1)<<pinShift}
+		old, err := e.pin(e.loadWord())
+		if err != nil {
+			t.Fatalf("flags %#x: pin below the limit: %v", flags, err)
+		}
+		if old != base|(maxPins-1)<<pinShift {
+			t.Fatalf("pin returned old word %#x", old)
+		}
+		w := e.loadWord()
+		if pinsOf(w) != maxPins || w&^(maxPins<<pinShift) != base {
+			t.Fatalf("flags %#x: after the last pin: word %#x, pins %d", flags, w, pinsOf(w))
+		}
+		if _, err := e.pin(w); !errors.Is(err, ErrBusy) {
+			t.Fatalf("flags %#x: pin at the limit: %v, want ErrBusy", flags, err)
+		}
+		if e.loadWord() != w {
+			t.Fatalf("a refused pin changed the word %#x -> %#x", w, e.loadWord())
 		}
 	}
 }
 
 // TestPinLimitInCache crafts an entry of a real cache one pin below the
-// limit: Pin takes the last pin and raises the counter without touching the
-// pins, the next Pin is ErrBusy, Gets raise the counter to its maximum and
-// stop there, and the Release leaves the counter and the pins right.
+// limit: Pin takes the last pin and raises the counter, the next Pin is
+// ErrBusy, Gets raise the counter to its maximum and stop there, and the
+// Release leaves the counter and the pins right.
 func TestPinLimitInCache(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	k := []byte("k")
@@ -71,7 +69,9 @@ func TestPinLimitInCache(t *testing.T) {
 	}
 	e := st.entry(id)
 	orig := e.loadWord()
-	atomic.StoreUint64(&e.word, orig&^refMask|(maxPins-1)<<pinShift)
+	atomic.StoreUint64(&e.word, orig|(maxPins-1)<<pinShift)
+	st.pol.clearRef(id + numLists)
+	refOf := func(uint64) uint64 { return st.pol.refOf(id + numLists) }
 	c.mu.Unlock()
 	defer func() { // as it was, so that Close is not busy
 		c.mu.Lock()

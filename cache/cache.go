@@ -68,14 +68,16 @@ type Options struct {
 // it leaves, so no compaction of the pool (another user's commit, on a
 // shared pool) moves an entry under a reader, and the cache reads its
 // entries in place through the pool's fixed base address: a Get touches an
-// index slot, an entry and the bytes, and nothing else. A latch the cache
+// index bucket and the bytes, and nothing else but counters that stay in
+// the processor's caches (a Pin touches the entry, too). A latch the cache
 // holds is not a pin: pins are the users' (Pin, Handle.Release), counted in
 // the entry.
 //
 // The metadata is off the Go heap, in vmem reservations that grow in place:
 // an entry table of 32-byte plain structs (state word, hash, offset, key and
 // value lengths) indexed by an entry id, the refs beside it, an
-// open-addressing hash index of 8-byte slots (tag and id; see index), the
+// open-addressing hash index of cache-line buckets of three 16-byte slots
+// (tag, id and where the key and value are; see index), the
 // eviction policy's metadata, keyed by the same ids, a table of handle slots
 // and per-P counters. The Go heap holds the Cache struct and a few fixed
 // objects, nothing per entry, so the collector's work does not grow with
@@ -124,9 +126,12 @@ type Options struct {
 //
 // Writers (Set, Delete, eviction, Resize, Close) take mu. Get, Has and Pin
 // take no lock: a reader loads the moves word and the current store, probes
-// the index, loads the entry's word, compares the key and copies the value,
-// and keeps the result only if the entry's generation and state and the
-// moves word are unchanged afterwards, as in a seqlock. Readers write no
+// the index, compares the key and copies the value, and keeps the result
+// only if what it went by and the moves word are unchanged afterwards, as in
+// a seqlock. Get goes by the key's index bucket, whose sequence number any
+// change of its slots makes odd and then advances (see index); Pin and Has,
+// and Get for what the slot does not locate, go by the entry's word, whose
+// generation and state change when the entry does. Readers write no
 // shared memory but per-P counters (and what the policy's hit records), so
 // hits scale with cores. Pin adds a pin to the entry's word with a CAS,
 // which fails if the occupant changed; a writer frees an entry only by

@@ -8,22 +8,21 @@ import "sync/atomic"
 // entry describes one cached key and value, which lie back to back in one
 // pool segment: the key at off, the value after it.
 //
-// word is read and CASed without the lock (Get, Pin, Release, and hits
-// raising the policy's CLOCK counter, which readers do not validate); the other
+// word is read and CASed without the lock (Pin, Release, and the readers
+// that validate with it rather than with the index's location); the other
 // fields are written only under the lock while the word does not say live,
 // or (off) while a compaction holds the moves word odd. Lock-free readers
 // discard what they read if the word's generation or state, or the moves
 // word, changed meanwhile.
 type entry struct {
-	word uint64 // generation | state | parked | moving | CLOCK counter | pins; see below
+	word uint64 // generation | state | parked | moving | pins; see below
 	hash uint64 // the key's hash
 	off  uint64 // offset of the segment in the pool; while free, the next free id
 	lens uint64 // key length | value length << 32
 }
 
 // The state word: bits 0-31 the generation, 32-33 the state, 34 parked,
-// 35 moving, 36-37 the policy's CLOCK counter (see policy.hit), 38-63 the
-// pin count.
+// 35 moving, 36-63 the pin count.
 const (
 	genMask    = 1<<32 - 1
 	stateShift = 32
@@ -35,10 +34,7 @@ const (
 	goneBits   = stateGone << stateShift
 	parkedBit  = 1 << 34 // the policy parked it (found pinned): unpark at the last release
 	movingBit  = 1 << 35 // a compaction unlatched it to move it (see compact)
-	refShift   = 36
-	refOne     = 1 << refShift
-	refMask    = maxRef << refShift
-	pinShift   = 38
+	pinShift   = 36
 	pinOne     = 1 << pinShift
 	maxPins    = 1<<(64-pinShift) - 1
 	identity   = genMask | stateMask // what a reader validates: same occupant, same state
@@ -47,7 +43,6 @@ const (
 func genOf(w uint64) uint32     { return uint32(w) }
 func stateOf(w uint64) uint64   { return (w & stateMask) >> stateShift }
 func pinsOf(w uint64) uint64    { return w >> pinShift }
-func refOf(w uint64) uint64     { return w >> refShift & maxRef }
 func keyLen(lens uint64) uint64 { return lens & (1<<32 - 1) }
 func valLen(lens uint64) uint64 { return lens >> 32 }
 
@@ -62,8 +57,7 @@ func (e *entry) loadOff() uint64              { return atomic.LoadUint64(&e.off)
 func (e *entry) loadLens() uint64             { return atomic.LoadUint64(&e.lens) }
 
 // markMoving sets the moving bit of a live entry without pins and reports
-// whether it did. A hit raising the CLOCK counter meanwhile makes it try
-// again; a pin makes it give up. Callers hold the lock.
+// whether it did; a pin makes it give up. Callers hold the lock.
 func (e *entry) markMoving() bool {
 	for {
 		w := e.loadWord()

@@ -44,43 +44,43 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 		return c.getLocked(dst, key, h)
 	}
 	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
-		// The common case: no interference, a short value. This is
-		// quickFind written out, which saves a tenth of Get's instructions.
+		// The common case: no interference, a slot with a location. The
+		// reader goes from the slot to the key and value, validating with
+		// the bucket's sequence number (see index), the table and the moves
+		// word; anything else is for getSlow.
 		st := c.cur()
 		hdr := st.idx.hdr.Load()
-		t, mask := st.idx.table(hdr)
-		for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
-			s := st.idx.load(t, i)
-			if s == 0 {
-				if st.idx.hdr.Load() != hdr {
-					break
+		t, n := st.idx.table(hdr)
+	probe:
+		for b, left := home(h, n), n; left > 0; b, left = next(b, n), left-1 {
+			bk := t.at(b)
+			seq := loadSeq(bk)
+			for j := range bucketSlots {
+				k := loadKey(bk, j)
+				if k == 0 {
+					if st.idx.hdr.Load() != hdr || !c.miss(st, h, m) {
+						break probe
+					}
+					return dst, false
 				}
-				if !c.miss(st, h, m) {
-					break
+				if k>>32 != tagOf(h) || uint32(k) == 0 {
+					continue
 				}
-				return dst, false
+				loc := loadLoc(bk, j)
+				off, kl, vl := unloc(loc)
+				if loc == 0 || seq&1 != 0 || kl != uint64(len(key)) || vl > copyCheckMax || off+kl+vl > st.hi.Load() ||
+					!equal(key, st.view(off, kl)) {
+					break probe
+				}
+				k0 := len(dst)
+				dst = append(dst, st.view(off+kl, vl)...)
+				loadFence()
+				if loadSeq(bk) == seq && st.idx.hdr.Load() == hdr && c.hit(st, idOf(k), h, m) {
+					return dst, true
+				}
+				dst = dst[:k0]
+				break probe
 			}
-			if s>>32 != tagOf(h) || uint32(s) == 0 {
-				continue
-			}
-			id := idOf(s)
-			if uint64(id) >= st.ents.ready.Load() {
-				break
-			}
-			e := st.entry(id)
-			w, off, lens := e.loadWord(), e.loadOff(), e.loadLens()
-			kl, vl := keyLen(lens), valLen(lens)
-			if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
-				off+kl+vl > st.hi.Load() || !equal(key, st.view(off, kl)) {
-				break
-			}
-			k := len(dst)
-			dst = append(dst, st.view(off+kl, vl)...)
-			if c.stable(e, w, m) && c.hit(st, id, w, h, m) {
-				return dst, true
-			}
-			dst = dst[:k]
-			break
 		}
 	}
 	return c.getSlow(dst, key, h)
@@ -92,29 +92,32 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 // those to find.
 func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
 	hdr := s.idx.hdr.Load()
-	t, mask := s.idx.table(hdr)
-	for i, n := h&mask, mask; n > 0; i, n = (i+1)&mask, n-1 {
-		slot := s.idx.load(t, i)
-		if slot == 0 {
-			if s.idx.hdr.Load() != hdr {
-				break
+	t, n := s.idx.table(hdr)
+	for b, left := home(h, n), n; left > 0; b, left = next(b, n), left-1 {
+		bk := t.at(b)
+		for j := range bucketSlots {
+			k := loadKey(bk, j)
+			if k == 0 {
+				if s.idx.hdr.Load() != hdr {
+					return 0, 0, 0, 0, foundRetry
+				}
+				return 0, 0, 0, 0, foundNo
 			}
-			return 0, 0, 0, 0, foundNo
+			if k>>32 != tagOf(h) || uint32(k) == 0 {
+				continue
+			}
+			if id = idOf(k); uint64(id) >= s.ents.ready.Load() {
+				return 0, 0, 0, 0, foundRetry
+			}
+			e := s.entry(id)
+			w, off, lens = e.loadWord(), e.loadOff(), e.loadLens()
+			kl, vl := keyLen(lens), valLen(lens)
+			if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
+				off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
+				return 0, 0, 0, 0, foundRetry
+			}
+			return id, w, off, lens, foundYes
 		}
-		if slot>>32 != tagOf(h) || uint32(slot) == 0 {
-			continue
-		}
-		if id = idOf(slot); uint64(id) >= s.ents.ready.Load() {
-			break
-		}
-		e := s.entry(id)
-		w, off, lens = e.loadWord(), e.loadOff(), e.loadLens()
-		kl, vl := keyLen(lens), valLen(lens)
-		if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
-			off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
-			break
-		}
-		return id, w, off, lens, foundYes
 	}
 	return 0, 0, 0, 0, foundRetry
 }
@@ -144,7 +147,7 @@ func (c *Cache) getSlow(dst, key []byte, h uint64) ([]byte, bool) {
 			}
 			k := len(dst)
 			dst = append(dst, st.view(off+keyLen(lens), n)...)
-			if c.stable(e, w, m) && c.hit(st, id, w, h, m) {
+			if c.stable(e, w, m) && c.hit(st, id, h, m) {
 				return dst, true
 			}
 			dst = dst[:k]
@@ -175,7 +178,7 @@ func (c *Cache) lookupLocked(dst, key []byte, h uint64, count bool) ([]byte, boo
 		return dst, false
 	}
 	st, m := c.cur(), c.loadMoves() // steady under the lock
-	id, w, off, lens, f := st.find(h, key)
+	id, _, off, lens, f := st.find(h, key)
 	if f != foundYes {
 		if count {
 			c.miss(st, h, m)
@@ -183,7 +186,7 @@ func (c *Cache) lookupLocked(dst, key []byte, h uint64, count bool) ([]byte, boo
 		return dst, false
 	}
 	if count {
-		c.hit(st, id, w, h, m)
+		c.hit(st, id, h, m)
 	}
 	return append(dst, st.view(off+keyLen(lens), valLen(lens))...), true
 }
@@ -321,33 +324,37 @@ func (c *Cache) pinLocked(key []byte, h uint64) ([]byte, Handle, error) {
 // the table did not change, and no entry the probe met was changing.
 func (s *store) find(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
 	hdr := s.idx.hdr.Load()
-	t, mask := s.idx.table(hdr)
+	t, n := s.idx.table(hdr)
 	tag, ready, hi := tagOf(h), s.ents.ready.Load(), s.hi.Load()
 	f = foundNo
-	for i, n := h&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
-		slot := s.idx.load(t, i)
-		if slot == 0 {
-			break
-		}
-		if uint32(slot) == 0 || slot>>32 != tag {
-			continue
-		}
-		if id = idOf(slot); uint64(id) >= ready {
-			f = foundRetry // a slot of a table being rebuilt
-			continue
-		}
-		e := s.entry(id)
-		if w = e.loadWord(); w&stateMask != liveBits {
-			f = foundRetry // its slot is about to change
-			continue
-		}
-		off, lens = e.loadOff(), e.loadLens()
-		if e.loadHash() == h && keyLen(lens) == uint64(len(key)) && off+keyLen(lens)+valLen(lens) <= hi &&
-			equal(key, s.view(off, keyLen(lens))) {
-			return id, w, off, lens, foundYes
-		}
-		if e.loadWord()&identity != w&identity {
-			f = foundRetry // what was compared may have been torn
+probe:
+	for b, left := home(h, n), n; left > 0; b, left = next(b, n), left-1 {
+		bk := t.at(b)
+		for j := range bucketSlots {
+			k := loadKey(bk, j)
+			if k == 0 {
+				break probe
+			}
+			if uint32(k) == 0 || k>>32 != tag {
+				continue
+			}
+			if id = idOf(k); uint64(id) >= ready {
+				f = foundRetry // a slot of a table being rebuilt
+				continue
+			}
+			e := s.entry(id)
+			if w = e.loadWord(); w&stateMask != liveBits {
+				f = foundRetry // its slot is about to change
+				continue
+			}
+			off, lens = e.loadOff(), e.loadLens()
+			if e.loadHash() == h && keyLen(lens) == uint64(len(key)) && off+keyLen(lens)+valLen(lens) <= hi &&
+				equal(key, s.view(off, keyLen(lens))) {
+				return id, w, off, lens, foundYes
+			}
+			if e.loadWord()&identity != w&identity {
+				f = foundRetry // what was compared may have been torn
+			}
 		}
 	}
 	if f == foundNo && s.idx.hdr.Load() != hdr {

@@ -84,7 +84,7 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 				c.dropPin(st, id, pinsOf(old) == 0, weight)
 				return Handle{}, errChanged
 			}
-			st.pol.hit(id, old+pinOne, h)
+			st.pol.hit(id, h)
 			ps.n--
 			slot := ps.free[ps.n]
 			ps.out++
@@ -107,7 +107,7 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 		return Handle{}, err
 	}
 	hd := c.handleFor(slot, id)
-	if !c.hit(st, id, old+pinOne, h, m) {
+	if !c.hit(st, id, h, m) {
 		c.undoPin(st, hd, pinsOf(old) == 0, weight)
 		return Handle{}, errChanged
 	}
@@ -466,19 +466,19 @@ func (c *Cache) pstate(pid int) *pstate {
 	return c.pcs.at(uint64(pid))
 }
 
-// hit counts a hit on entry id of st, whose word the reader read as w and
-// whose key's hash is h, and tells st's policy, unless the moves word is no
+// hit counts a hit on entry id of st, whose key's hash is h, and tells
+// st's policy, unless the moves word is no
 // longer m (a rebuild may have retired st and freed its policy); it reports
 // whether it counted. The check and the call share one pinned section, so a
 // writer that changed the moves word and then ran proc.Quiesce knows no
 // reader is still telling st's policy anything.
-func (c *Cache) hit(st *store, id uint32, w, h, m uint64) bool {
+func (c *Cache) hit(st *store, id uint32, h, m uint64) bool {
 	pid := proc.Pin()
 	if c.loadMoves() != m {
 		proc.Unpin()
 		return false
 	}
-	st.pol.hit(id, w, h)
+	st.pol.hit(id, h)
 	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).hits++
 	} else {

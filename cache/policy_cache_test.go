@@ -6,6 +6,7 @@ package cache
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/offheap/offheap/internal/check"
@@ -72,9 +73,10 @@ func replayCache(t *testing.T, keys []uint64, capacity int) float64 {
 	return 100 * float64(hits) / float64(len(keys))
 }
 
-// wordOf returns the entry word of key in c and the sketch's estimate for
+// wordOf returns the entry word of key in c, its CLOCK counter, the word
+// of the policy's table holding that counter, and the sketch's estimate for
 // its hash.
-func wordOf(t *testing.T, c *Cache, key []byte) (w uint64, freq int) {
+func wordOf(t *testing.T, c *Cache, key []byte) (w, ref, refs uint64, freq int) {
 	t.Helper()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -83,23 +85,24 @@ func wordOf(t *testing.T, c *Cache, key []byte) (w uint64, freq int) {
 	if f != foundYes {
 		t.Fatalf("key %q not found", key)
 	}
-	return st.entry(id).loadWord(), st.pol.sk.frequency(h)
+	r, _ := st.pol.ref(id + numLists)
+	return st.entry(id).loadWord(), st.pol.refOf(id + numLists), atomic.LoadUint64(r), st.pol.sk.frequency(h)
 }
 
-// TestHitAtMaxCounterWritesNothing checks where a hit's CLOCK counter
-// lives and what a hit writes: Gets and Pins raise the counter in the
-// entry word up to its maximum, each raise counting the key in the sketch;
-// once at the maximum a hit changes neither the word nor the sketch, and a
-// pin's count moves apart from the counter.
+// TestHitAtMaxCounterWritesNothing checks what a hit writes: Gets and Pins
+// raise the entry's CLOCK counter in the policy's table up to its maximum,
+// each raise counting the key in the sketch; once at the maximum a hit
+// changes neither the counters, nor the entry word, nor the sketch, and a
+// pin's count lives apart from the counter.
 func TestHitAtMaxCounterWritesNothing(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	key := []byte("hot")
 	if err := c.Set(key, []byte("value")); err != nil {
 		t.Fatal(err)
 	}
-	w0, f0 := wordOf(t, c, key)
-	if refOf(w0) != 0 {
-		t.Fatalf("a new entry's counter is %d, want 0", refOf(w0))
+	w0, r0, _, f0 := wordOf(t, c, key)
+	if r0 != 0 {
+		t.Fatalf("a new entry's counter is %d, want 0", r0)
 	}
 	for i := range maxRef {
 		if i == 1 {
@@ -107,8 +110,8 @@ func TestHitAtMaxCounterWritesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, _ := wordOf(t, c, key); pinsOf(w) != 1 || refOf(w) != 2 {
-				t.Fatalf("pinned: pins %d, counter %d; want 1 and 2", pinsOf(w), refOf(w))
+			if w, r, _, _ := wordOf(t, c, key); pinsOf(w) != 1 || r != 2 {
+				t.Fatalf("pinned: pins %d, counter %d; want 1 and 2", pinsOf(w), r)
 			}
 			if err := h.Release(); err != nil {
 				t.Fatal(err)
@@ -119,16 +122,17 @@ func TestHitAtMaxCounterWritesNothing(t *testing.T) {
 			t.Fatal("miss")
 		}
 	}
-	w, f := wordOf(t, c, key)
-	if refOf(w) != maxRef || pinsOf(w) != 0 || w&identity != w0&identity || f != f0+maxRef {
-		t.Fatalf("after %d hits: counter %d, pins %d, identity %#x (was %#x), frequency %d (was %d)",
-			maxRef, refOf(w), pinsOf(w), w&identity, w0&identity, f, f0)
+	w, r, refs, f := wordOf(t, c, key)
+	if r != maxRef || pinsOf(w) != 0 || w != w0 || f != f0+maxRef {
+		t.Fatalf("after %d hits: counter %d, pins %d, word %#x (was %#x), frequency %d (was %d)",
+			maxRef, r, pinsOf(w), w, w0, f, f0)
 	}
 	for range 10 {
 		c.Get(nil, key)
 	}
-	if w2, f2 := wordOf(t, c, key); w2 != w || f2 != f {
-		t.Fatalf("hits at the maximum changed the word %#x -> %#x, the frequency %d -> %d", w, w2, f, f2)
+	if w2, _, refs2, f2 := wordOf(t, c, key); w2 != w || refs2 != refs || f2 != f {
+		t.Fatalf("hits at the maximum changed the word %#x -> %#x, the counters %#x -> %#x, the frequency %d -> %d",
+			w, w2, refs, refs2, f, f2)
 	}
 	if st := c.Stats(); st.Hits != 13 {
 		t.Fatalf("%d hits counted, want 13", st.Hits)

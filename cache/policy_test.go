@@ -18,29 +18,19 @@ func newTestPolicy(t testing.TB, budget int64, maxEntries uint32) *policy {
 	return p
 }
 
-// initPolicy initialises p with an entry table of its own for its CLOCK
-// counters (a cache gives it the cache's), and returns what frees both.
+// initPolicy initialises p and returns what frees it.
 func initPolicy(t testing.TB, p *policy, budget int64, maxEntries uint32) (free func()) {
 	t.Helper()
-	words := new(offTable[entry])
-	err := words.reserve(uint64(maxEntries), "test entries")
-	if err == nil {
-		err = words.grow(max(uint64(maxEntries), 1))
-	}
-	if err == nil {
-		err = p.init(budget, maxEntries, words)
-	}
-	if err != nil {
-		words.close()
+	if err := p.init(budget, maxEntries); err != nil {
 		t.Fatal(err)
 	}
-	return func() { p.free(); words.close() }
+	return p.free
 }
 
-// hitID records a hit on id as a reader of the cache would: with the word
-// it read and the hash of id's key.
+// hitID records a hit on id as a reader of the cache would: with the hash
+// of id's key.
 func hitID(p *policy, id uint32) {
-	p.hit(id, p.word(id+numLists).loadWord(), atomic.LoadUint64(&p.ents[id+numLists].hash))
+	p.hit(id, atomic.LoadUint64(&p.ents[id+numLists].hash))
 }
 
 func never(uint32) bool { return false }

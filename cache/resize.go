@@ -103,7 +103,7 @@ func (c *Cache) shrink(b int64) {
 	}
 	s := c.cur()
 	c.compact(s, func() { _ = s.p.Resize(int(b)) }) // latched entries past b keep the pool larger: not an error
-	if _, mask := s.idx.table(s.idx.hdr.Load()); s.idx.live*8 < mask+1 && mask+1 > 1<<minIndexLog {
+	if _, n := s.idx.table(s.idx.hdr.Load()); n > bucketsFor(4*s.idx.live) {
 		_ = s.idx.rehash(s, s.idx.live)
 	}
 	c.ops.compactions++
@@ -174,8 +174,8 @@ func (c *Cache) moveEntry(old, ns *store, id uint32) error {
 		releaseRef(ns.p, ref)
 		return err
 	}
-	ns.place(nid, e.hash, ref, b, klen)
-	if err := ns.idx.insert(ns, e.hash, nid); err != nil {
+	loc := ns.place(nid, e.hash, ref, b, klen)
+	if err := ns.idx.insert(ns, e.hash, nid, loc); err != nil {
 		return err
 	}
 	ns.pol.add(nid, e.hash, c.weight(n))
@@ -257,9 +257,12 @@ func (c *Cache) compact(s *store, move func()) {
 		if check.On {
 			check.Invariant(err == nil, "%s: latch entry %d again after compaction: %v", c.label, id, err)
 		}
+		loc := uint64(0) // readers go by the entry
 		if err == nil {
 			atomic.StoreUint64(&e.off, s.offsetOf(b))
+			loc = locOf(e.off, keyLen(e.lens), valLen(e.lens))
 		}
+		s.idx.relocate(e.hash, id, loc)
 		for {
 			w := e.loadWord()
 			if e.casWord(w, w&^movingBit) {

@@ -280,11 +280,11 @@ func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, 
 // publish fills entry id of st and makes it the key's: in place of old's
 // index slot if replacing, else in a new one. Callers hold the lock.
 func (c *Cache) publish(st *store, id uint32, h uint64, ref pool.Ref, b []byte, klen uint64, weight int64, replacing bool, old uint32) error {
-	st.place(id, h, ref, b, klen)
+	loc := st.place(id, h, ref, b, klen)
 	if replacing {
-		st.idx.replace(h, old, id)
+		st.idx.replace(h, old, id, loc)
 		st.finishDetach(old)
-	} else if err := st.idx.insert(st, h, id); err != nil {
+	} else if err := st.idx.insert(st, h, id, loc); err != nil {
 		e := st.entry(id)
 		atomic.StoreUint64(&e.word, freedWord(e.word))
 		st.pushID(id)
@@ -297,8 +297,9 @@ func (c *Cache) publish(st *store, id uint32, h uint64, ref pool.Ref, b []byte, 
 }
 
 // place fills entry id, free, with the segment ref, view b, that holds a
-// key of klen bytes and its value, and marks it live. Callers hold the lock.
-func (s *store) place(id uint32, h uint64, ref pool.Ref, b []byte, klen uint64) {
+// key of klen bytes and its value, marks it live, and returns its location
+// for the index. Callers hold the lock.
+func (s *store) place(id uint32, h uint64, ref pool.Ref, b []byte, klen uint64) (loc uint64) {
 	e, off := s.entry(id), s.offsetOf(b)
 	if end := off + uint64(len(b)); end > s.hi.Load() {
 		s.hi.Store(end) // before the entry is seen: readers bound offsets by it
@@ -308,6 +309,7 @@ func (s *store) place(id uint32, h uint64, ref pool.Ref, b []byte, klen uint64) 
 	atomic.StoreUint64(&e.lens, klen|(uint64(len(b))-klen)<<32)
 	*s.refs.at(uint64(id)) = uint64(ref)
 	atomic.StoreUint64(&e.word, uint64(genOf(e.word))|liveBits)
+	return locOf(off, klen, uint64(len(b))-klen)
 }
 
 // Delete removes key and reports whether the cache held it. A pinned entry
@@ -358,11 +360,13 @@ func (s *store) finishDetach(id uint32) {
 
 // detach takes live entry id of st out of the policy and the count, and
 // frees it, or, if pinned, marks it gone: freed at its last release, and
-// counted in the budget until then. Its index slot stays; the caller
-// changes it and then calls finishDetach. Callers hold the lock.
+// counted in the budget until then. Its index slot stays, without a
+// location (readers that go by it must not find a freed segment); the
+// caller changes it and then calls finishDetach. Callers hold the lock.
 func (c *Cache) detach(st *store, id uint32) {
 	e := st.entry(id)
 	weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+	st.idx.relocate(e.hash, id, 0)
 	st.pol.remove(id)
 	c.used -= weight
 	c.count.Add(-1)
@@ -395,7 +399,7 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 		w := e.loadWord()
 		for pinsOf(w) == 0 && !e.casWord(w, freedWord(w)) {
-			w = e.loadWord() // a hit raised its CLOCK counter: still the victim
+			w = e.loadWord() // a pin came and went: still the victim
 		}
 		if pinsOf(w) > 0 {
 			// Pinned after the policy asked: back in line, as if new.
@@ -407,7 +411,7 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		c.used -= weight
 		c.count.Add(-1)
 		c.ops.evictions++
-		st.idx.remove(e.hash, id)
+		st.idx.remove(e.hash, id) // before the segment is freed: see index
 		st.releaseSegment(id)
 		st.pushID(id)
 		return weight, true

@@ -52,7 +52,7 @@ func newStore(p *pool.Pool, maxEntries uint64, budget int64, name string) (*stor
 		err = s.idx.init(maxEntries, name+" index")
 	}
 	if err == nil {
-		if err = s.pol.init(budget, uint32(maxEntries), &s.ents); err != nil {
+		if err = s.pol.init(budget, uint32(maxEntries)); err != nil {
 			s.pol = nil
 		}
 	}

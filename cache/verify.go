@@ -71,17 +71,26 @@ func (c *Cache) verify() error {
 	return s.verifyFree(live)
 }
 
-// verifyIndexed checks that live entry id is in the index under its hash.
+// verifyIndexed checks that live entry id is in the index under its hash,
+// at its location.
 func (s *store) verifyIndexed(id uint32, e *entry) error {
-	t, mask := s.idx.table(s.idx.hdr.Load())
-	want := slotOf(e.hash, id)
-	for i, n := e.hash&mask, uint64(0); n <= mask; i, n = (i+1)&mask, n+1 {
-		slot := s.idx.load(t, i)
-		if slot == want {
-			return nil
+	t, n := s.idx.table(s.idx.hdr.Load())
+	want := keyOf(e.hash, id)
+	for b, left := home(e.hash, n), n; left > 0; b, left = next(b, n), left-1 {
+		bk := t.at(b)
+		if loadSeq(bk)&1 != 0 {
+			return fmt.Errorf("bucket %d is being written", b)
 		}
-		if slot == 0 {
-			break
+		for j := range bucketSlots {
+			switch k := loadKey(bk, j); k {
+			case 0:
+				return fmt.Errorf("live entry %d is not in the index", id)
+			case want:
+				if loc := loadLoc(bk, j); loc != locOf(e.off, keyLen(e.lens), valLen(e.lens)) {
+					return fmt.Errorf("live entry %d: the index locates it at %#x, not %#x", id, loc, locOf(e.off, keyLen(e.lens), valLen(e.lens)))
+				}
+				return nil
+			}
 		}
 	}
 	return fmt.Errorf("live entry %d is not in the index", id)
