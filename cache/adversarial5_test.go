@@ -939,18 +939,14 @@ func probe5(t *offTable[bucket], n, h uint64, id uint32) (uint64, bool) {
 	return 0, false
 }
 
-// TestShortKeyHashIsSeedless: keys of up to 16 bytes are hashed by
-// mix(a^mixA^seed, b^mixB^len); a key whose last 8 bytes are mixB^len makes
-// the second operand zero, so the first product is zero and the hash is the
-// same constant for every such key, in every cache, whatever its seed.
-// Anyone choosing keys (a cache keyed by request data) can then put all
-// of them in one probe sequence: each lookup and Set walks them all, and
-// every Get of any but the first falls off the fast path (a slot of the
-// same tag but another key). See the report; skipped until hash changes.
-func TestShortKeyHashIsSeedless(t *testing.T) {
-	if os.Getenv("OFFHEAP_ADV5_HASHDOS") == "" {
-		t.Skip("known defect (hash.go, before c99a9f1): short keys ending in mixB^len share one hash whatever the seed; set OFFHEAP_ADV5_HASHDOS=1 to run")
-	}
+// TestShortKeyHashIsSeeded: keys of up to 16 bytes are hashed by
+// mix(a^mixA^seed0, b^mixB^len^seed1). With the second operand unseeded (as
+// before), a key whose last 8 bytes are mixB^len made it zero, so the
+// product was zero and the hash the same constant for every such key, in
+// every cache, whatever its seed: anyone choosing keys (a cache keyed by
+// request data) could put all of them in one probe sequence, making each
+// Set and Get walk them all. Such keys must now hash apart.
+func TestShortKeyHashIsSeeded(t *testing.T) {
 	a, b := newT(t, 1<<20, nil), newT(t, 1<<20, nil)
 	h := a.hash(collidingKey(0))
 	same := 0

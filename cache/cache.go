@@ -173,7 +173,7 @@ type Cache struct {
 	// Read by lock-free readers: fixed at New, or atomic.
 	st        atomic.Pointer[store] // the current store; see cur
 	seed      maphash.Seed          // for keys longer than shortKey
-	hseed     uint64                // for shorter ones
+	hseed     [2]uint64             // for shorter ones: one per operand of mix
 	pcs       offTable[pstate]
 	hslots    offTable[hslot]
 	isPinned  func(id uint32) bool // c.pinnedForPolicy, made once
@@ -279,7 +279,7 @@ func (c *Cache) open(o Options) (err error) {
 		c.maxEntries = min(c.maxEntries, uint64(o.MaxEntries))
 	}
 	c.seed = maphash.MakeSeed()
-	c.hseed = maphash.Comparable(c.seed, 0)
+	c.hseed = [2]uint64{maphash.Comparable(c.seed, 0), maphash.Comparable(c.seed, 1)}
 	defer func() {
 		if err != nil {
 			c.pcs.close()

@@ -21,7 +21,11 @@ const (
 
 // hash returns the key's hash, seeded per cache. A key of up to 16 bytes
 // is read as two (possibly overlapping) words and mixed by a 128-bit
-// multiply, as in wyhash; a longer one goes to maphash.
+// multiply, as in wyhash; a longer one goes to maphash. Each operand of the
+// multiply has a seed of its own: with an operand unseeded, a key making it
+// zero would zero the product whatever the other, and every such key would
+// hash alike in every cache; with one seed for both, two keys swapping
+// their words would.
 func (c *Cache) hash(key []byte) uint64 {
 	n := len(key)
 	if n > shortKey {
@@ -36,7 +40,7 @@ func (c *Cache) hash(key []byte) uint64 {
 	case n > 0:
 		a = uint64(key[0])<<16 | uint64(key[n>>1])<<8 | uint64(key[n-1])
 	}
-	return mix(a^mixA^c.hseed, b^mixB^uint64(n))
+	return mix(a^mixA^c.hseed[0], b^mixB^uint64(n)^c.hseed[1])
 }
 
 // mix folds the 128-bit product of a and b, then once more.
