@@ -23,9 +23,11 @@ package cache
 // loaded before the read began, and no newer than the last version begun as
 // loaded after it. Keys come in every shape the index treats differently:
 // short (inline hash), 255 bytes (the longest a location holds), 256 bytes
-// (no location: readers go by the entry), and 16-byte keys that all have one
-// and the same 64-bit hash (see TestShortKeyHashIsSeedless), so one probe
-// sequence holds many entries of one tag. Values range from 12 bytes to
+// (no location: readers go by the entry), and 16-byte keys that, before the
+// hash seeded both its operands, all had one and the same 64-bit hash (see
+// TestShortKeyHashIsSeeded), so that one probe sequence held many entries of
+// one tag; they are ordinary keys now, and crowded probe sequences are
+// FuzzIndex's and TestIndexModel5's to test. Values range from 12 bytes to
 // 70 000: up to copyCheckMax (the fast path), up to 64 KiB (a location, but
 // the slow path), and beyond (no location).
 
@@ -60,11 +62,10 @@ func soak5(d, short time.Duration) time.Duration {
 	return d
 }
 
-// collidingKey returns a 16-byte key, distinct for each i, whose hash is
-// the same for every i and every cache: its last 8 bytes make the second
-// operand of the hash's first multiplication zero (see hash), whatever the
-// seed. (Once hash seeds that operand too, these are ordinary keys, and the
-// tests using them still hold; see TestShortKeyHashIsSeedless.)
+// collidingKey returns a 16-byte key, distinct for each i, whose last 8
+// bytes made the second operand of the hash's first multiplication zero
+// when that operand was unseeded, so that every such key had one hash in
+// every cache (see TestShortKeyHashIsSeeded); now they are ordinary keys.
 func collidingKey(i int) []byte {
 	k := make([]byte, 16)
 	binary.LittleEndian.PutUint64(k, uint64(i)*0x9e3779b97f4a7c15+1)
