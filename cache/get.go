@@ -86,10 +86,10 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 	return c.getSlow(dst, key, h)
 }
 
-// quickFind is find for the fast paths: it returns foundRetry at the first
-// sign of anything but a plain hit or miss (a value longer than
-// copyCheckMax, a writer at work, a tag shared by two keys), and leaves
-// those to find.
+// quickFind is find for Pin's fast path: it returns foundRetry at the
+// first sign of anything but a plain hit or miss (a value longer than
+// copyCheckMax, a slot without a location, a writer at work, a tag shared
+// by two keys), and leaves those to find.
 func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
 	hdr := s.idx.hdr.Load()
 	t, n := s.idx.table(hdr)
@@ -109,11 +109,19 @@ func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64,
 			if id = idOf(k); uint64(id) >= s.ents.ready.Load() {
 				return 0, 0, 0, 0, foundRetry
 			}
+			// The entry's word first, which validates what follows (see
+			// pin); then the key, where the slot says it is, so the two
+			// loads (whose addresses both come from the slot) overlap; the
+			// entry must agree with the slot.
 			e := s.entry(id)
-			w, off, lens = e.loadWord(), e.loadOff(), e.loadLens()
-			kl, vl := keyLen(lens), valLen(lens)
-			if w&stateMask != liveBits || e.loadHash() != h || kl != uint64(len(key)) || vl > copyCheckMax ||
-				off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
+			w = e.loadWord()
+			loc := loadLoc(bk, j)
+			off, kl, vl := unloc(loc)
+			if loc == 0 || kl != uint64(len(key)) || vl > copyCheckMax || off+kl+vl > s.hi.Load() ||
+				!equal(key, s.view(off, kl)) {
+				return 0, 0, 0, 0, foundRetry
+			}
+			if lens = e.loadLens(); w&stateMask != liveBits || e.loadOff() != off || lens != kl|vl<<32 || e.loadHash() != h {
 				return 0, 0, 0, 0, foundRetry
 			}
 			return id, w, off, lens, foundYes
