@@ -19,7 +19,9 @@ import (
 // (nothing unpinned left to evict; the budget is never overshot), and the
 // key's old value, if any, is then gone too, so no stale value outlives a
 // write; or with a typed error for a key or value it cannot take, changing
-// nothing.
+// nothing. (A value that fitted the budget but no longer fits the one a
+// Resize set while the Set waited for room is ErrTooLarge too, and then, as
+// with ErrFull, the old value is gone.)
 //
 // Set first takes the old value out (a Get racing with it may miss), makes
 // room by evicting, and copies the new value in without the lock. It
