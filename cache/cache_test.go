@@ -1318,3 +1318,41 @@ func verifyT(t *testing.T, c *Cache) {
 		t.Error(err)
 	}
 }
+
+// TestSetRacingSetOfSameKey runs a Set in steps, so that another Set of the
+// same key completes between its making room (which found the key absent)
+// and its insert: the insert must see that Set's entry and replace it, not
+// add the key twice. (The insert skips looking the key up again when no
+// key was added since makeRoom; here one was.)
+func TestSetRacingSetOfSameKey(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	k, v := []byte("key"), []byte("second")
+	h, weight := c.hash(k), c.weight(uint64(len(k)+len(v)))
+	c.mu.Lock()
+	ab, err := c.makeRoom(k, h, weight, nil)
+	st := c.cur()
+	if err == nil {
+		c.sets.Add(1)
+		st.inflight++
+	}
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(k, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	err, again := c.setIn(st, k, v, h, weight, nil, ab)
+	c.sets.Done()
+	if err != nil || again {
+		t.Fatalf("setIn: %v, again %v", err, again)
+	}
+	if got, ok := c.Get(nil, k); !ok || string(got) != "second" || c.Len() != 1 {
+		t.Fatalf("Get = %q, %v; Len %d; want the second value, once", got, ok, c.Len())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.verify(); err != nil {
+		t.Fatal(err)
+	}
+}

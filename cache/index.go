@@ -42,6 +42,7 @@ type index struct {
 	halves      [2]offTable[bucket]
 	hdr         atomic.Uint64 // rehash count << 33 | half << 32 | number of buckets
 	live, tombs uint64        // guarded by the cache's lock
+	adds        uint64        // inserts and replaces so far: a key absent stays so while it is unchanged
 }
 
 // bucket is one cache line of the index.
@@ -189,6 +190,7 @@ func (x *index) insert(st *store, hash uint64, id uint32, loc uint64) error {
 				}
 				write(bk, j, keyOf(hash, id), loc)
 				x.live++
+				x.adds++
 				return nil
 			}
 		}
@@ -200,6 +202,7 @@ func (x *index) insert(st *store, hash uint64, id uint32, loc uint64) error {
 func (x *index) replace(hash uint64, old, id uint32, loc uint64) {
 	bk, _, j := x.slotFor(hash, old)
 	write(bk, j, keyOf(hash, id), loc)
+	x.adds++
 }
 
 // relocate sets the location in id's slot (hash hash): 0 before its

@@ -48,7 +48,7 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	h := c.hash(key)
 	for {
 		c.mu.Lock()
-		err := c.makeRoom(key, h, weight, f)
+		ab, err := c.makeRoom(key, h, weight, f)
 		st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
 		if err == nil {
 			c.sets.Add(1) // Close waits for the Sets in flight
@@ -58,7 +58,7 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 		if err != nil {
 			return err
 		}
-		err, again := c.setIn(st, key, value, h, weight, f)
+		err, again := c.setIn(st, key, value, h, weight, f, ab)
 		c.sets.Done()
 		if !again {
 			return err
@@ -70,7 +70,7 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 // reserves and copies without the lock, then inserts. If a rebuild
 // replaced st meanwhile, the reservation is let go and again says to start
 // over in the new store.
-func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight) (err error, again bool) {
+func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *flight, ab absent) (err error, again bool) {
 	ref, b, slow, err := c.reserve(st, len(key)+len(value), weight)
 	if err == nil {
 		copy(b[copy(b, key):], value)
@@ -95,7 +95,7 @@ func (c *Cache) setIn(st *store, key, value []byte, h uint64, weight int64, f *f
 	}
 	switch {
 	case err == nil:
-		return c.insert(st, key, h, ref, b, weight, f), false
+		return c.insert(st, key, h, ref, b, weight, f, ab), false
 	case c.closed, errors.Is(err, pool.ErrClosed):
 		// Closed while it reserved: a reservation that failed meanwhile
 		// stopped making room (see roomInPool), so ErrFull would blame pins.
@@ -112,52 +112,60 @@ func (c *Cache) tooLarge(n uint64, weight int64) error {
 	return fmt.Errorf("entry of %d bytes: %w", n, ErrTooLarge)
 }
 
+// absent is what a Set knows after makeRoom: its key is not in the index
+// of st while st.idx.adds is adds.
+type absent struct {
+	st   *store
+	adds uint64
+}
+
 // makeRoom is Set's first step: it removes the key's old entry, asks the
 // policy to admit the new one, and evicts until weight more bytes fit the
-// budget, then promises them to the Set. Where the bytes of other Sets in
+// budget, then promises them to the Set, and says where the key is absent. Where the bytes of other Sets in
 // flight stand in the way, it waits for them (their entries may then be
 // evicted), as it does while a Resize waits for them: only pinned entries
 // make it fail with ErrFull. Callers hold the lock, which a wait drops, so
 // the current store may change.
-func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) error {
+func (c *Cache) makeRoom(key []byte, h uint64, weight int64, ld *flight) (absent, error) {
 	for c.shrinking > 0 && !c.closed {
 		c.settled.Wait() // a Resize waits for the promises made: make none
 	}
 	switch {
 	case c.closed:
-		return c.keyError("set", key, ErrClosed)
+		return absent{}, c.keyError("set", key, ErrClosed)
 	case weight > c.budget:
-		return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
+		return absent{}, c.keyError("set", key, c.tooLarge(uint64(weight), weight))
 	}
 	st := c.cur()
 	id, _, _, _, f := st.find(h, key)
 	if ld.outdated(f == foundYes) {
-		return errSuperseded
+		return absent{}, errSuperseded
 	}
 	if f == foundYes {
 		c.remove(st, id, h)
 	}
+	ab := absent{st, st.idx.adds}
 	if !st.pol.admit(h, weight) {
 		c.ops.rejections++
-		return ErrRejected
+		return absent{}, ErrRejected
 	}
 	for c.used+c.gone+c.promised+weight > c.budget {
 		if _, ok := c.evictOne(); ok {
 			continue
 		}
 		if c.promised == 0 {
-			return c.keyError("set", key, c.fullError(weight))
+			return absent{}, c.keyError("set", key, c.fullError(weight))
 		}
 		c.settled.Wait()
 		switch {
 		case c.closed:
-			return c.keyError("set", key, ErrClosed)
+			return absent{}, c.keyError("set", key, ErrClosed)
 		case weight > c.budget: // a Resize ran meanwhile
-			return c.keyError("set", key, c.tooLarge(uint64(weight), weight))
+			return absent{}, c.keyError("set", key, c.tooLarge(uint64(weight), weight))
 		}
 	}
 	c.promised += weight
-	return nil
+	return ab, nil
 }
 
 func (c *Cache) fullError(weight int64) error {
@@ -235,12 +243,15 @@ func (c *Cache) roomInPool(st *store) bool {
 // value; it becomes the key's entry, replacing the old one (another Set's),
 // unless it is the value of load ld, superseded meanwhile. Callers hold the
 // lock.
-func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64, ld *flight) error {
+func (c *Cache) insert(st *store, key []byte, h uint64, ref pool.Ref, b []byte, weight int64, ld *flight, ab absent) error {
 	if c.closed {
 		releaseRef(st.p, ref)
 		return c.keyError("set", key, ErrClosed)
 	}
-	old, _, _, _, f := st.find(h, key)
+	old, f := uint32(0), foundNo
+	if ab.st != st || ab.adds != st.idx.adds { // a Set may have stored the key meanwhile
+		old, _, _, _, f = st.find(h, key)
+	}
 	if ld.outdated(f == foundYes) { // superseded, or a Set stored the key while this was copied in
 		releaseRef(st.p, ref)
 		return errSuperseded
