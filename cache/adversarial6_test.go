@@ -25,6 +25,11 @@ package cache
 // churn and a resizer rebuilds and compacts: every Pin must find its key.
 // TestSameKeySetsRacingClose6 closes caches while same-key Sets, loads and
 // pins run. OFFHEAP_ADV6_SOAK (a duration) lengthens every stress.
+//
+// Found: TestReleaseRacingCloseChecked6, a Release racing Close in the
+// checked build writes handle slots Close unmapped (SIGSEGV); it runs only
+// with OFFHEAP_ADV6_DEFECT set, which also lets TestSameKeySetsRacingClose6
+// pin through Close in the checked build.
 
 import (
 	"bytes"
@@ -41,6 +46,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -91,18 +97,23 @@ type prec struct {
 	failed []atomic.Bool   // per version: its Set returned an error
 }
 
-const precVersions = 1 << 20
-
 func newPrec(keys [][]byte, big bool) *prec {
-	return &prec{big: big, keys: keys, m: make([]atomic.Uint64, len(keys)), end: make([]atomic.Uint64, precVersions),
-		loaded: make([]atomic.Bool, precVersions), failed: make([]atomic.Bool, precVersions)}
+	n := 1 << 20
+	if os.Getenv("OFFHEAP_ADV6_SOAK") != "" {
+		n = 1 << 23
+	}
+	return &prec{big: big, keys: keys, m: make([]atomic.Uint64, len(keys)), end: make([]atomic.Uint64, n),
+		loaded: make([]atomic.Bool, n), failed: make([]atomic.Bool, n)}
 }
 
 // next returns a fresh version, or false once they ran out.
 func (p *prec) next() (uint64, bool) {
 	v := p.ver.Add(1)
-	return v, v < precVersions
+	return v, v < uint64(len(p.end))
 }
+
+// out reports whether the versions ran out: the workers then stop.
+func (p *prec) out() bool { return p.ver.Load() >= uint64(len(p.end)) }
 
 func (p *prec) dropped(i int, begin uint64) {
 	for {
@@ -374,7 +385,7 @@ func sameKeyStress(t *testing.T, cfg sameKeyConfig) {
 			for w := range cfg.writersPerKey {
 				run(func() error {
 					r := rand.New(rand.NewPCG(uint64(i), uint64(w)))
-					for n := 0; !stop.Load(); n++ {
+					for n := 0; !stop.Load() && !p.out(); n++ {
 						var err error
 						switch op := r.IntN(16); {
 						case op < 11:
@@ -399,7 +410,7 @@ func sameKeyStress(t *testing.T, cfg sameKeyConfig) {
 		for g := range cfg.loaders {
 			run(func() error {
 				r := rand.New(rand.NewPCG(uint64(g), 61))
-				for !stop.Load() {
+				for !stop.Load() && !p.out() {
 					i := r.IntN(cfg.keys)
 					if r.IntN(4) == 0 {
 						if err := p.del(c, i); err != nil {
@@ -473,6 +484,9 @@ func sameKeyStress(t *testing.T, cfg sameKeyConfig) {
 		within(t, "same-key stress", func() { stopAfter(t, soak6(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
 		if t.Failed() {
 			return
+		}
+		if p.out() {
+			t.Logf("the versions ran out before the end")
 		}
 		st := c.Stats()
 		t.Logf("versions %d, sets %d, hits %d, misses %d, rejections %d, evictions %d, deletes %d, loads %d, compactions %d, rebuilds %d",
@@ -1151,7 +1165,7 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 				}
 			}()
 		}
-		wg.Add(2)
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; !closed.Load(); i++ {
@@ -1161,9 +1175,12 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 				}
 			}
 		}()
+		var pinStop atomic.Bool
+		var pinWG sync.WaitGroup
+		pinWG.Add(1)
 		go func() {
-			defer wg.Done()
-			for i := 0; !closed.Load(); i++ {
+			defer pinWG.Done()
+			for i := 0; !closed.Load() && !pinStop.Load(); i++ {
 				if err := p.pin(c, i%3, 0); err != nil {
 					errs <- err
 					return
@@ -1171,7 +1188,14 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(200+round%7*300) * time.Microsecond)
+		if check.On && os.Getenv("OFFHEAP_ADV6_DEFECT") == "" {
+			// A Release racing Close crashes the checked build: see
+			// TestReleaseRacingCloseChecked6.
+			pinStop.Store(true)
+			pinWG.Wait()
+		}
 		within(t, "close racing same-key sets", func() {
+			defer pinWG.Wait()
 			for {
 				err := c.Close()
 				if err == nil {
@@ -1202,6 +1226,79 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 			if err := sp.Close(); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+}
+
+// TestLinearizablePinnersScribbled6 is adversarial5's linearizability
+// stress with few keys and many pinners, on a shared pool another user
+// fills with forged entries of the cache's keys (a pinned view of a freed
+// segment would show one): every pinned view must be its key's, fresh
+// enough, and unchanged while held.
+func TestLinearizablePinnersScribbled6(t *testing.T) {
+	linStress(t, linConfig{budget: 64 << 10, maxBudget: 64 << 10, poolBytes: 48 << 10, keys: 10, writers: 2, readers: 1, pinners: 3, scribble: true})
+}
+
+// TestLinearizablePinnersResized6: few keys, many pinners, and a resizer
+// that rebuilds and compacts under them.
+func TestLinearizablePinnersResized6(t *testing.T) {
+	linStress(t, linConfig{budget: 64 << 10, maxBudget: 256 << 10, keys: 10, writers: 2, readers: 1, pinners: 3, resize: true})
+}
+
+// TestReleaseRacingCloseChecked6 (DEFECT, the checked build only): the last
+// Release of a pinned entry that was replaced (gone) frees it in
+// unpinLocked, which, in the checked build, trades Release's read lock for
+// the write lock and back. Between its Unlock and the RLock after it the
+// entry has no pins, so a Close on another goroutine succeeds and, in the
+// checked build, unmaps the handle slots at once (vmem.Retire); Release
+// then goes on to freeHandle, whose pushHandles writes the handle slot:
+// SIGSEGV, which ends the test binary. So it runs only when
+// OFFHEAP_ADV6_DEFECT is set:
+//
+//	OFFHEAP_ADV6_DEFECT=1 go test -tags offheapcheck ./cache -run TestReleaseRacingCloseChecked6 -count=1
+func TestReleaseRacingCloseChecked6(t *testing.T) {
+	if !check.On {
+		t.Skip("the checked build's defect")
+	}
+	if os.Getenv("OFFHEAP_ADV6_DEFECT") == "" {
+		t.Skip("crashes the test binary (SIGSEGV) in the checked build: set OFFHEAP_ADV6_DEFECT=1 to run")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	k := []byte("k")
+	rounds := 3000
+	for round := range rounds {
+		c, err := New(64<<10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(k, []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+		_, hd, err := c.Pin(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(k, []byte("new")); err != nil { // the pinned entry is gone: its last Release frees it
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			for {
+				err := c.Close()
+				if !errors.Is(err, ErrBusy) {
+					done <- err
+					return
+				}
+			}
+		}()
+		if round%2 == 0 {
+			runtime.Gosched()
+		}
+		if err := hd.Release(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
