@@ -1302,3 +1302,45 @@ func TestReleaseRacingCloseChecked6(t *testing.T) {
 		}
 	}
 }
+
+// TestPinEdgeLengths6 pins values at the edges of Pin's fast path and of a
+// location, with the shortest and longest keys a location holds: an empty
+// value, one byte, copyCheckMax and one more, 64 KiB less one and 64 KiB;
+// quickFind must take exactly those within its limits, and every Pin must
+// return the value, and count and release its bytes.
+func TestPinEdgeLengths6(t *testing.T) {
+	c := newT(t, 1<<20, nil)
+	st := c.cur()
+	for _, kl := range []int{1, 16, 255, 256} {
+		for _, vl := range []int{0, 1, copyCheckMax, copyCheckMax + 1, 1<<16 - 1, 1 << 16} {
+			k := bytes.Repeat([]byte{byte('a' + kl%26)}, kl)
+			v := make([]byte, vl)
+			for i := range v {
+				v[i] = byte(i*7 + vl)
+			}
+			setT(t, c, k, v)
+			_, _, off, lens, f := st.quickFind(c.hash(k), k)
+			fast := kl < 256 && vl <= copyCheckMax
+			if (f == foundYes) != fast || fast && (keyLen(lens) != uint64(kl) || valLen(lens) != uint64(vl) || !bytes.Equal(st.view(off, uint64(kl)), k)) {
+				t.Errorf("key %d, value %d bytes: quickFind = %v, lens %#x", kl, vl, f, lens)
+			}
+			pv, hd, err := c.Pin(k)
+			if err != nil || !bytes.Equal(pv, v) || len(pv) != vl {
+				t.Fatalf("key %d, value %d bytes: Pin = %v, %d bytes, equal %v", kl, vl, err, len(pv), bytes.Equal(pv, v))
+			}
+			if s := c.Stats(); s.Handles != 1 || s.BytesPinned != int(c.weight(uint64(kl+vl))) {
+				t.Errorf("key %d, value %d bytes: stats %+v", kl, vl, s)
+			}
+			if err := hd.Release(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if s := c.Stats(); s.Handles != 0 || s.BytesPinned != 0 || s.Entries != 0 {
+		t.Errorf("stats %+v", s)
+	}
+	verifyT(t, c)
+}
