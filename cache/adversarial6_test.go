@@ -24,7 +24,8 @@ package cache
 // is unchanged. TestPinStableKeys6 pins keys nobody changes while others
 // churn and a resizer rebuilds and compacts: every Pin must find its key.
 // TestSameKeySetsRacingClose6 closes caches while same-key Sets, loads and
-// pins run. OFFHEAP_ADV6_SOAK (a duration) lengthens every stress.
+// pins run. OFFHEAP_ADV6_SOAK (a duration, under 25s: within gives up at
+// 30s) lengthens every stress.
 //
 // Found: TestReleaseRacingCloseChecked6, a Release racing Close in the
 // checked build writes handle slots Close unmapped (SIGSEGV); it runs only
