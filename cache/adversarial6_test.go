@@ -28,9 +28,8 @@ package cache
 // 30s) lengthens every stress.
 //
 // Found: TestReleaseRacingCloseChecked6, a Release racing Close in the
-// checked build writes handle slots Close unmapped (SIGSEGV); it runs only
-// with OFFHEAP_ADV6_DEFECT set, which also lets TestSameKeySetsRacingClose6
-// pin through Close in the checked build.
+// checked build wrote handle slots Close had unmapped (SIGSEGV), until
+// Release checked for a Close after unpinLocked.
 
 import (
 	"bytes"
@@ -1189,12 +1188,6 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 			}
 		}()
 		time.Sleep(time.Duration(200+round%7*300) * time.Microsecond)
-		if check.On && os.Getenv("OFFHEAP_ADV6_DEFECT") == "" {
-			// A Release racing Close crashes the checked build: see
-			// TestReleaseRacingCloseChecked6.
-			pinStop.Store(true)
-			pinWG.Wait()
-		}
 		within(t, "close racing same-key sets", func() {
 			defer pinWG.Wait()
 			for {
@@ -1246,23 +1239,17 @@ func TestLinearizablePinnersResized6(t *testing.T) {
 	linStress(t, linConfig{budget: 64 << 10, maxBudget: 256 << 10, keys: 10, writers: 2, readers: 1, pinners: 3, resize: true})
 }
 
-// TestReleaseRacingCloseChecked6 (DEFECT, the checked build only): the last
-// Release of a pinned entry that was replaced (gone) frees it in
-// unpinLocked, which, in the checked build, trades Release's read lock for
-// the write lock and back. Between its Unlock and the RLock after it the
-// entry has no pins, so a Close on another goroutine succeeds and, in the
-// checked build, unmaps the handle slots at once (vmem.Retire); Release
-// then goes on to freeHandle, whose pushHandles writes the handle slot:
-// SIGSEGV, which ends the test binary. So it runs only when
-// OFFHEAP_ADV6_DEFECT is set:
-//
-//	OFFHEAP_ADV6_DEFECT=1 go test -tags offheapcheck ./cache -run TestReleaseRacingCloseChecked6 -count=1
+// TestReleaseRacingCloseChecked6 (the checked build): the last Release of
+// a pinned entry that was replaced (gone) frees it in unpinLocked, which,
+// in the checked build, trades Release's read lock for the write lock and
+// back. Between its Unlock and the RLock after it the entry has no pins, so
+// a Close on another goroutine succeeds and, in the checked build, unmaps
+// the handle slots at once (vmem.Retire). Release then went on to
+// freeHandle, whose pushHandles wrote the unmapped handle slot: SIGSEGV,
+// which ended the test binary, 5 runs of 5.
 func TestReleaseRacingCloseChecked6(t *testing.T) {
 	if !check.On {
-		t.Skip("the checked build's defect")
-	}
-	if os.Getenv("OFFHEAP_ADV6_DEFECT") == "" {
-		t.Skip("crashes the test binary (SIGSEGV) in the checked build: set OFFHEAP_ADV6_DEFECT=1 to run")
+		t.Skip("the checked build's Release")
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
 	k := []byte("k")

@@ -172,6 +172,12 @@ func (hd Handle) Release() error {
 	// No rebuild runs while pins are out (see rebuild), so the entry is in
 	// the current store.
 	edge, weight := c.unpin(c.cur(), s.entry)
+	if check.On && c.closed {
+		// unpinLocked traded the read lock for the write lock and back
+		// after dropping the last pin, so a Close may have run meanwhile,
+		// and the checked build unmaps the handle slots at once.
+		return nil
+	}
 	c.freeHandle(i, -1, edge, weight)
 	return nil
 }
