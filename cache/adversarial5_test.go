@@ -758,29 +758,7 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r := rand.New(rand.NewPCG(3, 13))
-		for n := 0; !stop.Load(); n++ {
-			var hd Handle
-			pinned := false
-			if n%2 == 0 {
-				if _, h, err := c.Pin(skey(r.IntN(stable))); err == nil {
-					hd, pinned = h, true
-				}
-			}
-			err := c.Resize([]int{4 << 20, 8 << 20, 16 << 20}[r.IntN(3)])
-			if pinned {
-				_ = hd.Release()
-			}
-			if err != nil {
-				errs <- fmt.Errorf("resize: %w", err)
-				return
-			}
-			time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
-		}
-	}()
+	resizeWithPins(c, &wg, &stop, errs, 13, []int{4 << 20, 8 << 20, 16 << 20}, 3000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
 	dur := soak5(1500*time.Millisecond, 300*time.Millisecond)
 	within(t, "stable keys", func() { stopAfter(t, dur, &stop, &wg, errs) })
 	st := c.Stats()
@@ -1366,4 +1344,33 @@ func TestPackedCountersNoLostUpdates5(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// resizeWithPins starts a goroutine that, until stop, Resizes c to one of
+// sizes, every other time while holding a pin on a key pin picks, and then
+// sleeps up to maxSleepMicros; a failed Resize goes to errs.
+func resizeWithPins(c *Cache, wg *sync.WaitGroup, stop *atomic.Bool, errs chan<- error, seed uint64, sizes []int, maxSleepMicros int, pin func(*rand.Rand) []byte) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(3, seed))
+		for n := 0; !stop.Load(); n++ {
+			var hd Handle
+			pinned := false
+			if n%2 == 0 {
+				if _, h, err := c.Pin(pin(r)); err == nil {
+					hd, pinned = h, true
+				}
+			}
+			err := c.Resize(sizes[r.IntN(len(sizes))])
+			if pinned {
+				_ = hd.Release()
+			}
+			if err != nil {
+				errs <- fmt.Errorf("resize: %w", err)
+				return
+			}
+			time.Sleep(time.Duration(r.IntN(maxSleepMicros)) * time.Microsecond)
+		}
+	}()
 }

@@ -1076,29 +1076,7 @@ func TestPinStableKeys6(t *testing.T) {
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r := rand.New(rand.NewPCG(3, 83))
-		for n := 0; !stop.Load(); n++ {
-			var hd Handle
-			pinned := false
-			if n%2 == 0 {
-				if _, h, err := c.Pin(skey(r.IntN(stable))); err == nil {
-					hd, pinned = h, true
-				}
-			}
-			err := c.Resize([]int{3 << 20, 4 << 20, 8 << 20}[r.IntN(3)])
-			if pinned {
-				_ = hd.Release()
-			}
-			if err != nil {
-				errs <- fmt.Errorf("resize: %w", err)
-				return
-			}
-			time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
-		}
-	}()
+	resizeWithPins(c, &wg, &stop, errs, 83, []int{3 << 20, 4 << 20, 8 << 20}, 2000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
 	within(t, "stable pins", func() { stopAfter(t, soak6(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
 	st := c.Stats()
 	if st.Evictions != 0 {
