@@ -48,10 +48,11 @@ import (
 	"github.com/offheap/offheap/pool"
 )
 
-// soak5 returns how long a stress runs: d, short in -short, or as long as
-// OFFHEAP_ADV5_SOAK says (a duration, such as 30s), for a longer soak.
-func soak5(d, short time.Duration) time.Duration {
-	if v := os.Getenv("OFFHEAP_ADV5_SOAK"); v != "" {
+// soak returns how long a stress runs: d, short in -short, or as long as
+// OFFHEAP_SOAK says (a duration under 25s, such as 20s: within gives up at
+// 30s), for a longer soak.
+func soak(d, short time.Duration) time.Duration {
+	if v := os.Getenv("OFFHEAP_SOAK"); v != "" {
 		if s, err := time.ParseDuration(v); err == nil {
 			return s
 		}
@@ -361,7 +362,7 @@ func linStress(t *testing.T, cfg linConfig) {
 		if cfg.scribble && p != nil {
 			run(func() error { return scribble(s, p, &stop) })
 		}
-		dur := soak5(time.Second, 200*time.Millisecond)
+		dur := soak(time.Second, 200*time.Millisecond)
 		within(t, "linearizability stress", func() { stopAfter(t, dur, &stop, &wg, errs) })
 		if t.Failed() {
 			return
@@ -652,7 +653,7 @@ func TestSameKeyOutAndIn5(t *testing.T) {
 				floor.Store(ver + 1)
 			}
 		}()
-		dur := soak5(400*time.Millisecond, 100*time.Millisecond)
+		dur := soak(400*time.Millisecond, 100*time.Millisecond)
 		stopAfter(t, dur, &stop, &wg, errs)
 		verifyT(t, c)
 		checkIndex5(t, c)
@@ -759,7 +760,7 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 		}()
 	}
 	resizeWithPins(c, &wg, &stop, errs, 13, []int{4 << 20, 8 << 20, 16 << 20}, 3000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
-	dur := soak5(1500*time.Millisecond, 300*time.Millisecond)
+	dur := soak(1500*time.Millisecond, 300*time.Millisecond)
 	within(t, "stable keys", func() { stopAfter(t, dur, &stop, &wg, errs) })
 	st := c.Stats()
 	if st.Evictions != 0 {

@@ -24,7 +24,7 @@ package cache
 // is unchanged. TestPinStableKeys6 pins keys nobody changes while others
 // churn and a resizer rebuilds and compacts: every Pin must find its key.
 // TestSameKeySetsRacingClose6 closes caches while same-key Sets, loads and
-// pins run. OFFHEAP_ADV6_SOAK (a duration, under 25s: within gives up at
+// pins run. OFFHEAP_SOAK (a duration, under 25s: within gives up at
 // 30s) lengthens every stress.
 //
 // Found: TestReleaseRacingCloseChecked6, a Release racing Close in the
@@ -49,20 +49,6 @@ import (
 	"github.com/offheap/offheap/internal/check"
 	"github.com/offheap/offheap/pool"
 )
-
-// soak6 returns how long a stress runs: d, short in -short, or as long as
-// OFFHEAP_ADV6_SOAK says.
-func soak6(d, short time.Duration) time.Duration {
-	if v := os.Getenv("OFFHEAP_ADV6_SOAK"); v != "" {
-		if s, err := time.ParseDuration(v); err == nil {
-			return s
-		}
-	}
-	if testing.Short() {
-		return short
-	}
-	return d
-}
 
 // len6 returns the length of version ver of key i's value: mostly within
 // Pin's fast path, at times past copyCheckMax, and with big also past what
@@ -99,7 +85,7 @@ type prec struct {
 
 func newPrec(keys [][]byte, big bool) *prec {
 	n := 1 << 20
-	if os.Getenv("OFFHEAP_ADV6_SOAK") != "" {
+	if os.Getenv("OFFHEAP_SOAK") != "" {
 		n = 1 << 23
 	}
 	return &prec{big: big, keys: keys, m: make([]atomic.Uint64, len(keys)), end: make([]atomic.Uint64, n),
@@ -481,7 +467,7 @@ func sameKeyStress(t *testing.T, cfg sameKeyConfig) {
 				return nil
 			})
 		}
-		within(t, "same-key stress", func() { stopAfter(t, soak6(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
+		within(t, "same-key stress", func() { stopAfter(t, soak(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
 		if t.Failed() {
 			return
 		}
@@ -976,7 +962,7 @@ func TestPinAccounting6(t *testing.T) {
 			}
 			return nil
 		})
-		within(t, "pin accounting", func() { stopAfter(t, soak6(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
+		within(t, "pin accounting", func() { stopAfter(t, soak(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
 		if t.Failed() {
 			return
 		}
@@ -1077,7 +1063,7 @@ func TestPinStableKeys6(t *testing.T) {
 		}()
 	}
 	resizeWithPins(c, &wg, &stop, errs, 83, []int{3 << 20, 4 << 20, 8 << 20}, 2000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
-	within(t, "stable pins", func() { stopAfter(t, soak6(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
+	within(t, "stable pins", func() { stopAfter(t, soak(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
 	st := c.Stats()
 	if st.Evictions != 0 {
 		t.Fatalf("%d evictions: the test needs a larger cache", st.Evictions)
@@ -1101,7 +1087,7 @@ func TestSameKeySetsRacingClose6(t *testing.T) {
 	if testing.Short() {
 		rounds = 6
 	}
-	if v := os.Getenv("OFFHEAP_ADV6_SOAK"); v != "" {
+	if v := os.Getenv("OFFHEAP_SOAK"); v != "" {
 		rounds = 240
 	}
 	for round := range rounds {
