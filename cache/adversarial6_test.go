@@ -573,14 +573,7 @@ func TestInsertSkipsLookupOnlyWhileAbsent6(t *testing.T) {
 			if s.loader {
 				f = &flight{}
 			}
-			c.mu.Lock()
-			ab, err := c.makeRoom(k, h, weight, f)
-			st := c.cur()
-			if err == nil {
-				c.sets.Add(1)
-				st.inflight++
-			}
-			c.mu.Unlock()
+			st, ab, err := c.beginSet(k, h, weight, f)
 			if err != nil {
 				t.Fatal(err)
 			}

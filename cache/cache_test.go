@@ -1328,14 +1328,7 @@ func TestSetRacingSetOfSameKey(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	k, v := []byte("key"), []byte("second")
 	h, weight := c.hash(k), c.weight(uint64(len(k)+len(v)))
-	c.mu.Lock()
-	ab, err := c.makeRoom(k, h, weight, nil)
-	st := c.cur()
-	if err == nil {
-		c.sets.Add(1)
-		st.inflight++
-	}
-	c.mu.Unlock()
+	st, ab, err := c.beginSet(k, h, weight, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

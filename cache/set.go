@@ -47,14 +47,7 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	}
 	h := c.hash(key)
 	for {
-		c.mu.Lock()
-		ab, err := c.makeRoom(key, h, weight, f)
-		st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
-		if err == nil {
-			c.sets.Add(1) // Close waits for the Sets in flight
-			st.inflight++ // and a retired store's pool for those in it
-		}
-		c.mu.Unlock()
+		st, ab, err := c.beginSet(key, h, weight, f)
 		if err != nil {
 			return err
 		}
@@ -64,6 +57,21 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 			return err
 		}
 	}
+}
+
+// beginSet is a Set's first step, under the lock: makeRoom, then the Set
+// counted in flight in the store it will reserve in, which it returns.
+func (c *Cache) beginSet(key []byte, h uint64, weight int64, f *flight) (*store, absent, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ab, err := c.makeRoom(key, h, weight, f)
+	if err != nil {
+		return nil, absent{}, err
+	}
+	st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
+	c.sets.Add(1) // Close waits for the Sets in flight
+	st.inflight++ // and a retired store's pool for those in it
+	return st, ab, nil
 }
 
 // setIn is the rest of a Set whose room is promised in store st: it
