@@ -237,7 +237,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"pin empty key", ErrEmptyKey, func() error { _, _, err := c.Pin(nil); return err }},
 		{"delete oversized key", ErrKeyTooLarge, func() error { _, err := c.Delete(big); return err }},
 		{"release zero handle", ErrReleased, func() error { return Handle{}.Release() }},
-		{"release forged handle", ErrReleased, func() error { return Handle{c, 1<<40 | 77}.Release() }},
+		{"release forged handle", ErrReleased, func() error { return Handle{c: c, h: 1<<40 | 77}.Release() }},
 		{"resize to 0", ErrInvalid, func() error { return c.Resize(0) }},
 		{"resize past MaxBudget", ErrTooLarge, func() error { return c.Resize(8192) }},
 		{"load with no loader", ErrInvalid, func() error { _, err := c.GetOrLoad(context.Background(), nil, key(2), nil); return err }},

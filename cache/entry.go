@@ -22,22 +22,34 @@ type entry struct {
 }
 
 // The state word: bits 0-31 the generation, 32-33 the state, 34 parked,
-// 35 moving, 36-63 the pin count.
+// 35 moving, 36 own, 37-47 the ticket, 48-63 the pin count.
+//
+// own says the entry's own handle is out: the first of its concurrent pins
+// takes it with the same CAS that adds the pin, and its Release gives it
+// back with the CAS that drops the pin, so a lone pin costs one atomic each
+// way and no handle slot (see Handle). The ticket counts the own handle's
+// uses, so that a stale own Handle (one released already) does not match
+// the next; it wraps. Invariant: own implies at least one pin.
 const (
-	genMask    = 1<<32 - 1
-	stateShift = 32
-	stateMask  = 3 << stateShift
-	stateFree  = 0 // on the free-id stack, or never used
-	stateLive  = 1 // in the index
-	stateGone  = 2 // deleted, replaced or evicted while pinned: freed at the last release
-	liveBits   = stateLive << stateShift
-	goneBits   = stateGone << stateShift
-	parkedBit  = 1 << 34 // the policy parked it (found pinned): unpark at the last release
-	movingBit  = 1 << 35 // a compaction unlatched it to move it (see compact)
-	pinShift   = 36
-	pinOne     = 1 << pinShift
-	maxPins    = 1<<(64-pinShift) - 1
-	identity   = genMask | stateMask // what a reader validates: same occupant, same state
+	genMask     = 1<<32 - 1
+	stateShift  = 32
+	stateMask   = 3 << stateShift
+	stateFree   = 0 // on the free-id stack, or never used
+	stateLive   = 1 // in the index
+	stateGone   = 2 // deleted, replaced or evicted while pinned: freed at the last release
+	liveBits    = stateLive << stateShift
+	goneBits    = stateGone << stateShift
+	parkedBit   = 1 << 34 // the policy parked it (found pinned): unpark at the last release
+	movingBit   = 1 << 35 // a compaction unlatched it to move it (see compact)
+	ownBit      = 1 << 36 // its own handle is out
+	ticketShift = 37
+	ticketMask  = (1<<11 - 1) << ticketShift
+	pinShift    = 48
+	pinOne      = 1 << pinShift
+	maxPins     = 1<<(64-pinShift) - 1
+	identity    = genMask | stateMask // what a reader validates: same occupant, same state
+	// ownIdentity is what an own Handle names: the occupant and the use.
+	ownIdentity = genMask | ticketMask
 )
 
 func genOf(w uint64) uint32     { return uint32(w) }

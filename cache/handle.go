@@ -1,7 +1,10 @@
-// Pins and handles: an entry's pin count lives in its word; each pin also
-// takes a handle slot, so a Handle released twice is caught even while other
-// pins hold the entry. Free handle slots are kept per P, like the per-P
-// counters, so Pin and Release touch no shared cache line but the entry's.
+// Pins and handles: an entry's pin count lives in its word. The first of
+// an entry's concurrent pins takes the entry's own handle, a bit of the same
+// word, so a lone pin costs one CAS to take and one to release; each further
+// pin takes a handle slot, so a Handle released twice is caught even while
+// other pins hold the entry. Free handle slots are kept per P, like the
+// per-P counters, so Pin and Release touch no shared cache line but the
+// entry's.
 
 package cache
 
@@ -17,9 +20,18 @@ import (
 
 // Handle keeps a pinned entry: its view stays valid, unchanged, until
 // Release. The zero Handle is never valid.
+//
+// A Handle is an entry's own (st is set) or a slot's. An own Handle names
+// the store, the entry and the word's generation and ticket: its Release
+// succeeds only while the word still shows that own handle out, and no
+// rebuild (which replaces the store) runs while pins are out, so a stale one
+// matches nothing unless the entry's own handle was taken again exactly a
+// multiple of 2048 times meanwhile and is out.
 type Handle struct {
-	c *Cache
-	h uint64 // generation << 32 | slot index + 1
+	c  *Cache
+	st *store // an own Handle's store; nil for a slot's
+	h  uint64 // a slot's generation << 32 | slot index + 1; an own Handle's word & ownIdentity
+	id uint32 // an own Handle's entry
 }
 
 // hslot is one handle: free, or out for an entry.
@@ -31,7 +43,7 @@ type hslot struct {
 
 const (
 	handleOut  = 1 << 32
-	maxHandles = 1 << 26 // handles out at once
+	maxHandles = 1 << 26 // handle slots out at once
 	// hcacheCap is how many free handle slots each P keeps.
 	hcacheCap = 54
 	// maxPs bounds the Ps with state of their own; the state after
@@ -67,61 +79,116 @@ var errChanged = errors.New("entry changed")
 // began, so the offset the caller read may be stale; the pin is undone).
 // The moves word is checked after the pin's CAS, so a compaction either
 // sees the pin or is seen; and the hit is told in the same pinned section
-// as that check (see hit). The fast path also takes the handle slot from
-// this P's cache in that section.
+// as that check (see hit). The fast path also takes the handle slot, if the
+// pin needs one, from this P's cache in that section.
 func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) {
 	weight := c.weight(keyLen(lens) + valLen(lens))
 	if perP {
-		pid := proc.Pin()
-		if ps := c.pstate(pid); ps != nil && ps.n > 0 {
-			old, err := st.entry(id).pin(w)
-			switch {
-			case err != nil:
-				proc.Unpin()
-				return Handle{}, err
-			case c.loadMoves() != m:
-				proc.Unpin()
-				c.dropPin(st, id, pinsOf(old) == 0, weight)
-				return Handle{}, errChanged
-			}
-			st.pol.hit(id, h)
-			ps.n--
-			slot := ps.free[ps.n]
-			ps.out++
-			ps.hits++
-			if pinsOf(old) == 0 {
-				ps.pinned += weight
-			}
-			proc.Unpin()
-			return c.handleFor(slot, id), nil
+		if hd, done, err := c.pinFast(st, id, w, h, m, weight); done {
+			return hd, err
 		}
-		proc.Unpin()
-	}
-	slot, err := c.newHandle()
-	if err != nil {
-		return Handle{}, err
 	}
 	old, err := st.entry(id).pin(w)
 	if err != nil {
-		c.freeHandle(slot, 0, false, 0)
 		return Handle{}, err
 	}
-	hd := c.handleFor(slot, id)
+	hd := Handle{c: c, st: st, h: old & ownIdentity, id: id}
+	if !tookOwn(old) {
+		slot, err := c.newHandle()
+		if err != nil {
+			c.dropPin(st, id, old, weight)
+			return Handle{}, err
+		}
+		hd = c.handleFor(slot, id)
+	}
 	if !c.hit(st, id, h, m) {
-		c.undoPin(st, hd, pinsOf(old) == 0, weight)
+		c.undoPin(st, hd, old, weight)
 		return Handle{}, errChanged
 	}
 	c.countPin(1, pinsOf(old) == 0, weight)
 	return hd, nil
 }
 
-// pin adds a pin to e, whose word was w, and returns the word before it.
+// pinFast is pin with this P's state, all in one pinned section; done is
+// false if this P has no free handle slot for a pin that needs one, and
+// nothing was done.
+func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd Handle, done bool, err error) {
+	pid := proc.Pin()
+	ps := c.pstate(pid)
+	if ps == nil || ps.n == 0 && !tookOwn(w) {
+		proc.Unpin()
+		return Handle{}, false, nil
+	}
+	old, err := st.entry(id).pin(w)
+	switch {
+	case err != nil:
+		proc.Unpin()
+		return Handle{}, true, err
+	case c.loadMoves() != m:
+		proc.Unpin()
+		c.dropPin(st, id, old, weight)
+		return Handle{}, true, errChanged
+	case !tookOwn(old) && ps.n == 0:
+		// Another pin took the own handle since w. This pin is not the
+		// entry's last (that one holds it), so dropping it is one CAS.
+		proc.Unpin()
+		c.dropPin(st, id, old, weight)
+		return Handle{}, false, nil
+	}
+	st.pol.hit(id, h)
+	ps.out++
+	ps.hits++
+	if pinsOf(old) == 0 {
+		ps.pinned += weight
+	}
+	if tookOwn(old) {
+		proc.Unpin()
+		return Handle{c: c, st: st, h: old & ownIdentity, id: id}, true, nil
+	}
+	ps.n--
+	slot := ps.free[ps.n]
+	proc.Unpin()
+	return c.handleFor(slot, id), true, nil
+}
+
+// pinOwn is pin's fast path: it takes entry id's own handle, in one CAS
+// from word w, if w shows it free, and reports whether it did. It does
+// nothing if the CAS fails, and undoes the pin if the moves word is no
+// longer m; the caller then goes the long way.
+func (c *Cache) pinOwn(st *store, id uint32, w, h, lens, m uint64) (Handle, bool) {
+	if !perP || w&ownBit != 0 || pinsOf(w) == maxPins {
+		return Handle{}, false
+	}
+	pid := proc.Pin()
+	ps := c.pstate(pid)
+	if ps == nil || !st.entry(id).casWord(w, (w+pinOne)|ownBit) {
+		proc.Unpin()
+		return Handle{}, false
+	}
+	weight := c.weight(keyLen(lens) + valLen(lens))
+	if c.loadMoves() != m {
+		proc.Unpin()
+		c.dropPin(st, id, w, weight)
+		return Handle{}, false
+	}
+	st.pol.hit(id, h)
+	ps.out++
+	ps.hits++
+	if pinsOf(w) == 0 {
+		ps.pinned += weight
+	}
+	proc.Unpin()
+	return Handle{c: c, st: st, h: w & ownIdentity, id: id}, true
+}
+
+// pin adds a pin to e, whose word was w, taking e's own handle if it is
+// not out, and returns the word before it.
 func (e *entry) pin(w uint64) (uint64, error) {
 	for {
 		if pinsOf(w) == maxPins {
 			return 0, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
 		}
-		if e.casWord(w, w+pinOne) {
+		if e.casWord(w, (w+pinOne)|ownBit) {
 			return w, nil
 		}
 		nw := e.loadWord()
@@ -132,6 +199,20 @@ func (e *entry) pin(w uint64) (uint64, error) {
 	}
 }
 
+// tookOwn reports whether the pin that replaced word old took the entry's
+// own handle.
+func tookOwn(old uint64) bool { return old&ownBit == 0 }
+
+// ownReleased is word w after its own handle's Release: one pin fewer, the
+// own handle back, the next ticket.
+func ownReleased(w uint64) uint64 {
+	t := (w + 1<<ticketShift) & ticketMask
+	return (w-pinOne)&^(ownBit|ticketMask) | t
+}
+
+// holdsOwn reports whether word w shows the own handle that tag names out.
+func holdsOwn(w, tag uint64) bool { return w&(ownIdentity|ownBit) == tag|ownBit && pinsOf(w) > 0 }
+
 // handleFor marks handle slot out for entry id and returns its Handle. The
 // stores need no ordering: whoever releases the Handle got it from this
 // goroutine through the caller's own synchronisation.
@@ -140,7 +221,7 @@ func (c *Cache) handleFor(slot, id uint32) Handle {
 	s.entry = id
 	gen := genOf(s.word)
 	s.word = uint64(gen) | handleOut
-	return Handle{c, uint64(gen)<<32 | uint64(slot) + 1}
+	return Handle{c: c, h: uint64(gen)<<32 | uint64(slot) + 1}
 }
 
 // Release drops the pin. The entry may be evicted again once no pins are
@@ -158,20 +239,23 @@ func (hd Handle) Release() error {
 			return c.handleError(hd, ErrClosed)
 		}
 	}
+	if hd.st != nil {
+		if c.releaseOwnFast(hd) {
+			return nil
+		}
+		return c.releaseOwn(hd)
+	}
 	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
 	if uint64(i) >= c.hslots.ready.Load() {
 		return c.handleError(hd, ErrReleased)
 	}
 	s := c.hslots.at(uint64(i))
 	if !atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
-		if c.loadMoves()&movesClosed != 0 {
-			return c.handleError(hd, ErrClosed)
-		}
-		return c.handleError(hd, ErrReleased)
+		return c.handleError(hd, c.releasedOrClosed())
 	}
 	// No rebuild runs while pins are out (see rebuild), so the entry is in
 	// the current store.
-	edge, weight := c.unpin(c.cur(), s.entry)
+	edge, weight, _ := c.unpin(c.cur(), s.entry, false, 0)
 	if check.On && c.closed {
 		// unpinLocked traded the read lock for the write lock and back
 		// after dropping the last pin, so a Close may have run meanwhile,
@@ -182,34 +266,93 @@ func (hd Handle) Release() error {
 	return nil
 }
 
+// releaseOwnFast is releaseOwn's fast path: one CAS, when the pin is not
+// an entry's last with work to do; it reports whether it released.
+func (c *Cache) releaseOwnFast(hd Handle) bool {
+	st := hd.st
+	if !perP || st != c.cur() || uint64(hd.id) >= st.ents.ready.Load() {
+		return false
+	}
+	e := st.entry(hd.id)
+	w := e.loadWord()
+	if !holdsOwn(w, hd.h) || pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
+		return false
+	}
+	lens := e.loadLens() // while the pin holds the entry; the CAS checks it still did
+	if !e.casWord(w, ownReleased(w)) {
+		return false
+	}
+	pid := proc.Pin()
+	if ps := c.pstate(pid); ps != nil {
+		ps.out--
+		if pinsOf(w) == 1 {
+			ps.pinned -= c.weight(keyLen(lens) + valLen(lens))
+		}
+		proc.Unpin()
+		return true
+	}
+	proc.Unpin()
+	c.countPin(-1, pinsOf(w) == 1, c.weight(keyLen(lens)+valLen(lens)))
+	return true
+}
+
+// releaseOwn is Release of an own Handle. A valid one's store is current:
+// no rebuild runs while pins are out.
+func (c *Cache) releaseOwn(hd Handle) error {
+	st := hd.st
+	if st != c.cur() || uint64(hd.id) >= st.ents.ready.Load() {
+		return c.handleError(hd, c.releasedOrClosed())
+	}
+	last, weight, ok := c.unpin(st, hd.id, true, hd.h)
+	if !ok {
+		return c.handleError(hd, c.releasedOrClosed())
+	}
+	if check.On && c.closed {
+		return nil // as for a slot's, above
+	}
+	c.countPin(-1, last, weight)
+	return nil
+}
+
+// releasedOrClosed is why a Handle that names no pin out was refused.
+func (c *Cache) releasedOrClosed() error {
+	if c.loadMoves()&movesClosed != 0 {
+		return ErrClosed
+	}
+	return ErrReleased
+}
+
 // undoPin releases a pin Pin took in st, not yet counted, and will not hand
 // out, because a compaction or rebuild began meanwhile: a rebuild switches
 // stores, so the entry is unpinned where it was pinned, not where Release
-// would look. first says the pin was the entry's first; weight is the
-// entry's.
-func (c *Cache) undoPin(st *store, hd Handle, first bool, weight int64) {
+// would look. old is the entry's word before the pin; weight is the entry's.
+func (c *Cache) undoPin(st *store, hd Handle, old uint64, weight int64) {
+	if hd.st != nil {
+		c.dropPin(st, hd.id, old, weight)
+		return
+	}
 	i, gen := uint32(hd.h)-1, uint32(hd.h>>32)
 	s := c.hslots.at(uint64(i))
 	if atomic.CompareAndSwapUint64(&s.word, uint64(gen)|handleOut, uint64(gen+1)) {
-		c.dropPin(st, s.entry, first, weight)
+		c.dropPin(st, s.entry, old, weight)
 		c.freeHandle(i, 0, false, 0)
 	}
 }
 
 // dropPin drops a pin Pin took on entry id of st, of weight bytes, and will
-// not hand out, and counts the bytes it pinned and unpinned. The bytes
-// pinned stay right only if whoever takes an entry's pins from or to zero
-// counts it, whatever happens next: this pin, if first, pinned the entry
-// (another pinner may still hold it, and its Release will count the last),
-// and this drop, if last, unpinned it (another pinner may have made the
-// first). A rebuild that freed the entry meanwhile counted its pins gone
-// (see freeMoved).
-func (c *Cache) dropPin(st *store, id uint32, first bool, weight int64) {
+// not hand out, and counts the bytes it pinned and unpinned; old is the
+// word the pin replaced. The bytes pinned stay right only if whoever takes
+// an entry's pins from or to zero counts it, whatever happens next: this
+// pin, if first, pinned the entry (another pinner may still hold it, and its
+// Release will count the last), and this drop, if last, unpinned it
+// (another pinner may have made the first). A rebuild that freed the entry
+// meanwhile counted its pins gone (see freeMoved).
+func (c *Cache) dropPin(st *store, id uint32, old uint64, weight int64) {
 	b := int64(0)
-	if first {
+	if pinsOf(old) == 0 {
 		b += weight
 	}
-	if last, _ := c.unpin(st, id); last {
+	if last, _, _ := c.unpin(st, id, tookOwn(old), old&ownIdentity); last {
 		b -= weight
 	}
 	if b != 0 {
@@ -218,36 +361,51 @@ func (c *Cache) dropPin(st *store, id uint32, first bool, weight int64) {
 }
 
 func (c *Cache) handleError(hd Handle, err error) error {
+	if hd.st != nil {
+		return fmt.Errorf("%s: release handle of entry %d.%d.%d: %w", c.label, hd.id, genOf(hd.h), hd.h&ticketMask>>ticketShift, err)
+	}
 	return fmt.Errorf("%s: release handle %d.%d: %w", c.label, uint32(hd.h)-1, hd.h>>32, err)
 }
 
-// unpin drops one pin of entry id, and reports whether it was the last and
-// the entry's weight. The last pin of a gone entry frees it, and the last
-// of a parked one puts it back in the policy's order: both under the lock.
-func (c *Cache) unpin(st *store, id uint32) (last bool, weight int64) {
+// unpin drops one pin of entry id: the own handle's that tag names if own,
+// else a slot's. It reports whether it was the last, the entry's weight,
+// and, for an own handle, whether the word showed it out (ok). The last pin
+// of a gone entry frees it, and the last of a parked one puts it back in
+// the policy's order: both under the lock.
+func (c *Cache) unpin(st *store, id uint32, own bool, tag uint64) (last bool, weight int64, ok bool) {
 	e := st.entry(id)
-	// Read while the pin holds the entry: once the last pin is dropped it
-	// may be evicted and its id reused, or its store retired.
-	weight = c.weight(keyLen(e.lens) + valLen(e.lens))
 	for {
 		w := e.loadWord()
+		if own && !holdsOwn(w, tag) {
+			return false, 0, false
+		}
 		if pinsOf(w) == 0 {
-			return false, 0 // the cache closed and its memory went; nothing to drop
+			return false, 0, false // the cache closed and its memory went; nothing to drop
 		}
+		// Read while the pin holds the entry (the CAS below validates
+		// that it still did): once the last pin is dropped it may be
+		// evicted and its id reused, or its store retired.
+		lens := e.loadLens()
+		weight = c.weight(keyLen(lens) + valLen(lens))
 		if pinsOf(w) == 1 && (w&parkedBit != 0 || stateOf(w) == stateGone) {
-			return c.unpinLocked(st, id)
+			return c.unpinLocked(st, id, own, tag)
 		}
-		if e.casWord(w, w-pinOne) {
-			if pinsOf(w) > 1 {
-				return false, 0
-			}
-			return true, weight
+		if e.casWord(w, unpinned(w, own)) {
+			return pinsOf(w) == 1, weight, true
 		}
 	}
 }
 
+// unpinned is word w after dropping one pin, the own handle's if own.
+func unpinned(w uint64, own bool) uint64 {
+	if own {
+		return ownReleased(w)
+	}
+	return w - pinOne
+}
+
 // unpinLocked is unpin under the lock, for a last pin that has work to do.
-func (c *Cache) unpinLocked(st *store, id uint32) (last bool, weight int64) {
+func (c *Cache) unpinLocked(st *store, id uint32, own bool, tag uint64) (last bool, weight int64, ok bool) {
 	if !check.On {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -260,7 +418,10 @@ func (c *Cache) unpinLocked(st *store, id uint32) (last bool, weight int64) {
 	e := st.entry(id)
 	for {
 		w := e.loadWord()
-		nw := w - pinOne
+		if own && !holdsOwn(w, tag) || pinsOf(w) == 0 {
+			return false, 0, false
+		}
+		nw := unpinned(w, own)
 		if pinsOf(nw) == 0 {
 			nw &^= parkedBit
 		}
@@ -277,7 +438,7 @@ func (c *Cache) unpinLocked(st *store, id uint32) (last bool, weight int64) {
 			st.pol.unpark(id)
 		}
 		c.checkAfterMutation()
-		return pinsOf(nw) == 0, weight
+		return pinsOf(nw) == 0, weight, true
 	}
 }
 

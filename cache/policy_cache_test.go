@@ -123,7 +123,7 @@ func TestHitAtMaxCounterWritesNothing(t *testing.T) {
 		}
 	}
 	w, r, refs, f := wordOf(t, c, key)
-	if r != maxRef || pinsOf(w) != 0 || w != w0 || f != f0+maxRef {
+	if r != maxRef || pinsOf(w) != 0 || w&^ticketMask != w0 || f != f0+maxRef { // the pin's release moved the ticket on
 		t.Fatalf("after %d hits: counter %d, pins %d, word %#x (was %#x), frequency %d (was %d)",
 			maxRef, r, pinsOf(w), w, w0, f, f0)
 	}

@@ -38,6 +38,9 @@ func (c *Cache) verify() error {
 		e := s.entry(id)
 		w := e.loadWord()
 		weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+		if w&ownBit != 0 && pinsOf(w) == 0 {
+			return fmt.Errorf("entry %d has its own handle out and no pins: word %#x", id, w)
+		}
 		switch stateOf(w) {
 		case stateLive:
 			live++
@@ -51,7 +54,7 @@ func (c *Cache) verify() error {
 				return fmt.Errorf("entry %d is gone with no pins: it should have been freed", id)
 			}
 		case stateFree:
-			if pinsOf(w) != 0 || w&(parkedBit|movingBit) != 0 {
+			if w&^genMask != 0 {
 				return fmt.Errorf("free entry %d has word %#x", id, w)
 			}
 		default:
