@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -577,3 +579,119 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 
 func TestPinsRacingWritersOwned7(t *testing.T)  { pinsRacingWriters7(t, false) }
 func TestPinsRacingWritersShared7(t *testing.T) { pinsRacingWriters7(t, true) }
+
+// TestPinUnderReadLockNeverTakesWriteLock7 steps pinLocked by hand: under
+// the read lock (as pinLocked holds it) it pins an entry with the word its
+// probe read, which showed the own handle free and a slot pin on the parked
+// entry; meanwhile the slot pin went and another pinner took the own
+// handle, and that pinner releases it at a random moment while this pin is
+// under way. With no free slot in this P's cache, pin's fast path used to
+// take the pin, see the own handle taken and drop the pin again, and if the
+// own handle's Release came in between, that drop was the parked entry's
+// last pin, which takes the write lock: under the read lock, a deadlock.
+func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
+	if !perP {
+		t.Skip("pin's fast path with per-P slots is the normal build's")
+	}
+	c := newT(t, 1<<20, nil)
+	k := []byte("k")
+	setT(t, c, k, value(8, 0, 100))
+	id, _ := entryOf7(t, c, k)
+	h := c.hash(k)
+	var progress atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := rand.New(rand.NewPCG(7, 8))
+		deadline := time.Now().Add(soak(3*time.Second, time.Second))
+		for time.Now().Before(deadline) {
+			// A slot pin on the parked entry, the own handle free.
+			_, o, err := c.Pin(k)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, s, err := c.Pin(k)
+			if err != nil || s.st != nil {
+				t.Errorf("second pin: own %v, %v", s.st != nil, err)
+				return
+			}
+			if err := o.Release(); err != nil {
+				t.Error(err)
+				return
+			}
+			park7(c)
+			c.mu.RLock()
+			st, m := c.cur(), c.loadMoves()
+			e := st.entry(id)
+			w, lens := e.loadWord(), e.loadLens()
+			_, b, err := c.Pin(k) // takes the own handle
+			if err != nil || b.st == nil {
+				c.mu.RUnlock()
+				t.Errorf("pin with the own handle free: own %v, %v", b.st != nil, err)
+				return
+			}
+			if err := s.Release(); err != nil {
+				c.mu.RUnlock()
+				t.Error(err)
+				return
+			}
+			var start atomic.Bool
+			released := make(chan error, 1)
+			spin := r.IntN(400)
+			go func() {
+				for !start.Load() {
+				}
+				for range spin {
+					if progress.Load() < 0 {
+						break
+					}
+				}
+				released <- b.Release()
+			}()
+			pid := runtime_procPin7()
+			ps := c.pstate(pid)
+			var stash []uint32
+			if ps != nil {
+				stash = append(stash, ps.free[:ps.n]...)
+				ps.n = 0
+			}
+			runtime_procUnpin7()
+			c.pushHandles(stash)
+			start.Store(true)
+			a, err := c.pin(st, id, w, h, lens, m)
+			c.mu.RUnlock()
+			if err := <-released; err != nil {
+				t.Errorf("release of the own handle: %v", err)
+				return
+			}
+			if err == nil {
+				if err := a.Release(); err != nil {
+					t.Errorf("release: %v", err)
+					return
+				}
+			}
+			progress.Add(1)
+		}
+	}()
+	last := int64(-1)
+	for {
+		select {
+		case <-done:
+			checkQuiet(t, c)
+			return
+		case <-time.After(2 * time.Second):
+		}
+		if n := progress.Load(); n == last {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			fmt.Fprintf(os.Stderr, "--- FAIL: %s: no progress in 2s after %d rounds: a pin under the read lock waits for the write lock\n%s", t.Name(), n, buf)
+			os.Exit(2)
+		} else {
+			last = n
+		}
+	}
+}
+
+func runtime_procPin7() int { return proc.Pin() }
+func runtime_procUnpin7()   { proc.Unpin() }
