@@ -110,12 +110,15 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 }
 
 // pinFast is pin with this P's state, all in one pinned section; done is
-// false if this P has no free handle slot for a pin that needs one, and
-// nothing was done.
+// false if this P has no free handle slot, and nothing was done. (It does
+// not pin without a slot in hand, hoping for the own handle: if that was
+// taken meanwhile, the pin would have to be dropped, and the drop may be a
+// parked entry's last pin, which takes the write lock; pinLocked holds the
+// read lock.)
 func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd Handle, done bool, err error) {
 	pid := proc.Pin()
 	ps := c.pstate(pid)
-	if ps == nil || ps.n == 0 && !tookOwn(w) {
+	if ps == nil || ps.n == 0 {
 		proc.Unpin()
 		return Handle{}, false, nil
 	}
@@ -128,12 +131,6 @@ func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd 
 		proc.Unpin()
 		c.dropPin(st, id, old, weight)
 		return Handle{}, true, errChanged
-	case !tookOwn(old) && ps.n == 0:
-		// Another pin took the own handle since w. This pin is not the
-		// entry's last (that one holds it), so dropping it is one CAS.
-		proc.Unpin()
-		c.dropPin(st, id, old, weight)
-		return Handle{}, false, nil
 	}
 	st.pol.hit(id, h)
 	ps.out++
