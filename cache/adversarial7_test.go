@@ -695,3 +695,98 @@ func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
 
 func runtime_procPin7() int { return proc.Pin() }
 func runtime_procUnpin7()   { proc.Unpin() }
+
+// TestCloseRacingOwnPins7 closes caches while pinners pin a few keys (alone,
+// so through the own handle, or together, through slots too), read the
+// views and release them, until Pin says the cache is closed: Close must be
+// busy while any Pin's Handle is out, so every view stays good and every
+// Release of a successful Pin succeeds; and once Close succeeded, Pin is
+// ErrClosed (the pinners stop there) and a shared pool holds nothing.
+func TestCloseRacingOwnPins7(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	rounds := 60
+	if testing.Short() || slow {
+		rounds = 15
+	}
+	busy := 0
+	within(t, "close racing own pins", func() {
+		for round := range rounds {
+			var p *pool.Pool
+			opts := (*Options)(nil)
+			if round%2 == 1 {
+				var err error
+				if p, err = pool.New(1<<20, nil); err != nil {
+					t.Fatal(err)
+				}
+				opts = &Options{Pool: p}
+			}
+			c, err := New(64<<10, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				setT(t, c, key(i), value(i, round, 300))
+			}
+			var wg sync.WaitGroup
+			var pins atomic.Int64
+			errs := make(chan error, 8)
+			for g := range 3 {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(7, uint64(round*8+g)))
+					for {
+						i := r.IntN(3)
+						view, h, err := c.Pin(key(i))
+						if err != nil {
+							if !errors.Is(err, ErrClosed) {
+								errs <- fmt.Errorf("pin: %w", err)
+							}
+							return
+						}
+						pins.Add(1)
+						for range r.IntN(20) {
+							runtime.Gosched()
+						}
+						if !bytes.Equal(view, value(i, round, 300)) {
+							errs <- fmt.Errorf("the view of key %d changed while pinned (own %v)", i, h.st != nil)
+						}
+						if err := h.Release(); err != nil {
+							errs <- fmt.Errorf("release of a pin (own %v): %w", h.st != nil, err)
+							return
+						}
+						if r.IntN(4) == 0 { // a gap for Close
+							time.Sleep(time.Duration(r.IntN(30)) * time.Microsecond)
+						}
+					}
+				})
+			}
+			for pins.Load() < 100 {
+				runtime.Gosched()
+			}
+			for {
+				err := c.Close()
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrBusy) {
+					t.Fatalf("close: %v", err)
+				}
+				busy++
+				runtime.Gosched()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if p != nil {
+				if st := p.Stats(); st.Used != 0 {
+					t.Errorf("shared pool: %d bytes used after Close", st.Used)
+				}
+				p.Close()
+			}
+		}
+	})
+	if busy == 0 {
+		t.Error("no Close found a pin out: the race was not run")
+	}
+}
