@@ -41,6 +41,9 @@ func wordAt7(c *Cache, id uint32) uint64 {
 	return c.cur().entry(id).loadWord()
 }
 
+// isOwn7 reports whether h is an entry's own handle, not a slot's.
+func isOwn7(h Handle) bool { return h.st != nil }
+
 // park7 parks every pinned entry of c, as an eviction that finds them
 // pinned does, and reports whether the policy found an unpinned victim.
 func park7(c *Cache) bool {
@@ -76,8 +79,8 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if (h.st != nil) != (i == 0) {
-					t.Fatalf("%s: pin %d of %d: own %v", mode, i, n, h.st != nil)
+				if (isOwn7(h)) != (i == 0) {
+					t.Fatalf("%s: pin %d of %d: own %v", mode, i, n, isOwn7(h))
 				}
 				hs[i], views[i] = h, view
 			}
@@ -105,7 +108,7 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 					t.Fatalf("%s iter %d: release: %v", mode, iter, err)
 				}
 				out--
-				if h.st != nil {
+				if isOwn7(h) {
 					ownOut = false
 				}
 				released = append(released, h)
@@ -120,11 +123,11 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if h2.st == nil {
+						if !isOwn7(h2) {
 							t.Fatal("a pin with the own handle free took a slot")
 						}
 						for _, old := range released {
-							if old.st != nil && old.h == h2.h {
+							if isOwn7(old) && old.h == h2.h {
 								t.Fatalf("the own handle was re-taken with the old tag %#x", h2.h)
 							}
 						}
@@ -209,15 +212,15 @@ func TestPinLimitReal7(t *testing.T) {
 	if st := c.Stats(); st.Handles != maxPins {
 		t.Fatalf("%d handles counted, %d out", st.Handles, maxPins)
 	}
-	if hs[0].st == nil {
+	if !isOwn7(hs[0]) {
 		t.Fatal("the first pin took a slot")
 	}
 	if err := hs[0].Release(); err != nil {
 		t.Fatal(err)
 	}
 	_, h, err := c.Pin(k)
-	if err != nil || h.st == nil || h.h == hs[0].h {
-		t.Fatalf("pin after the own handle's release at the limit: own %v, err %v", h.st != nil, err)
+	if err != nil || !isOwn7(h) || h.h == hs[0].h {
+		t.Fatalf("pin after the own handle's release at the limit: own %v, err %v", isOwn7(h), err)
 	}
 	hs[0] = h
 	if _, _, err := c.Pin(k); !errors.Is(err, ErrBusy) {
@@ -256,8 +259,8 @@ func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
 	k, v := []byte("k"), value(4, 0, 100)
 	setT(t, c, k, v)
 	_, h, err := c.Pin(k)
-	if err != nil || h.st == nil {
-		t.Fatalf("pin: own %v, %v", h.st != nil, err)
+	if err != nil || !isOwn7(h) {
+		t.Fatalf("pin: own %v, %v", isOwn7(h), err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("close with an own handle out: %v", err)
@@ -287,8 +290,8 @@ func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
 		t.Fatalf("stale own handle after rebuilds: %v", err)
 	}
 	view, h, err := c.Pin(k)
-	if err != nil || h.st == nil || !bytes.Equal(view, v) {
-		t.Fatalf("pin after rebuilds: own %v, %v", h.st != nil, err)
+	if err != nil || !isOwn7(h) || !bytes.Equal(view, v) {
+		t.Fatalf("pin after rebuilds: own %v, %v", isOwn7(h), err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("close with an own handle out: %v", err)
@@ -339,8 +342,8 @@ func TestOwnDoubleReleaseRacingRepin7(t *testing.T) {
 		if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), ErrReleased) {
 			t.Fatalf("two releases of one own handle: %v and %v", errs[0], errs[1])
 		}
-		if w := wordAt7(c, id); pinsOf(w) != 1 || (w&ownBit != 0) != (h2.st != nil) {
-			t.Fatalf("one pin out (own %v): word %#x", h2.st != nil, w)
+		if w := wordAt7(c, id); pinsOf(w) != 1 || (w&ownBit != 0) != (isOwn7(h2)) {
+			t.Fatalf("one pin out (own %v): word %#x", isOwn7(h2), w)
 		}
 		if err := h2.Release(); err != nil {
 			t.Fatalf("the new pin was dropped by a refused release: %v", err)
@@ -465,7 +468,7 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 					x := hs[j]
 					hs = append(hs[:j], hs[j+1:]...)
 					if !bytes.Equal(x.view, x.snap) {
-						errs <- fmt.Errorf("the pinned view of key %d changed (own %v)", x.i, x.h.st != nil)
+						errs <- fmt.Errorf("the pinned view of key %d changed (own %v)", x.i, isOwn7(x.h))
 						return
 					}
 					if r.IntN(4) == 0 {
@@ -473,13 +476,13 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 						continue
 					}
 					if err := x.h.Release(); err != nil {
-						errs <- fmt.Errorf("release (own %v): %w", x.h.st != nil, err)
+						errs <- fmt.Errorf("release (own %v): %w", isOwn7(x.h), err)
 						return
 					}
 					released.Add(1)
 					if r.IntN(8) == 0 {
 						if err := x.h.Release(); !errors.Is(err, ErrReleased) {
-							errs <- fmt.Errorf("second release (own %v): %v", x.h.st != nil, err)
+							errs <- fmt.Errorf("second release (own %v): %v", isOwn7(x.h), err)
 							return
 						}
 					}
@@ -612,8 +615,8 @@ func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
 				return
 			}
 			_, s, err := c.Pin(k)
-			if err != nil || s.st != nil {
-				t.Errorf("second pin: own %v, %v", s.st != nil, err)
+			if err != nil || isOwn7(s) {
+				t.Errorf("second pin: own %v, %v", isOwn7(s), err)
 				return
 			}
 			if err := o.Release(); err != nil {
@@ -626,9 +629,9 @@ func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
 			e := st.entry(id)
 			w, lens := e.loadWord(), e.loadLens()
 			_, b, err := c.Pin(k) // takes the own handle
-			if err != nil || b.st == nil {
+			if err != nil || !isOwn7(b) {
 				c.mu.RUnlock()
-				t.Errorf("pin with the own handle free: own %v, %v", b.st != nil, err)
+				t.Errorf("pin with the own handle free: own %v, %v", isOwn7(b), err)
 				return
 			}
 			if err := s.Release(); err != nil {
@@ -747,10 +750,10 @@ func TestCloseRacingOwnPins7(t *testing.T) {
 							runtime.Gosched()
 						}
 						if !bytes.Equal(view, value(i, round, 300)) {
-							errs <- fmt.Errorf("the view of key %d changed while pinned (own %v)", i, h.st != nil)
+							errs <- fmt.Errorf("the view of key %d changed while pinned (own %v)", i, isOwn7(h))
 						}
 						if err := h.Release(); err != nil {
-							errs <- fmt.Errorf("release of a pin (own %v): %w", h.st != nil, err)
+							errs <- fmt.Errorf("release of a pin (own %v): %w", isOwn7(h), err)
 							return
 						}
 						if r.IntN(4) == 0 { // a gap for Close
@@ -788,5 +791,52 @@ func TestCloseRacingOwnPins7(t *testing.T) {
 	})
 	if busy == 0 {
 		t.Error("no Close found a pin out: the race was not run")
+	}
+}
+
+// TestReleasedOwnHandleKeepsNoStore7 keeps released own Handles (as a
+// program keeps the last Handle in a struct) across rebuilds: the stores
+// the rebuilds retired must still become unreachable, so that their tables'
+// mappings go (and, under the race detector, their policies' memory). An
+// own Handle that pointed at its store kept each retired store, a dozen
+// mappings, alive as long as the program kept the Handle.
+func TestReleasedOwnHandleKeepsNoStore7(t *testing.T) {
+	var freed atomic.Int32
+	c := newT(t, 64<<10, &Options{MaxBudget: 128 << 10})
+	k := []byte("k")
+	setT(t, c, k, value(9, 0, 100))
+	const rebuilds = 4
+	var kept []Handle
+	for range rebuilds {
+		_, h, err := c.Pin(k)
+		if err != nil || !isOwn7(h) {
+			t.Fatalf("pin: own %v, %v", isOwn7(h), err)
+		}
+		if err := h.Release(); err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, h)
+		runtime.AddCleanup(c.cur(), func(n *atomic.Int32) { n.Add(1) }, &freed)
+		if err := c.Resize(32 << 10); err != nil { // rebuilds
+			t.Fatal(err)
+		}
+		if err := c.Resize(64 << 10); err != nil { // grows
+			t.Fatal(err)
+		}
+	}
+	if st := c.Stats(); st.Rebuilds != rebuilds {
+		t.Fatalf("%d rebuilds, want %d", st.Rebuilds, rebuilds)
+	}
+	for i := 0; i < 200 && freed.Load() < rebuilds; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if n := freed.Load(); n < rebuilds {
+		t.Errorf("%d of %d retired stores collected after 200 GCs, with released Handles kept", n, rebuilds)
+	}
+	for _, h := range kept {
+		if err := h.Release(); !errors.Is(err, ErrReleased) {
+			t.Errorf("a kept released Handle released again: %v", err)
+		}
 	}
 }
