@@ -42,7 +42,7 @@ func wordAt7(c *Cache, id uint32) uint64 {
 }
 
 // isOwn7 reports whether h is an entry's own handle, not a slot's.
-func isOwn7(h Handle) bool { return h.st != nil }
+func isOwn7(h Handle) bool { return h.own() }
 
 // park7 parks every pinned entry of c, as an eviction that finds them
 // pinned does, and reports whether the policy found an unpinned victim.

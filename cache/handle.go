@@ -21,18 +21,23 @@ import (
 // Handle keeps a pinned entry: its view stays valid, unchanged, until
 // Release. The zero Handle is never valid.
 //
-// A Handle is an entry's own (st is set) or a slot's. An own Handle names
-// the store, the entry and the word's generation and ticket: its Release
-// succeeds only while the word still shows that own handle out, and no
-// rebuild (which replaces the store) runs while pins are out, so a stale one
-// matches nothing unless the entry's own handle was taken again exactly a
-// multiple of 2048 times meanwhile and is out.
+// A Handle is an entry's own (epoch is set) or a slot's. An own Handle
+// names the store (by its epoch, not a pointer: a released Handle a program
+// keeps must not keep a retired store's memory), the entry and the word's
+// generation and ticket: its Release succeeds only while the word still
+// shows that own handle out, and no rebuild (which replaces the store) runs
+// while pins are out, so a stale one matches nothing unless the entry's own
+// handle was taken again exactly a multiple of 2048 times meanwhile and is
+// out.
 type Handle struct {
-	c  *Cache
-	st *store // an own Handle's store; nil for a slot's
-	h  uint64 // a slot's generation << 32 | slot index + 1; an own Handle's word & ownIdentity
-	id uint32 // an own Handle's entry
+	c     *Cache
+	h     uint64 // a slot's generation << 32 | slot index + 1; an own Handle's word & ownIdentity
+	id    uint32 // an own Handle's entry
+	epoch uint32 // an own Handle's store's epoch; 0 for a slot's
 }
+
+// own reports whether hd is an entry's own handle, not a slot's.
+func (hd Handle) own() bool { return hd.epoch != 0 }
 
 // hslot is one handle: free, or out for an entry.
 type hslot struct {
@@ -92,7 +97,7 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 	if err != nil {
 		return Handle{}, err
 	}
-	hd := Handle{c: c, st: st, h: old & ownIdentity, id: id}
+	hd := Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}
 	if !tookOwn(old) {
 		slot, err := c.newHandle()
 		if err != nil {
@@ -140,7 +145,7 @@ func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd 
 	}
 	if tookOwn(old) {
 		proc.Unpin()
-		return Handle{c: c, st: st, h: old & ownIdentity, id: id}, true, nil
+		return Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}, true, nil
 	}
 	ps.n--
 	slot := ps.free[ps.n]
@@ -175,7 +180,7 @@ func (c *Cache) pinOwn(st *store, id uint32, w, h, lens, m uint64) (Handle, bool
 		ps.pinned += weight
 	}
 	proc.Unpin()
-	return Handle{c: c, st: st, h: w & ownIdentity, id: id}, true
+	return Handle{c: c, h: w & ownIdentity, id: id, epoch: st.epoch}, true
 }
 
 // pin adds a pin to e, whose word was w, taking e's own handle if it is
@@ -236,7 +241,7 @@ func (hd Handle) Release() error {
 			return c.handleError(hd, ErrClosed)
 		}
 	}
-	if hd.st != nil {
+	if hd.own() {
 		if c.releaseOwnFast(hd) {
 			return nil
 		}
@@ -266,8 +271,8 @@ func (hd Handle) Release() error {
 // releaseOwnFast is releaseOwn's fast path: one CAS, when the pin is not
 // an entry's last with work to do; it reports whether it released.
 func (c *Cache) releaseOwnFast(hd Handle) bool {
-	st := hd.st
-	if !perP || st != c.cur() || uint64(hd.id) >= st.ents.ready.Load() {
+	st := c.cur()
+	if !perP || st.epoch != hd.epoch || uint64(hd.id) >= st.ents.ready.Load() {
 		return false
 	}
 	e := st.entry(hd.id)
@@ -296,8 +301,8 @@ func (c *Cache) releaseOwnFast(hd Handle) bool {
 // releaseOwn is Release of an own Handle. A valid one's store is current:
 // no rebuild runs while pins are out.
 func (c *Cache) releaseOwn(hd Handle) error {
-	st := hd.st
-	if st != c.cur() || uint64(hd.id) >= st.ents.ready.Load() {
+	st := c.cur()
+	if st.epoch != hd.epoch || uint64(hd.id) >= st.ents.ready.Load() {
 		return c.handleError(hd, c.releasedOrClosed())
 	}
 	last, weight, ok := c.unpin(st, hd.id, true, hd.h)
@@ -324,7 +329,7 @@ func (c *Cache) releasedOrClosed() error {
 // stores, so the entry is unpinned where it was pinned, not where Release
 // would look. old is the entry's word before the pin; weight is the entry's.
 func (c *Cache) undoPin(st *store, hd Handle, old uint64, weight int64) {
-	if hd.st != nil {
+	if hd.own() {
 		c.dropPin(st, hd.id, old, weight)
 		return
 	}
@@ -358,7 +363,7 @@ func (c *Cache) dropPin(st *store, id uint32, old uint64, weight int64) {
 }
 
 func (c *Cache) handleError(hd Handle, err error) error {
-	if hd.st != nil {
+	if hd.own() {
 		return fmt.Errorf("%s: release handle of entry %d.%d.%d: %w", c.label, hd.id, genOf(hd.h), hd.h&ticketMask>>ticketShift, err)
 	}
 	return fmt.Errorf("%s: release handle %d.%d: %w", c.label, uint32(hd.h)-1, hd.h>>32, err)

@@ -30,7 +30,7 @@ func TestLonePinTakesTheOwnHandle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a.st == nil {
+		if !a.own() {
 			t.Fatal("a lone pin took a handle slot")
 		}
 		if w, _, _, _ := wordOf(t, c, k); w&ownBit == 0 || pinsOf(w) != 1 {
@@ -40,7 +40,7 @@ func TestLonePinTakesTheOwnHandle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.st != nil || slotsUsed(c) == 0 {
+		if b.own() || slotsUsed(c) == 0 {
 			t.Fatal("a second pin took no handle slot")
 		}
 		if st := c.Stats(); st.Handles != 2 || st.BytesPinned == 0 {
@@ -84,7 +84,7 @@ func TestStaleOwnHandleIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.st == nil {
+		if !h.own() {
 			t.Fatal("a lone pin took a handle slot")
 		}
 		return h

@@ -228,6 +228,7 @@ func (c *Cache) abandon(old, ns *store, id uint32) error {
 
 // switchTo makes ns the current store and retires old. Callers hold the lock.
 func (c *Cache) switchTo(old, ns *store) {
+	ns.epoch = max(old.epoch+1, 1) // never 0, which marks a slot's Handle
 	c.st.Store(ns)
 	old.oldPool = true
 	old.closePoolIfDone()

@@ -27,6 +27,10 @@ type store struct {
 	refs offTable[uint64] // each entry's pool.Ref, beside the entries: only writers need it
 	idx  index
 	pol  *policy
+	// epoch tells the cache's stores apart (an own Handle names its store
+	// by it): 1 for the first, one more for each that replaces it, never 0.
+	// Set before the store is published.
+	epoch uint32
 
 	// Guarded by the cache's lock.
 	freeID   uint32 // top of the free-id stack, or noID
@@ -40,7 +44,7 @@ type store struct {
 // newStore makes a store of up to maxEntries entries in pool p, its policy
 // sized for budget.
 func newStore(p *pool.Pool, maxEntries uint64, budget int64, name string) (*store, error) {
-	s := &store{p: p, freeID: noID, pol: new(policy)}
+	s := &store{p: p, freeID: noID, pol: new(policy), epoch: 1}
 	var err error
 	if s.base, err = poolBase(p); err == nil {
 		err = s.ents.reserve(maxEntries, name)
