@@ -396,7 +396,8 @@ func TestOwnPinAllocs7(t *testing.T) {
 // refused; meanwhile writers replace and delete the hot keys and set cold
 // ones (evicting), and a resizer shrinks and grows the cache while holding
 // a pin (compactions) or not (rebuilds; ErrFull where the pins exceed the
-// new budget). Afterwards no pin, own bit or
+// new budget); on a shared pool another user keeps it near full, so the
+// cache is asked to reclaim. Afterwards no pin, own bit or
 // parked mark is left, Stats count none, and Close succeeds.
 func pinsRacingWriters7(t *testing.T, shared bool) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
@@ -532,6 +533,14 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 	sizes := []int{budget / 8, budget / 2, budget, 2 * budget}
 	if !shared {
 		sizes = append(sizes, 4*budget)
+	} else {
+		wg.Add(1)
+		go func() { // another user of the pool: the cache's Sets ask it to reclaim
+			defer wg.Done()
+			if err := hog(p, 2*budget, &stop); err != nil {
+				errs <- err
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() { // the resizer: with a pin out it compacts, else it rebuilds
@@ -572,6 +581,7 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 		t.Error("nothing was pinned")
 	}
 	st := c.Stats()
+	t.Logf("%d pins released; stats %+v", released.Load(), st)
 	if !shared && st.Compactions == 0 && st.Rebuilds == 0 {
 		t.Errorf("no compaction or rebuild: %+v", st)
 	}
