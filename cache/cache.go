@@ -136,8 +136,12 @@ type Options struct {
 // hits scale with cores. Pin adds a pin to the entry's word with a CAS,
 // which fails if the occupant changed; a writer frees an entry only by
 // CASing its word from no pins, so a pin and a free never both succeed.
-// Each pin takes a handle slot of its own, with a generation, so a Handle
-// released twice is caught even while other pins hold the entry.
+// The first of an entry's concurrent pins takes the entry's own handle, a
+// bit of the same word, in the same CAS, and gives it back in the CAS that
+// drops the pin, so a lone pin costs one atomic each way. Each further pin
+// takes a handle slot of its own, with a generation, so a Handle released
+// twice is caught even while other pins hold the entry; the own handle's
+// ticket, advanced at each release, does the same for it (see Handle).
 //
 // The moves word is odd while a compaction or rebuild moves entries: readers
 // wait, and a pin taken meanwhile is undone. A reader tells the policy of a
