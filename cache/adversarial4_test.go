@@ -30,7 +30,7 @@ func TestPinLimitLeavesFlagsAlone(t *testing.T) {
 	for _, flags := range []uint64{0, parkedBit, movingBit, parkedBit | movingBit} {
 		base := uint64(12345) | liveBits | flags
 		e := &entry{word: base | (maxPins-1)<<pinShift}
-		old, err := e.pin(e.loadWord())
+		old, err := e.pin(e.loadWord(), true)
 		if err != nil {
 			t.Fatalf("flags %#x: pin below the limit: %v", flags, err)
 		}
@@ -41,7 +41,7 @@ func TestPinLimitLeavesFlagsAlone(t *testing.T) {
 		if pinsOf(w) != maxPins || w&^(maxPins<<pinShift) != base|ownBit { // the crafted word had the own handle in
 			t.Fatalf("flags %#x: after the last pin: word %#x, pins %d", flags, w, pinsOf(w))
 		}
-		if _, err := e.pin(w); !errors.Is(err, ErrBusy) {
+		if _, err := e.pin(w, true); !errors.Is(err, ErrBusy) {
 			t.Fatalf("flags %#x: pin at the limit: %v, want ErrBusy", flags, err)
 		}
 		if e.loadWord() != w {

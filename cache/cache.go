@@ -92,7 +92,8 @@ type Options struct {
 // readable through its views and still counted in the budget, until the last
 // pin is released, which frees it. Freeing advances the entry's generation,
 // so a reader that saw the old occupant notices; an id at its last
-// generation is retired.
+// generation is retired. (Every 2048th release of an entry's own handle
+// advances its generation too, short of the last: see ownReleased.)
 //
 // # Budget
 //

@@ -29,7 +29,8 @@ type entry struct {
 // back with the CAS that drops the pin, so a lone pin costs one atomic each
 // way and no handle slot (see Handle). The ticket counts the own handle's
 // uses, so that a stale own Handle (one released already) does not match
-// the next; it wraps. Invariant: own implies at least one pin.
+// the next; when it wraps, the generation advances (see ownReleased).
+// Invariant: own implies at least one pin.
 const (
 	genMask     = 1<<32 - 1
 	stateShift  = 32

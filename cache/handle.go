@@ -26,9 +26,10 @@ import (
 // keeps must not keep a retired store's memory), the entry and the word's
 // generation and ticket: its Release succeeds only while the word still
 // shows that own handle out, and no rebuild (which replaces the store) runs
-// while pins are out, so a stale one matches nothing unless the entry's own
-// handle was taken again exactly a multiple of 2048 times meanwhile and is
-// out.
+// while pins are out. The ticket advances at each release and the
+// generation when the ticket wraps (see ownReleased), so a stale own Handle
+// matches nothing unless the entry's own handle was taken again 2^43 times
+// meanwhile.
 type Handle struct {
 	c     *Cache
 	h     uint64 // a slot's generation << 32 | slot index + 1; an own Handle's word & ownIdentity
@@ -93,18 +94,31 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 			return hd, err
 		}
 	}
-	old, err := st.entry(id).pin(w)
+	// A pin that finds the own handle out takes a slot first, so it never
+	// has to drop a pin for want of one: the drop might be a parked
+	// entry's last, which takes the write lock, and pinLocked holds the
+	// read lock.
+	e, slot, haveSlot := st.entry(id), uint32(0), false
+	old, err := e.pin(w, haveSlot)
+	for err == errNoSlot {
+		if slot, err = c.newHandle(); err != nil {
+			return Handle{}, err
+		}
+		haveSlot = true
+		old, err = e.pin(old, haveSlot)
+	}
 	if err != nil {
+		if haveSlot {
+			c.freeHandle(slot, 0, false, 0)
+		}
 		return Handle{}, err
 	}
 	hd := Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}
-	if !tookOwn(old) {
-		slot, err := c.newHandle()
-		if err != nil {
-			c.dropPin(st, id, old, weight)
-			return Handle{}, err
-		}
+	switch {
+	case !tookOwn(old):
 		hd = c.handleFor(slot, id)
+	case haveSlot:
+		c.freeHandle(slot, 0, false, 0)
 	}
 	if !c.hit(st, id, h, m) {
 		c.undoPin(st, hd, old, weight)
@@ -127,7 +141,7 @@ func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd 
 		proc.Unpin()
 		return Handle{}, false, nil
 	}
-	old, err := st.entry(id).pin(w)
+	old, err := st.entry(id).pin(w, true)
 	switch {
 	case err != nil:
 		proc.Unpin()
@@ -184,11 +198,16 @@ func (c *Cache) pinOwn(st *store, id uint32, w, h, lens, m uint64) (Handle, bool
 }
 
 // pin adds a pin to e, whose word was w, taking e's own handle if it is
-// not out, and returns the word before it.
-func (e *entry) pin(w uint64) (uint64, error) {
+// not out, and returns the word before it. Without a slot in hand (slot
+// false) it pins only if it can take the own handle, and otherwise returns
+// the word it found and errNoSlot.
+func (e *entry) pin(w uint64, slot bool) (uint64, error) {
 	for {
-		if pinsOf(w) == maxPins {
+		switch {
+		case pinsOf(w) == maxPins:
 			return 0, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
+		case w&ownBit != 0 && !slot:
+			return w, errNoSlot
 		}
 		if e.casWord(w, (w+pinOne)|ownBit) {
 			return w, nil
@@ -201,15 +220,28 @@ func (e *entry) pin(w uint64) (uint64, error) {
 	}
 }
 
+// errNoSlot reports that a pin needs a handle slot it does not have.
+var errNoSlot = errors.New("pin needs a handle slot")
+
 // tookOwn reports whether the pin that replaced word old took the entry's
 // own handle.
 func tookOwn(old uint64) bool { return old&ownBit == 0 }
 
 // ownReleased is word w after its own handle's Release: one pin fewer, the
-// own handle back, the next ticket.
+// own handle back, the next ticket. When the ticket wraps, the entry takes
+// the next generation instead (readers that went by the old one retry), so
+// that no stale own Handle can match a later one for 2^43 uses; a
+// generation is never raised to the last, which only freeing gives (see
+// pushID).
 func ownReleased(w uint64) uint64 {
-	t := (w + 1<<ticketShift) & ticketMask
-	return (w-pinOne)&^(ownBit|ticketMask) | t
+	nw := (w - pinOne) &^ ownBit
+	switch {
+	case w&ticketMask != ticketMask:
+		return nw + 1<<ticketShift
+	case genOf(w) < genMask-1:
+		return nw&^ticketMask + 1
+	}
+	return nw &^ ticketMask
 }
 
 // holdsOwn reports whether word w shows the own handle that tag names out.

@@ -113,6 +113,23 @@ func TestStaleOwnHandleIsRefused(t *testing.T) {
 	}
 	holds("own handle taken again", stale, pin())
 
+	// Taken again as often as the ticket counts: the ticket is back where
+	// it was, and only the generation tells the Handles apart.
+	stale = pin()
+	if err := stale.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for range ticketMask >> ticketShift {
+		if err := pin().Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := pin()
+	if live.h&ticketMask != stale.h&ticketMask {
+		t.Fatalf("after %d uses: tag %#x, stale %#x: the test needs the same ticket", ticketMask>>ticketShift+1, live.h, stale.h)
+	}
+	holds("own handle taken again as often as the ticket counts", stale, live)
+
 	// A rebuild moves the entry to a new store under the id, generation
 	// and ticket it had: the stale Handle names the old store, which
 	// Release must not read (the checked build unmaps it at once, so
@@ -133,7 +150,7 @@ func TestStaleOwnHandleIsRefused(t *testing.T) {
 	if c.Stats().Rebuilds != rebuilds+1 {
 		t.Fatal("Resize did not rebuild")
 	}
-	live := pin()
+	live = pin()
 	if live.id != stale.id || live.h != stale.h {
 		t.Fatalf("the rebuild gave the entry id %d tag %#x, not %d %#x: the test needs them equal", live.id, live.h, stale.id, stale.h)
 	}
@@ -225,5 +242,41 @@ func TestDeletedEntryFreedByOwnOrSlot(t *testing.T) {
 		if st := c.Stats(); st.BytesUsed != 0 || st.BytesPinned != 0 || st.Handles != 0 {
 			t.Fatalf("own first %v: after the last release: %+v", ownFirst, st)
 		}
+	}
+}
+
+// TestOwnReleasedWord checks the word an own handle's Release leaves: one
+// pin fewer, the own bit clear, the next ticket; at the last ticket, ticket
+// 0 and the next generation, short of the last generation, which only
+// freeing gives.
+func TestOwnReleasedWord(t *testing.T) {
+	const flags = liveBits | parkedBit | 3*pinOne | ownBit
+	for _, c := range []struct{ w, want uint64 }{
+		{7 | flags | 5<<ticketShift, 7 | flags - pinOne - ownBit | 6<<ticketShift},
+		{7 | flags | ticketMask, 8 | flags - pinOne - ownBit},
+		{genMask - 2 | flags | ticketMask, genMask - 1 | flags - pinOne - ownBit},
+		{genMask - 1 | flags | ticketMask, genMask - 1 | flags - pinOne - ownBit},
+	} {
+		if got := ownReleased(c.w); got != c.want {
+			t.Errorf("ownReleased(%#x) = %#x, want %#x", c.w, got, c.want)
+		}
+	}
+}
+
+// TestPinWithoutSlotTakesOnlyTheOwnHandle checks entry.pin without a
+// handle slot in hand: it takes the own handle if free, and otherwise
+// changes nothing and asks for a slot.
+func TestPinWithoutSlotTakesOnlyTheOwnHandle(t *testing.T) {
+	base := uint64(9) | liveBits
+	e := &entry{word: base}
+	if old, err := e.pin(base, false); err != nil || old != base || e.loadWord() != base+pinOne|ownBit {
+		t.Fatalf("own handle free: old %#x, %v, word %#x", old, err, e.loadWord())
+	}
+	w := e.loadWord()
+	if old, err := e.pin(base, false); !errors.Is(err, errNoSlot) || old != w || e.loadWord() != w {
+		t.Fatalf("own handle out: old %#x, %v, word %#x (was %#x)", old, err, e.loadWord(), w)
+	}
+	if old, err := e.pin(w, true); err != nil || old != w || e.loadWord() != w+pinOne {
+		t.Fatalf("own handle out, slot in hand: old %#x, %v, word %#x", old, err, e.loadWord())
 	}
 }
