@@ -661,16 +661,18 @@ func TestSameKeyOutAndIn5(t *testing.T) {
 }
 
 // TestStableKeysAlwaysHit5 sets stable keys once and never touches them,
-// in a cache large enough that nothing is evicted, while churners set and
-// delete other keys (their own and keys sharing the stable colliding keys'
-// hash, so tombstones pile up in the stable keys' probe sequences, the
-// index grows and rehashes to clear them, and remove clears tombstones
-// backwards across buckets), and a resizer rebuilds and compacts (pins
-// out) the cache, shrinking the index. Every Get, Has and Pin of a stable
-// key must find it, with its value: a miss would mean a probe stopped
-// short of it.
+// with values of every length up to copyCheckMax (Get's and Pin's fast
+// paths) and past it, in a cache large enough that nothing is evicted,
+// while churners set and delete other keys (their own, some sharing the
+// stable colliding keys' hash, and some deleted and set again, so
+// tombstones pile up in the stable keys' probe sequences, the index grows
+// and rehashes to clear them, remove clears tombstones backwards across
+// buckets, and ids and offsets come back), and a resizer rebuilds and
+// compacts (pins out) the cache, shrinking the index. Every Get, Has and
+// Pin of a stable key, and every pin held a while, must find it with its
+// value: a miss would mean a probe stopped short of it.
 func TestStableKeysAlwaysHit5(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(5))
 	const stable = 150
 	c := newT(t, 8<<20, &Options{MaxBudget: 16 << 20})
 	skey := func(i int) []byte {
@@ -679,8 +681,9 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 		}
 		return key5(i)
 	}
+	slen := func(i int) int { return []int{12, 100, 4096, 4097, 65536, 50 + i}[i%6] }
 	for i := range stable {
-		setT(t, c, skey(i), value(i, 1, 50+i))
+		setT(t, c, skey(i), value(i, 1, slen(i)))
 	}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -690,6 +693,13 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(g), 11))
+			base := 1_000_000 * (g + 1)
+			k := func(i int) []byte {
+				if i%4 == 0 {
+					return collidingKey(base + i)
+				}
+				return key5(base + i)
+			}
 			for round := 0; !stop.Load(); round++ {
 				// Up to a few thousand in, then all out: the live count
 				// crosses the index's thresholds both ways.
@@ -698,23 +708,24 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 					most = 300
 				}
 				n := 1 + r.IntN(most)
-				base := 1_000_000 * (g + 1)
 				for i := range n {
-					k := key5(base + i)
-					if i%4 == 0 {
-						k = collidingKey(base + i)
-					}
-					if err := c.Set(k, value(base+i, round, 12+i%40)); err != nil {
+					if err := c.Set(k(i), value(base+i, round, 12+i%40)); err != nil {
 						errs <- fmt.Errorf("churn set: %w", err)
 						return
 					}
+					if g == 1 && i%3 == 0 { // out and in again
+						if _, err := c.Delete(k(i)); err != nil {
+							errs <- err
+							return
+						}
+						if err := c.Set(k(i), value(base+i, round, 12+r.IntN(300))); err != nil {
+							errs <- err
+							return
+						}
+					}
 				}
 				for _, i := range r.Perm(n) {
-					k := key5(base + i)
-					if i%4 == 0 {
-						k = collidingKey(base + i)
-					}
-					if _, err := c.Delete(k); err != nil {
+					if _, err := c.Delete(k(i)); err != nil {
 						errs <- fmt.Errorf("churn delete: %w", err)
 						return
 					}
@@ -737,7 +748,7 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 				case 1:
 					v, h, err := c.Pin(skey(i))
 					if ok = err == nil; ok {
-						if !valid(v, i) || len(v) != 50+i {
+						if !valid(v, i) || len(v) != slen(i) {
 							errs <- fmt.Errorf("pinned stable key %d: bad value", i)
 						}
 						_ = h.Release()
@@ -747,27 +758,61 @@ func TestStableKeysAlwaysHit5(t *testing.T) {
 					}
 				default:
 					buf, ok = c.Get(buf[:0], skey(i))
-					if ok && (!valid(buf, i) || len(buf) != 50+i) {
+					if ok && (!valid(buf, i) || len(buf) != slen(i)) {
 						errs <- fmt.Errorf("stable key %d: bad value", i)
 						return
 					}
 				}
 				if !ok {
-					errs <- fmt.Errorf("stable key %d (%d bytes) missed (op %d)", i, len(skey(i)), n%16)
+					errs <- fmt.Errorf("stable key %d (%d bytes, value %d) missed (op %d)", i, len(skey(i)), slen(i), n%16)
 					return
 				}
 			}
 		}()
 	}
-	resizeWithPins(c, &wg, &stop, errs, 13, []int{4 << 20, 8 << 20, 16 << 20}, 3000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
+	wg.Add(1)
+	go func() { // pins held a while, a few at once
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(0, 14))
+		var hs []Handle
+		defer func() {
+			for _, h := range hs {
+				_ = h.Release()
+			}
+		}()
+		for n := 0; !stop.Load(); n++ {
+			i := r.IntN(stable)
+			v, hd, err := c.Pin(skey(i))
+			if err != nil {
+				errs <- fmt.Errorf("pin of stable key %d (%d bytes, value %d): %w", i, len(skey(i)), slen(i), err)
+				return
+			}
+			if !valid(v, i) || len(v) != slen(i) {
+				_ = hd.Release()
+				errs <- fmt.Errorf("pinned stable key %d: bad value", i)
+				return
+			}
+			hs = append(hs, hd)
+			if len(hs) > 3 || n%7 == 0 {
+				for _, h := range hs {
+					if err := h.Release(); err != nil {
+						errs <- err
+						return
+					}
+				}
+				hs = hs[:0]
+			}
+		}
+	}()
+	resizeWithPins(c, &wg, &stop, errs, 13, []int{6 << 20, 8 << 20, 16 << 20}, 3000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
 	dur := soak(1500*time.Millisecond, 300*time.Millisecond)
 	within(t, "stable keys", func() { stopAfter(t, dur, &stop, &wg, errs) })
 	st := c.Stats()
 	if st.Evictions != 0 {
 		t.Fatalf("%d evictions: the test needs a larger cache", st.Evictions)
 	}
-	if st.Entries != stable {
-		t.Errorf("%d entries, want %d", st.Entries, stable)
+	if st.Handles != 0 || st.BytesPinned != 0 || st.Entries != stable {
+		t.Errorf("stats %+v", st)
 	}
 	t.Logf("rebuilds %d, compactions %d", st.Rebuilds, st.Compactions)
 	verifyT(t, c)

@@ -21,8 +21,8 @@ package cache
 // counts against what the cache really holds. TestPinAccounting6 pauses
 // writers and pinners now and then and checks Stats.Handles and
 // BytesPinned against the handles really held, and that every held view
-// is unchanged. TestPinStableKeys6 pins keys nobody changes while others
-// churn and a resizer rebuilds and compacts: every Pin must find its key.
+// is unchanged (pins of keys nobody changes, held while others churn and
+// a resizer rebuilds and compacts, are in TestStableKeysAlwaysHit5).
 // TestSameKeySetsRacingClose6 closes caches while same-key Sets, loads and
 // pins run. OFFHEAP_SOAK (a duration, under 25s: within gives up at
 // 30s) lengthens every stress.
@@ -966,107 +966,6 @@ func TestPinAccounting6(t *testing.T) {
 		verifyT(t, c)
 		checkIndex5(t, c)
 	})
-}
-
-// TestPinStableKeys6 pins keys that nobody changes, with values of every
-// length up to copyCheckMax (the fast path) and past it, while churners
-// set, delete and set again keys of their own (the index grows, rehashes
-// and fills with tombstones; ids and offsets come back), and a resizer
-// rebuilds (no pins out) and compacts (a pin out) the cache at sizes that
-// hold everything. Every Pin of a stable key must find it with its value.
-func TestPinStableKeys6(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(5))
-	const stable = 60
-	c := newT(t, 4<<20, &Options{MaxBudget: 8 << 20})
-	skey := func(i int) []byte { return key5(i) }
-	slen := func(i int) int { return []int{12, 100, 4096, 4097, 65536}[i%5] }
-	for i := range stable {
-		setT(t, c, skey(i), value(i, 1, slen(i)))
-	}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(g), 81))
-			base := 1_000_000 * (g + 1)
-			for round := 0; !stop.Load(); round++ {
-				n := 1 + r.IntN(400)
-				for i := range n {
-					if err := c.Set(key5(base+i), value(base+i, round, 12+r.IntN(300))); err != nil {
-						errs <- fmt.Errorf("churn set: %w", err)
-						return
-					}
-					if i%3 == 0 { // out and in again
-						if _, err := c.Delete(key5(base + i)); err != nil {
-							errs <- err
-							return
-						}
-						if err := c.Set(key5(base+i), value(base+i, round, 12+i%40)); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}
-				for _, i := range r.Perm(n) {
-					if _, err := c.Delete(key5(base + i)); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}
-		}()
-	}
-	for g := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(g), 82))
-			var hs []Handle
-			defer func() {
-				for _, h := range hs {
-					_ = h.Release()
-				}
-			}()
-			for n := 0; !stop.Load(); n++ {
-				i := r.IntN(stable)
-				v, hd, err := c.Pin(skey(i))
-				if err != nil {
-					errs <- fmt.Errorf("pin of stable key %d (%d bytes, value %d): %w", i, len(skey(i)), slen(i), err)
-					return
-				}
-				if !valid(v, i) || len(v) != slen(i) {
-					_ = hd.Release()
-					errs <- fmt.Errorf("pinned stable key %d: bad value", i)
-					return
-				}
-				hs = append(hs, hd)
-				if len(hs) > 3 || n%7 == 0 {
-					for _, h := range hs {
-						if err := h.Release(); err != nil {
-							errs <- err
-							return
-						}
-					}
-					hs = hs[:0]
-				}
-			}
-		}()
-	}
-	resizeWithPins(c, &wg, &stop, errs, 83, []int{3 << 20, 4 << 20, 8 << 20}, 2000, func(r *rand.Rand) []byte { return skey(r.IntN(stable)) })
-	within(t, "stable pins", func() { stopAfter(t, soak(time.Second, 200*time.Millisecond), &stop, &wg, errs) })
-	st := c.Stats()
-	if st.Evictions != 0 {
-		t.Fatalf("%d evictions: the test needs a larger cache", st.Evictions)
-	}
-	if st.Handles != 0 || st.BytesPinned != 0 || st.Entries != stable {
-		t.Errorf("stats %+v", st)
-	}
-	t.Logf("rebuilds %d, compactions %d", st.Rebuilds, st.Compactions)
-	verifyT(t, c)
-	checkIndex5(t, c)
 }
 
 // TestSameKeySetsRacingClose6 closes caches, of their own pool and on a
