@@ -37,7 +37,7 @@ var MemoryImpls = []string{"offheap", "otter", "theine", "empty"}
 const (
 	memoryEntries      = 10_000_000
 	memoryEntriesQuick = 300_000
-	// gcCycles is how many forced collections the GC time is averaged over.
+	// gcCycles is how many forced collections the GC time is the median of.
 	gcCycles = 20
 	// shrinkWait is how long after a Resize RSS is read.
 	shrinkWait = 100 * time.Millisecond
@@ -69,7 +69,7 @@ func (s *settings) memoryTasks(cfg bench.Config) []bench.Task {
 	}
 	var ts []bench.Task
 	for _, impl := range MemoryImpls {
-		t := bench.Task{Case: "memory", Impl: impl, N: int64(n), MaxReps: 1}
+		t := bench.Task{Case: "memory", Impl: impl, N: int64(n), MaxReps: memoryReps(impl)}
 		if need := memoryNeed(impl, n); cfg.MaxBytes > 0 && need > cfg.MaxBytes {
 			t.Skip = fmt.Sprintf("needs about %d MiB, more than the %d MiB allowed (--max-mem)", need>>20, cfg.MaxBytes>>20)
 		} else {
@@ -78,6 +78,18 @@ func (s *settings) memoryTasks(cfg bench.Config) []bench.Task {
 		ts = append(ts, t)
 	}
 	return ts
+}
+
+// memoryReps caps the child processes of impl's memory figures: three for
+// offheap and the empty process, whose GC time per cycle is a fraction of a
+// millisecond that the machine's other tasks move by half from run to run,
+// so the report's median needs several; one for otter and theine, whose
+// twenty collections of 10M entries take minutes.
+func memoryReps(impl string) int {
+	if impl == "offheap" || impl == "empty" {
+		return 3
+	}
+	return 1
 }
 
 // memoryNeed estimates the memory n entries take: offheap's segments and
@@ -233,14 +245,18 @@ func readMetric(name string) metrics.Value {
 // heapBytes returns the bytes of live and unswept objects on the Go heap.
 func heapBytes() int64 { return int64(readMetric(heapMetric).Uint64()) }
 
-// gcCPUPerCycle forces gcCycles collections and returns the GC CPU time of
-// each, in milliseconds.
+// gcCPUPerCycle forces gcCycles collections and returns the median GC CPU
+// time of one, in milliseconds. The median, not the mean: the total counts
+// the idle mark workers, which take whatever CPU the machine's other tasks
+// leave, so one cycle in twenty can cost twice the rest on a shared machine.
 func gcCPUPerCycle() float64 {
-	before := readMetric(gcMetric).Float64()
-	for range gcCycles {
+	per := make([]float64, gcCycles)
+	for i := range per {
+		before := readMetric(gcMetric).Float64()
 		runtime.GC()
+		per[i] = (readMetric(gcMetric).Float64() - before) * 1000
 	}
-	return (readMetric(gcMetric).Float64() - before) * 1000 / gcCycles
+	return bench.Median(per)
 }
 
 func rssBytes() int64 {
