@@ -573,7 +573,7 @@ func TestInsertSkipsLookupOnlyWhileAbsent6(t *testing.T) {
 			if s.loader {
 				f = &flight{}
 			}
-			st, ab, err := c.beginSet(k, h, weight, f)
+			st, ab, err, _ := c.beginSet(k, v, h, weight, f, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1328,7 +1328,7 @@ func TestSetRacingSetOfSameKey(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	k, v := []byte("key"), []byte("second")
 	h, weight := c.hash(k), c.weight(uint64(len(k)+len(v)))
-	st, ab, err := c.beginSet(k, h, weight, nil)
+	st, ab, err, _ := c.beginSet(k, v, h, weight, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,8 +47,8 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	}
 	h := c.hash(key)
 	for {
-		st, ab, err := c.beginSet(key, h, weight, f)
-		if err != nil {
+		st, ab, err, done := c.beginSet(key, value, h, weight, f, n <= lockedCopyMax)
+		if done {
 			return err
 		}
 		err, again := c.setIn(st, key, value, h, weight, f, ab)
@@ -59,19 +59,34 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	}
 }
 
-// beginSet is a Set's first step, under the lock: makeRoom, then the Set
-// counted in flight in the store it will reserve in, which it returns.
-func (c *Cache) beginSet(key []byte, h uint64, weight int64, f *flight) (*store, absent, error) {
+// lockedCopyMax is the longest entry a Set copies under the lock: copying
+// it there costs less than taking the lock a second time.
+const lockedCopyMax = 1 << 10
+
+// beginSet is a Set's first step, under the lock: makeRoom, then, if whole
+// (an entry of at most lockedCopyMax bytes) and the pool places the entry
+// at once, the rest of the Set (done is true, and err is its outcome).
+// Otherwise the Set is counted in flight in the store it will reserve in,
+// which it returns, for setIn to finish without the lock.
+func (c *Cache) beginSet(key, value []byte, h uint64, weight int64, f *flight, whole bool) (st *store, ab absent, err error, done bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ab, err := c.makeRoom(key, h, weight, f)
-	if err != nil {
-		return nil, absent{}, err
+	if ab, err = c.makeRoom(key, h, weight, f); err != nil {
+		return nil, absent{}, err, true
 	}
-	st := c.cur() // after makeRoom, which may wait while a rebuild replaces it
+	st = c.cur() // after makeRoom, which may wait while a rebuild replaces it
+	if whole {
+		// No wait since makeRoom promised the bytes, so nobody saw the
+		// promise: it ends without a word to settled's waiters.
+		if ref, b, err := st.p.TryReserve(len(key) + len(value)); err == nil {
+			c.promised -= weight
+			copy(b[copy(b, key):], value)
+			return st, ab, c.insert(st, key, h, ref, b, weight, f, ab), true
+		}
+	}
 	c.sets.Add(1) // Close waits for the Sets in flight
 	st.inflight++ // and a retired store's pool for those in it
-	return st, ab, nil
+	return st, ab, nil, false
 }
 
 // setIn is the rest of a Set whose room is promised in store st: it
