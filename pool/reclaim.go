@@ -100,7 +100,9 @@ func (p *Pool) failed(h uint64, err error) error {
 // hole that fits or above the last segment, and otherwise fails with ErrFull
 // at once, without asking reclaimers, compacting or growing. A user that
 // makes room itself (evicting, say) uses it to keep a pool within its
-// capacity and away from compactions it knows cannot help.
+// capacity and away from compactions it knows cannot help. As such a user
+// meets that failure in its steady state, it is ErrFull itself, unwrapped,
+// and allocates nothing.
 func (p *Pool) TryReserve(n int) (Ref, []byte, error) {
 	if n < 0 {
 		return 0, nil, p.sizeError("reserve", n, ErrInvalid)
