@@ -316,12 +316,33 @@ func dur8() time.Duration {
 	return 1500 * time.Millisecond
 }
 
+// governor8 is a reclaimer of a shared pool that gives it room by
+// shrinking one of the caches on it in turn (a memory governor): the
+// pool's slow path, run by one cache's two-step Set or another user's
+// commit, then waits for a cache's lock, which that cache's whole Sets
+// hold while they take the pool's lock.
+type governor8 struct {
+	caches []*Cache
+	calls  atomic.Int64
+	err    atomic.Value
+}
+
+func (g *governor8) Reclaim(need int) int {
+	c := g.caches[int(g.calls.Add(1))%len(g.caches)]
+	before := c.Stats().BytesUsed
+	if err := c.Resize(max(24<<10, before-need)); err != nil && !errors.Is(err, ErrFull) {
+		g.err.CompareAndSwap(nil, err)
+	}
+	return max(0, before-c.Stats().BytesUsed)
+}
+
 // TestSharedPoolWholeSetsStress8 has three caches on one shared pool,
 // their budgets together above its capacity, and another user keeping half
 // of it committed, so that whole Sets (the pool's lock taken under each
 // cache's mu), two-step Sets (the pool's slow path asking the other caches,
 // each under its own mu, to reclaim), the other user's commits (asking all
-// of them), Gets, Pins, Deletes and Resizes all run at once. Nothing may
+// of them), a governor reclaimer that resizes the caches, Gets, Pins,
+// Deletes and Resizes all run at once. Nothing may
 // hang (lock order); no cache's used + gone + promised may exceed its
 // budget at any moment; values read are never torn or foreign; every Set
 // returning nil is counted stored; afterwards nothing is promised or in
@@ -428,6 +449,10 @@ func TestSharedPoolWholeSetsStress8(t *testing.T) {
 			}
 		}()
 	}
+	gov := &governor8{caches: caches}
+	if err := p.AddReclaimer(gov); err != nil {
+		t.Fatal(err)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -442,11 +467,17 @@ func TestSharedPoolWholeSetsStress8(t *testing.T) {
 		stopWatch.Store(true)
 		watchWG.Wait()
 	})
+	p.RemoveReclaimer(gov)
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
+	if err, _ := gov.err.Load().(error); err != nil {
+		t.Error(err)
+	}
+	t.Logf("pool %+v; the governor resized %d times", p.Stats(), gov.calls.Load())
 	for ci, c := range caches {
+		t.Logf("cache %d: %+v", ci, c.Stats())
 		quiet8(t, c)
 		if st := c.Stats(); int64(st.Sets) != stored[ci].Load() {
 			t.Errorf("cache %d: Stats counts %d Sets stored, %d returned nil", ci, st.Sets, stored[ci].Load())

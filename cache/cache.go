@@ -154,11 +154,13 @@ type Options struct {
 //
 // A cache on a shared pool is one of its reclaimers: another user's commit
 // that finds the pool full asks it to evict. The pool calls reclaimers
-// without its lock, and the cache never commits to the pool while holding
-// mu, so a Set whose reservation makes the pool ask the same cache for room
-// cannot deadlock. The rule: mu is taken only by code that does not reserve
-// in the pool, and a reservation is made only without mu; a reclaimer, for
-// its part, must not reserve in the pool that calls it.
+// without its lock, and the cache never makes a reservation that may ask
+// them while holding mu, so a Set whose reservation makes the pool ask the
+// same cache for room cannot deadlock. The rule: under mu the cache
+// reserves only with TryReserve, which never asks the reclaimers and holds
+// the pool's lock only while it places (the pool calls nobody under it);
+// Reserve is called only without mu; a reclaimer, for its part, must not
+// reserve in the pool that calls it.
 //
 // # Invariants
 //

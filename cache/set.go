@@ -24,8 +24,9 @@ import (
 // with ErrFull, the old value is gone.)
 //
 // Set first takes the old value out (a Get racing with it may miss), makes
-// room by evicting, and copies the new value in without the lock. It
-// allocates nothing.
+// room by evicting, and copies the new value in: under the lock if key and
+// value take at most 1 KiB and the pool places them at once, else without
+// it. It allocates nothing.
 func (c *Cache) Set(key, value []byte) error {
 	if err := c.checkKey("set", key); err != nil {
 		return err
