@@ -1,6 +1,10 @@
 package pool
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 // TestHotPathsDoNotAllocate: Commit, Read, Latch, Unlatch, Release and
 // Info allocate nothing on the Go heap once the pool is warm.
@@ -36,5 +40,31 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {
 			t.Errorf("%s: %v allocs per run", name, n)
 		}
+	}
+}
+
+// TestTryReserveFullDoesNotAllocate: a TryReserve that finds no room (a
+// cache at capacity meets it on every Set when the free space is split)
+// fails with ErrFull, naming the pool, and allocates nothing; the failure
+// still counts.
+func TestTryReserveFullDoesNotAllocate(t *testing.T) {
+	p := newT(t, 4096, &Options{Name: "full"})
+	for {
+		r, _, err := p.TryReserve(512)
+		if err != nil {
+			break
+		}
+		defer func() { _ = p.Release(r) }()
+	}
+	before := p.Stats().FailedCommits
+	var err error
+	if n := testing.AllocsPerRun(100, func() { _, _, err = p.TryReserve(512) }); n != 0 {
+		t.Errorf("failing TryReserve: %v allocs per run", n)
+	}
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), `pool "full"`) {
+		t.Errorf("failing TryReserve: %v, want ErrFull naming the pool", err)
+	}
+	if got := p.Stats().FailedCommits; got <= before {
+		t.Errorf("FailedCommits %d after failing TryReserves, was %d", got, before)
 	}
 }

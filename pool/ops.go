@@ -108,7 +108,7 @@ func (p *Pool) reserve(op string, n int, flags uint64, slow bool) (Ref, []byte, 
 		}
 	}
 	if err == ErrFull && !slow {
-		return 0, nil, p.failed(h, err) // see TryReserve
+		return 0, nil, p.failed(h, p.tryFull) // see TryReserve
 	}
 	if err != nil {
 		return 0, nil, p.sizeError(op, n, p.failed(h, err))

@@ -156,6 +156,7 @@ type Pool struct {
 	alignLog   uint           // log2(alignment)
 	firstGen   uint32         // every slot's first generation: random (see Ref)
 	name       string
+	tryFull    error // TryReserve's ErrFull, made once: it allocates nothing
 	data       *vmem.Region
 	meta       *vmem.Region
 	dataReady  uint64 // atomic: bytes of the data region that are mapped
@@ -218,6 +219,7 @@ func New(capacity int, opts *Options) (*Pool, error) {
 		capacity:  uint64(capacity),
 		first:     none, last: none, freeSlot: none,
 	}
+	p.tryFull = fmt.Errorf("%s: try reserve: %w", label(p.name), ErrFull)
 	p.free.init()
 	if err := p.mapRegions(capacity); err != nil {
 		return nil, p.sizeError("new", capacity, err)

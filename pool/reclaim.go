@@ -101,8 +101,8 @@ func (p *Pool) failed(h uint64, err error) error {
 // at once, without asking reclaimers, compacting or growing. A user that
 // makes room itself (evicting, say) uses it to keep a pool within its
 // capacity and away from compactions it knows cannot help. As such a user
-// meets that failure in its steady state, it is ErrFull itself, unwrapped,
-// and allocates nothing.
+// meets that failure in its steady state, it allocates nothing: the error
+// (ErrFull, naming the pool but not n) is made once, at New.
 func (p *Pool) TryReserve(n int) (Ref, []byte, error) {
 	if n < 0 {
 		return 0, nil, p.sizeError("reserve", n, ErrInvalid)
