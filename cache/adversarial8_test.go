@@ -866,28 +866,8 @@ func FuzzWholeSet8(f *testing.F) {
 }
 
 func fuzzWholeSet8(t *testing.T, data []byte) {
-	if fuzzRuns.Add(1)%64 == 0 {
-		runtime.GC() // see fuzzCache
-	}
 	ops := fuzzops.New(data)
-	mode := ops.Byte()
-	m := &model{t: t, vals: map[string][]byte{}, budget: 2048 + 512*ops.Intn(16)}
-	opts := &Options{MaxBudget: 16 << 10}
-	if mode%2 == 1 {
-		m.align = 8 << ops.Intn(4)
-		p, err := pool.New(4096+512*ops.Intn(24), &pool.Options{Alignment: m.align})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.p, opts.Pool = p, p
-	} else {
-		m.align = 8
-	}
-	c, err := New(m.budget, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.c = c
+	m := newFuzzModel(t, ops, fuzzSizes{budget: 2048, budgetStep: 512, maxBudget: 16 << 10, align: 8, alignShifts: 4, pool: 4096, poolStep: 512})
 	key := func() []byte {
 		n := ops.Intn(8)
 		k := strings.Repeat("k", 1+n%3) + fmt.Sprint(n)
@@ -935,7 +915,7 @@ func fuzzWholeSet8(t *testing.T, data []byte) {
 			m.releaseForeign(ops.Byte())
 		}
 		m.check()
-		quiet8(t, c)
+		quiet8(t, m.c)
 		if t.Failed() {
 			t.FailNow()
 		}

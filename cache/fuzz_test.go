@@ -373,20 +373,31 @@ func FuzzCache(f *testing.F) {
 
 var fuzzRuns atomic.Int64
 
-func fuzzCache(t *testing.T, data []byte) {
+// fuzzSizes are the sizes a fuzz target draws its cache from: a budget of
+// budget plus up to 15 budgetSteps, and for a shared pool (chosen by the
+// first byte) an alignment of align shifted by up to alignShifts-1 and a
+// capacity of pool plus up to 23 poolSteps.
+type fuzzSizes struct {
+	budget, budgetStep, maxBudget int
+	align, alignShifts            int
+	pool, poolStep                int
+}
+
+// newFuzzModel makes the model and its cache, on a pool of its own or a
+// shared one, as ops and z say.
+func newFuzzModel(t *testing.T, ops *fuzzops.Reader, z fuzzSizes) *model {
 	if fuzzRuns.Add(1)%64 == 0 {
 		// A closed cache's reservations are unmapped once it is
 		// unreachable; thousands of caches a second outrun the GC's
 		// pace and the kernel's limit on mappings.
 		runtime.GC()
 	}
-	ops := fuzzops.New(data)
 	mode := ops.Byte()
-	m := &model{t: t, vals: map[string][]byte{}, budget: 256 + 64*ops.Intn(16)}
-	opts := &Options{MaxBudget: 4096}
+	m := &model{t: t, vals: map[string][]byte{}, budget: z.budget + z.budgetStep*ops.Intn(16)}
+	opts := &Options{MaxBudget: z.maxBudget}
 	if mode%2 == 1 { // a shared pool, smaller than the cache's budget at times
-		m.align = 1 << ops.Intn(5)
-		p, err := pool.New(512+64*ops.Intn(24), &pool.Options{Alignment: m.align})
+		m.align = z.align << ops.Intn(z.alignShifts)
+		p, err := pool.New(z.pool+z.poolStep*ops.Intn(24), &pool.Options{Alignment: m.align})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -399,6 +410,12 @@ func fuzzCache(t *testing.T, data []byte) {
 		t.Fatal(err)
 	}
 	m.c = c
+	return m
+}
+
+func fuzzCache(t *testing.T, data []byte) {
+	ops := fuzzops.New(data)
+	m := newFuzzModel(t, ops, fuzzSizes{budget: 256, budgetStep: 64, maxBudget: 4096, align: 1, alignShifts: 5, pool: 512, poolStep: 64})
 	key := func() []byte { n := ops.Intn(12); return []byte(strings.Repeat("k", 1+n%3) + strconv.Itoa(n)) }
 	val := func() []byte { return bytes.Repeat([]byte{byte(ops.Byte())}, ops.Intn(m.budget/2+64)) }
 	for ops.More() {
