@@ -41,9 +41,6 @@ func wordAt7(c *Cache, id uint32) uint64 {
 	return c.cur().entry(id).loadWord()
 }
 
-// isOwn7 reports whether h is an entry's own handle, not a slot's.
-func isOwn7(h Handle) bool { return h.own() }
-
 // park7 parks every pinned entry of c, as an eviction that finds them
 // pinned does, and reports whether the policy found an unpinned victim.
 func park7(c *Cache) bool {
@@ -79,8 +76,8 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if (isOwn7(h)) != (i == 0) {
-					t.Fatalf("%s: pin %d of %d: own %v", mode, i, n, isOwn7(h))
+				if (h.own()) != (i == 0) {
+					t.Fatalf("%s: pin %d of %d: own %v", mode, i, n, h.own())
 				}
 				hs[i], views[i] = h, view
 			}
@@ -108,7 +105,7 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 					t.Fatalf("%s iter %d: release: %v", mode, iter, err)
 				}
 				out--
-				if isOwn7(h) {
+				if h.own() {
 					ownOut = false
 				}
 				released = append(released, h)
@@ -123,11 +120,11 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if !isOwn7(h2) {
+						if !h2.own() {
 							t.Fatal("a pin with the own handle free took a slot")
 						}
 						for _, old := range released {
-							if isOwn7(old) && old.h == h2.h {
+							if old.own() && old.h == h2.h {
 								t.Fatalf("the own handle was re-taken with the old tag %#x", h2.h)
 							}
 						}
@@ -212,15 +209,15 @@ func TestPinLimitReal7(t *testing.T) {
 	if st := c.Stats(); st.Handles != maxPins {
 		t.Fatalf("%d handles counted, %d out", st.Handles, maxPins)
 	}
-	if !isOwn7(hs[0]) {
+	if !hs[0].own() {
 		t.Fatal("the first pin took a slot")
 	}
 	if err := hs[0].Release(); err != nil {
 		t.Fatal(err)
 	}
 	_, h, err := c.Pin(k)
-	if err != nil || !isOwn7(h) || h.h == hs[0].h {
-		t.Fatalf("pin after the own handle's release at the limit: own %v, err %v", isOwn7(h), err)
+	if err != nil || !h.own() || h.h == hs[0].h {
+		t.Fatalf("pin after the own handle's release at the limit: own %v, err %v", h.own(), err)
 	}
 	hs[0] = h
 	if _, _, err := c.Pin(k); !errors.Is(err, ErrBusy) {
@@ -259,8 +256,8 @@ func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
 	k, v := []byte("k"), value(4, 0, 100)
 	setT(t, c, k, v)
 	_, h, err := c.Pin(k)
-	if err != nil || !isOwn7(h) {
-		t.Fatalf("pin: own %v, %v", isOwn7(h), err)
+	if err != nil || !h.own() {
+		t.Fatalf("pin: own %v, %v", h.own(), err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("close with an own handle out: %v", err)
@@ -290,8 +287,8 @@ func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
 		t.Fatalf("stale own handle after rebuilds: %v", err)
 	}
 	view, h, err := c.Pin(k)
-	if err != nil || !isOwn7(h) || !bytes.Equal(view, v) {
-		t.Fatalf("pin after rebuilds: own %v, %v", isOwn7(h), err)
+	if err != nil || !h.own() || !bytes.Equal(view, v) {
+		t.Fatalf("pin after rebuilds: own %v, %v", h.own(), err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("close with an own handle out: %v", err)
@@ -342,8 +339,8 @@ func TestOwnDoubleReleaseRacingRepin7(t *testing.T) {
 		if (errs[0] == nil) == (errs[1] == nil) || !errors.Is(errors.Join(errs...), ErrReleased) {
 			t.Fatalf("two releases of one own handle: %v and %v", errs[0], errs[1])
 		}
-		if w := wordAt7(c, id); pinsOf(w) != 1 || (w&ownBit != 0) != (isOwn7(h2)) {
-			t.Fatalf("one pin out (own %v): word %#x", isOwn7(h2), w)
+		if w := wordAt7(c, id); pinsOf(w) != 1 || (w&ownBit != 0) != (h2.own()) {
+			t.Fatalf("one pin out (own %v): word %#x", h2.own(), w)
 		}
 		if err := h2.Release(); err != nil {
 			t.Fatalf("the new pin was dropped by a refused release: %v", err)
@@ -469,7 +466,7 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 					x := hs[j]
 					hs = append(hs[:j], hs[j+1:]...)
 					if !bytes.Equal(x.view, x.snap) {
-						errs <- fmt.Errorf("the pinned view of key %d changed (own %v)", x.i, isOwn7(x.h))
+						errs <- fmt.Errorf("the pinned view of key %d changed (own %v)", x.i, x.h.own())
 						return
 					}
 					if r.IntN(4) == 0 {
@@ -477,13 +474,13 @@ func pinsRacingWriters7(t *testing.T, shared bool) {
 						continue
 					}
 					if err := x.h.Release(); err != nil {
-						errs <- fmt.Errorf("release (own %v): %w", isOwn7(x.h), err)
+						errs <- fmt.Errorf("release (own %v): %w", x.h.own(), err)
 						return
 					}
 					released.Add(1)
 					if r.IntN(8) == 0 {
 						if err := x.h.Release(); !errors.Is(err, ErrReleased) {
-							errs <- fmt.Errorf("second release (own %v): %v", isOwn7(x.h), err)
+							errs <- fmt.Errorf("second release (own %v): %v", x.h.own(), err)
 							return
 						}
 					}
@@ -625,8 +622,8 @@ func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
 				return
 			}
 			_, s, err := c.Pin(k)
-			if err != nil || isOwn7(s) {
-				t.Errorf("second pin: own %v, %v", isOwn7(s), err)
+			if err != nil || s.own() {
+				t.Errorf("second pin: own %v, %v", s.own(), err)
 				return
 			}
 			if err := o.Release(); err != nil {
@@ -639,9 +636,9 @@ func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
 			e := st.entry(id)
 			w, lens := e.loadWord(), e.loadLens()
 			_, b, err := c.Pin(k) // takes the own handle
-			if err != nil || !isOwn7(b) {
+			if err != nil || !b.own() {
 				c.mu.RUnlock()
-				t.Errorf("pin with the own handle free: own %v, %v", isOwn7(b), err)
+				t.Errorf("pin with the own handle free: own %v, %v", b.own(), err)
 				return
 			}
 			if err := s.Release(); err != nil {
@@ -760,10 +757,10 @@ func TestCloseRacingOwnPins7(t *testing.T) {
 							runtime.Gosched()
 						}
 						if !bytes.Equal(view, value(i, round, 300)) {
-							errs <- fmt.Errorf("the view of key %d changed while pinned (own %v)", i, isOwn7(h))
+							errs <- fmt.Errorf("the view of key %d changed while pinned (own %v)", i, h.own())
 						}
 						if err := h.Release(); err != nil {
-							errs <- fmt.Errorf("release of a pin (own %v): %w", isOwn7(h), err)
+							errs <- fmt.Errorf("release of a pin (own %v): %w", h.own(), err)
 							return
 						}
 						if r.IntN(4) == 0 { // a gap for Close
@@ -819,8 +816,8 @@ func TestReleasedOwnHandleKeepsNoStore7(t *testing.T) {
 	var kept []Handle
 	for range rebuilds {
 		_, h, err := c.Pin(k)
-		if err != nil || !isOwn7(h) {
-			t.Fatalf("pin: own %v, %v", isOwn7(h), err)
+		if err != nil || !h.own() {
+			t.Fatalf("pin: own %v, %v", h.own(), err)
 		}
 		if err := h.Release(); err != nil {
 			t.Fatal(err)

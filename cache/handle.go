@@ -113,7 +113,7 @@ func (c *Cache) pin(st *store, id uint32, w, h, lens, m uint64) (Handle, error) 
 		}
 		return Handle{}, err
 	}
-	hd := Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}
+	hd := c.ownHandle(st, id, old)
 	switch {
 	case !tookOwn(old):
 		hd = c.handleFor(slot, id)
@@ -151,15 +151,10 @@ func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd 
 		c.dropPin(st, id, old, weight)
 		return Handle{}, true, errChanged
 	}
-	st.pol.hit(id, h)
-	ps.out++
-	ps.hits++
-	if pinsOf(old) == 0 {
-		ps.pinned += weight
-	}
+	ps.tookPin(st, id, h, old, weight)
 	if tookOwn(old) {
 		proc.Unpin()
-		return Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}, true, nil
+		return c.ownHandle(st, id, old), true, nil
 	}
 	ps.n--
 	slot := ps.free[ps.n]
@@ -187,14 +182,26 @@ func (c *Cache) pinOwn(st *store, id uint32, w, h, lens, m uint64) (Handle, bool
 		c.dropPin(st, id, w, weight)
 		return Handle{}, false
 	}
+	ps.tookPin(st, id, h, w, weight)
+	proc.Unpin()
+	return c.ownHandle(st, id, w), true
+}
+
+// tookPin tells st's policy of the hit on entry id and counts, in this P's
+// state, a pin that replaced word old. Callers are pinned to ps's P.
+func (ps *pstate) tookPin(st *store, id uint32, h, old uint64, weight int64) {
 	st.pol.hit(id, h)
 	ps.out++
 	ps.hits++
-	if pinsOf(w) == 0 {
+	if pinsOf(old) == 0 {
 		ps.pinned += weight
 	}
-	proc.Unpin()
-	return Handle{c: c, h: w & ownIdentity, id: id, epoch: st.epoch}, true
+}
+
+// ownHandle is the Handle of entry id's own handle, taken by the pin that
+// replaced word old in st.
+func (c *Cache) ownHandle(st *store, id uint32, old uint64) Handle {
+	return Handle{c: c, h: old & ownIdentity, id: id, epoch: st.epoch}
 }
 
 // pin adds a pin to e, whose word was w, taking e's own handle if it is
@@ -316,16 +323,6 @@ func (c *Cache) releaseOwnFast(hd Handle) bool {
 	if !e.casWord(w, ownReleased(w)) {
 		return false
 	}
-	pid := proc.Pin()
-	if ps := c.pstate(pid); ps != nil {
-		ps.out--
-		if pinsOf(w) == 1 {
-			ps.pinned -= c.weight(keyLen(lens) + valLen(lens))
-		}
-		proc.Unpin()
-		return true
-	}
-	proc.Unpin()
 	c.countPin(-1, pinsOf(w) == 1, c.weight(keyLen(lens)+valLen(lens)))
 	return true
 }
