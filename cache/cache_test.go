@@ -829,6 +829,55 @@ func TestSetRacingResizeAndClose(t *testing.T) {
 	}
 }
 
+// TestTwoStepSetNotFullWhenUnpinned races Sets too long to be copied under
+// the lock (they reserve without it) against Deletes that empty the cache,
+// on a pool of its own where nothing is pinned: no Set may fail with
+// ErrFull. A reservation that found the pool full and then, under the
+// lock, nothing left to evict used to fail although the Deletes had
+// emptied the pool meanwhile ("no room: the rest is pinned", with nothing
+// pinned).
+func TestTwoStepSetNotFullWhenUnpinned(t *testing.T) {
+	c, err := New(16<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const keys = 16
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			value := make([]byte, (2+g)<<10)
+			for i := 0; !stop.Load(); i++ {
+				if err := c.Set(key(i%keys), value); err != nil && !errors.Is(err, ErrRejected) {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stop.Load(); i++ {
+			if _, err := c.Delete(key(i % keys)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // TestSharedPoolReclaim puts a cache on a pool shared with another user:
 // the user's commits make the cache evict, never its pinned entries.
 func TestSharedPoolReclaim(t *testing.T) {

@@ -215,10 +215,16 @@ func (c *Cache) reserve(st *store, n int, weight int64) (ref pool.Ref, b []byte,
 			return c.sharedReserve(st, n, weight)
 		}
 		c.mu.Lock()
-		ok := c.roomInPool(st)
+		retry := c.roomInPool(st)
+		if !retry && st == c.cur() && !c.closed {
+			// No other Set reserves in st's pool now (see roomInPool), and
+			// the try above may have failed before entries left it: a try
+			// under the lock has the last word, so ErrFull means pins.
+			ref, b, err = st.p.TryReserve(n)
+		}
 		c.mu.Unlock()
-		if !ok {
-			return 0, nil, false, err
+		if !retry {
+			return ref, b, false, err
 		}
 	}
 }
