@@ -83,10 +83,17 @@ func synthTraces() []synthTrace {
 // reach CLOCK's ratio (which is within 1 point of LRU there) before the
 // trace ends, and CLOCK itself trails LRU on pure recency. See the issue
 // notes; a policy that closes the gaps should drop them from here.
+//
+// zipf-drift/8000 trails LRU by 1.13 since the duel stopped counting the
+// candidate's own miss (it trailed by 0.88 before): a rising key enters
+// main one use later. That miss is left out for the sweeps of
+// TestPolicySweeps, where counting it put the policy up to 34 points below
+// LRU.
 var synthGaps = map[string]float64{
-	"sliding/2000": 4,
-	"recency/500":  4,
-	"recency/2000": 2,
+	"sliding/2000":    4,
+	"recency/500":     4,
+	"recency/2000":    2,
+	"zipf-drift/8000": 1.5,
 }
 
 // TestPolicySyntheticTraces replays the synthetic traces at three
@@ -110,6 +117,50 @@ func TestPolicySyntheticTraces(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPolicySweeps replays scans back and forth over keys used equally often
+// (the shapes of the LIRS traces backf and zigzag, and a long one) and
+// requires the policy at most 5 points below LRU, which serves each turn
+// from the keys just read. Counting the candidate's own miss in the duel
+// evicted each key just before the sweep reached it: 2.9% against LRU's
+// 36.7% at 750 keys and 300 entries.
+func TestPolicySweeps(t *testing.T) {
+	if proc.Race || check.On || testing.Short() {
+		t.Skip("replays 1.6 million requests; TestPolicyHitRatio covers these builds")
+	}
+	for _, c := range []struct {
+		keys, sweeps int
+		capacities   []int
+	}{
+		{750, 12, []int{100, 300, 600}},
+		{2000, 26, []int{500, 1000, 1900}},
+		{10_000, 100, []int{500, 2000, 8000}},
+	} {
+		trace := sweeps(c.keys, c.sweeps)
+		for _, capacity := range c.capacities {
+			lru, got := lruHitRatio(trace, capacity), replayPolicy(t, trace, capacity)
+			t.Logf("%5d keys %4d entries: lru %6.2f  policy %6.2f", c.keys, capacity, lru, got)
+			if got < lru-5 {
+				t.Errorf("%d keys, %d entries: hit ratio %.2f%%, LRU %.2f%%: more than 5 below", c.keys, capacity, got, lru)
+			}
+		}
+	}
+}
+
+// sweeps returns n sweeps over keys 0..keys-1, alternately up and down.
+func sweeps(keys, n int) []uint64 {
+	out := make([]uint64, 0, keys*n)
+	for i := range n {
+		for j := range keys {
+			k := j
+			if i%2 == 1 {
+				k = keys - 1 - j
+			}
+			out = append(out, uint64(k))
+		}
+	}
+	return out
 }
 
 // lruHitRatio replays keys through an exact LRU of capacity entries, with

@@ -535,3 +535,43 @@ func (m *policyModel) check(t *testing.T, p *policy) {
 		t.Fatal(err)
 	}
 }
+
+// TestGate checks the second-chance gate's rule: open without evidence,
+// closed once chanced entries are hit significantly less often than the
+// others, open again when the others do no better, and open again as the
+// evidence fades.
+func TestGate(t *testing.T) {
+	var g gate
+	if !g.open() {
+		t.Fatal("closed with no evidence")
+	}
+	for range 100 {
+		g.judged(false, true) // the others: all hit
+	}
+	for range 4 {
+		g.judged(true, false)
+	}
+	if !g.open() {
+		t.Fatal("closed on 4 chanced entries, fewer than gateMinHits expected hits")
+	}
+	for range 4 {
+		g.judged(true, false)
+	}
+	if g.open() {
+		t.Fatalf("open with chanced entries 0 of 8 hit, the others 100 of 100: %+v", g)
+	}
+	for range 8 {
+		g.halve()
+	}
+	if !g.open() {
+		t.Fatalf("still closed after the evidence faded: %+v", g)
+	}
+	g = gate{}
+	for i := range 100 {
+		g.judged(false, i%2 == 0)
+		g.judged(true, i%2 == 1)
+	}
+	if !g.open() {
+		t.Fatalf("closed with chanced and other entries hit alike: %+v", g)
+	}
+}

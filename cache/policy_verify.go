@@ -40,6 +40,8 @@ func (p *policy) verify() error {
 				return fmt.Errorf("list %d: entry %d says it is in list %d", l, n-numLists, listOf(e))
 			case l != parked && homeOf(e) != l:
 				return fmt.Errorf("list %d: entry %d has home %d", l, n-numLists, homeOf(e))
+			case e.state&chanceBit != 0 && l != probation && l != protected:
+				return fmt.Errorf("list %d: entry %d marked for the gate", l, n-numLists)
 			}
 			sum += weightOf(e)
 			held++
