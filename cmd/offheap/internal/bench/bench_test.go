@@ -100,6 +100,28 @@ func TestRunnerMediansAndJSON(t *testing.T) {
 	}
 }
 
+// TestRunnerGoesRound checks that repetitions go round the tasks: every
+// task's first, then every task's second, a task capped by MaxReps sitting
+// out the rounds past its cap.
+func TestRunnerGoesRound(t *testing.T) {
+	var order []string
+	task := func(impl string, maxReps int) Task {
+		return Task{Case: "c", Impl: impl, MaxReps: maxReps, Run: func() (Sample, error) {
+			order = append(order, impl)
+			return Sample{Figures: []Figure{{"ns/op", 1}}}, nil
+		}}
+	}
+	s := Suite{Name: "round", Tasks: func(Config) ([]Task, error) {
+		return []Task{task("a", 0), task("b", 1), task("c", 0)}, nil
+	}}
+	if _, err := (&Runner{Config: Config{Reps: 3}}).Run(s); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, " "), "a b c a c a c"; got != want {
+		t.Fatalf("ran %q, want %q", got, want)
+	}
+}
+
 func TestRunnerReportsTaskErrors(t *testing.T) {
 	boom := errors.New("boom")
 	s := Suite{Name: "bad", Tasks: func(Config) ([]Task, error) {

@@ -43,7 +43,7 @@ func writeRun(b *strings.Builder, cfg Config, args []string) {
 	}
 	fmt.Fprintf(b, "# offheap bench report\n\n"+
 		"Run %s on %s/%s, %d CPUs%s, %.1f GiB of RAM, %s.  \nCommand: `offheap bench %s`.  \n"+
-		"Each figure is the median of %d runs; a cell's (Nx) is its ratio to the row's first implementation, offheap's.\n",
+		"Each figure is the median of %d runs, taken in rounds over the suite's tasks; a cell's (Nx) is its ratio to the row's first implementation, offheap's.\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpu,
 		float64(PhysicalMemory())/(1<<30), runtime.Version(), strings.Join(args, " "), max(cfg.Reps, 1))
 }

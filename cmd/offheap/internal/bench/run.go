@@ -33,6 +33,10 @@ type Runner struct {
 }
 
 // Run runs one suite's tasks, each Config.Reps times, and returns the medians.
+// The repetitions go round the tasks (every task's first, then every task's
+// second, ...), so that the minutes a shared machine runs slow fall on every
+// impl alike instead of on whichever ran then: the suites report ratios
+// between impls.
 func (r *Runner) Run(s Suite) (Outcome, error) {
 	out := Outcome{Suite: s}
 	tasks, err := s.Tasks(r.Config)
@@ -43,35 +47,48 @@ func (r *Runner) Run(s Suite) (Outcome, error) {
 		tasks = slices.DeleteFunc(tasks, func(t Task) bool { return !c.MatchString(t.Case) })
 	}
 	bar := r.bar(s.Name, r.totalReps(tasks))
-	for _, t := range tasks {
-		reps := r.reps(t)
-		if t.Skip != "" {
-			out.Skipped = append(out.Skipped, fmt.Sprintf("%s/%s n=%d: %s", t.Case, t.Impl, t.N, t.Skip))
-			_ = bar.Add(reps)
-			continue
-		}
-		samples := make([]Sample, 0, reps)
-		for range reps {
+	samples := make([][]Sample, len(tasks))
+	for round := range r.rounds(tasks) {
+		for i, t := range tasks {
+			if t.Skip != "" || round >= r.reps(t) {
+				continue
+			}
 			smp, err := t.Run()
 			_ = bar.Add(1)
 			if err != nil {
 				return out, fmt.Errorf("bench: run suite %s case %s impl %s n %d: %w", s.Name, t.Case, t.Impl, t.N, err)
 			}
-			samples = append(samples, smp)
+			samples[i] = append(samples[i], smp)
 		}
-		for _, f := range medians(samples) {
-			res := Result{Suite: s.Name, Case: t.Case, Impl: t.Impl, N: t.N, Metric: f.Metric, Value: f.Value}
-			out.Results = append(out.Results, res)
-			if err := r.emit(res); err != nil {
-				return out, err
-			}
+	}
+	for i, t := range tasks {
+		if t.Skip != "" {
+			out.Skipped = append(out.Skipped, fmt.Sprintf("%s/%s n=%d: %s", t.Case, t.Impl, t.N, t.Skip))
+			_ = bar.Add(r.reps(t))
+			continue
 		}
-		if last := samples[len(samples)-1]; len(last.Series) > 0 {
-			out.Series = append(out.Series, Series{t.Case, t.Impl, last.SeriesMetric, last.Series})
+		if err := r.keep(&out, t, samples[i]); err != nil {
+			return out, err
 		}
 	}
 	_ = bar.Finish()
 	return out, r.summarize(&out)
+}
+
+// keep adds task t's medians over samples, and the series of its last
+// sample, to out, and emits the medians.
+func (r *Runner) keep(out *Outcome, t Task, samples []Sample) error {
+	for _, f := range medians(samples) {
+		res := Result{Suite: out.Suite.Name, Case: t.Case, Impl: t.Impl, N: t.N, Metric: f.Metric, Value: f.Value}
+		out.Results = append(out.Results, res)
+		if err := r.emit(res); err != nil {
+			return err
+		}
+	}
+	if last := samples[len(samples)-1]; len(last.Series) > 0 {
+		out.Series = append(out.Series, Series{t.Case, t.Impl, last.SeriesMetric, last.Series})
+	}
+	return nil
 }
 
 // summarize adds and emits the suite's summary results, if it has any.
@@ -94,6 +111,15 @@ func (r *Runner) reps(t Task) int {
 	n := max(r.Config.Reps, 1)
 	if t.MaxReps > 0 {
 		n = min(n, t.MaxReps)
+	}
+	return n
+}
+
+// rounds is the most repetitions of any of tasks.
+func (r *Runner) rounds(tasks []Task) int {
+	n := 0
+	for _, t := range tasks {
+		n = max(n, r.reps(t))
 	}
 	return n
 }

@@ -31,7 +31,7 @@ func Suite() bench.Suite {
 			"set-evict (Set of a key not held in a cache at capacity), mix-p1/-p2 (90% Get, 10% Set, from GOMAXPROCS " +
 			"goroutines at GOMAXPROCS 1 and 2; ns/op is wall time per op). memory, n entries of 100 bytes, each in a " +
 			"fresh child process: heap_bytes_per_entry (Go heap growth per entry after two collections) and " +
-			"gc_cpu_ms_per_cycle (GC CPU of a forced collection, the median of 20, runtime/metrics), for offheap, otter, theine and an " +
+			"gc_cpu_ms_per_cycle (compulsory GC CPU of a forced collection, runtime/metrics' total less its idle mark workers, the median of 20), for offheap, otter, theine and an " +
 			"empty process; for offheap also rss_over_budget (RSS grown / budget), index_over_budget (all the off-heap " +
 			"metadata, Stats.MetaBytes: index, entry tables, policy, pool slot table / budget) and " +
 			"rss_after_shrink_pct (RSS grown 100 ms after Resize to a tenth, as a percentage of RSS grown at the peak)." + hitDoc,
