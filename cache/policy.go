@@ -42,6 +42,17 @@ import (
 // more wins a lost duel with probability 1/128, so an attacker cannot keep
 // a hot key out by flooding.
 //
+// The budget is what the cache may hold, not always what it can: when its
+// pool's free space is in pieces too small for what comes, or other users
+// of a shared pool hold the rest, the cache needs victims while under
+// budget. The policy then takes the weight it held when it last needed one
+// (fits) as its size: the window's overflow beyond it duels, as it would at
+// the budget, and protected's share is of it. Without that, a cache of
+// entries of mixed sizes, holding 78-85% of its budget, let every new entry
+// into probation unopposed and kept protected at 80% of a budget it never
+// reached: on a recency trace with values of 20 to 4,000 bytes, 20.6% hits
+// at 1 MiB against 68.8% for an LRU bounded by the same bytes (64.2% now).
+//
 // # Adaptivity
 //
 // No fixed split suits every workload: a small window suits frequency-skewed
@@ -123,7 +134,8 @@ import (
 //     list l, and weight is the sum over all of them plus the leaving ones;
 //   - count is the number of entries added and not removed;
 //   - 0 <= window <= budget; the window list holds at most one entry more than
-//     its target when the cache is within budget (balanceWindow);
+//     its target when the cache is within fits (balanceWindow);
+//   - fits <= budget;
 //   - an entry's home is the list it returns to when unparked;
 //   - only entries in probation or protected carry chanceBit.
 type policy struct {
@@ -149,6 +161,7 @@ type policy struct {
 	rejects        uint32          // exit numbers (31 bits) of rejected candidates
 	evictions      uint32          // and of main victims
 	tune           tuner
+	fits           int64 // the weight the cache fits: the budget, or what it held when it last needed a victim
 	chances        gate
 	rnd            uint64
 	untilVerify    int64 // mutations until the checked build verifies
@@ -271,7 +284,7 @@ func (p *policy) init(budget int64, maxEntries uint32) (err error) {
 		s := &p.ents[l-1]
 		s.prev, s.next = l-1, l-1
 	}
-	p.budget = budget
+	p.budget, p.fits = budget, budget
 	p.window = max(budget/initialWindow, 1)
 	p.rnd = 0x9e3779b97f4a7c15
 	return nil
@@ -305,6 +318,7 @@ func (p *policy) setBudget(budget int64) {
 	}
 	p.budget = budget
 	p.window = min(max(p.window, 1), max(budget, 1))
+	p.fits = budget
 }
 
 // hit records a hit on entry id, whose key's hash is hash: it raises the
@@ -435,6 +449,7 @@ func (p *policy) remove(id uint32) {
 // victim returns the next entry to evict; pinned entries met on the way are
 // parked. ok is false when no unpinned entry is left.
 func (p *policy) victim(pinned func(id uint32) bool) (id uint32, ok bool) {
+	p.fits = min(p.weight+p.pending, p.budget)
 	for {
 		n, fromMain, ok := p.choose()
 		if !ok {
@@ -509,7 +524,7 @@ func (p *policy) choose() (n uint32, fromMain, ok bool) {
 func (p *policy) mainWeight() int64 { return p.lists[probation-1] + p.lists[protected-1] }
 
 // balanceWindow moves the window's overflow out, keeping its newest entry:
-// into probation while the cache is within budget (nothing needs to leave),
+// into probation while the cache is within fits (nothing needs to leave),
 // else into staged, to duel for its place.
 func (p *policy) balanceWindow() {
 	for p.lists[window-1] > p.window {
@@ -517,7 +532,7 @@ func (p *policy) balanceWindow() {
 		if !ok || c == p.ents[window-1].next {
 			return
 		}
-		if p.weight <= p.budget {
+		if p.weight <= p.fits {
 			p.move(probation, c)
 		} else {
 			p.move(staged, c)
@@ -563,7 +578,7 @@ func (p *policy) mainVictim() (uint32, bool) {
 // balanceProtected demotes protected's oldest unreferenced entries to
 // probation until protected is within its share of the main space.
 func (p *policy) balanceProtected() {
-	limit := int64(protectedPart * float64(p.budget-p.window))
+	limit := int64(protectedPart * float64(p.fits-p.window))
 	for p.lists[protected-1] > limit {
 		t, ok := p.tail(protected)
 		if !ok {

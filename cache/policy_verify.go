@@ -61,6 +61,9 @@ func (p *policy) verify() error {
 	if total > p.weight {
 		return fmt.Errorf("lists weigh %d, more than the %d held", total, p.weight)
 	}
+	if p.fits > p.budget {
+		return fmt.Errorf("fits %d over the budget %d", p.fits, p.budget)
+	}
 	if p.window < 1 || p.window > max(p.budget, 1) {
 		return fmt.Errorf("window target %d outside [1, %d]", p.window, p.budget)
 	}
