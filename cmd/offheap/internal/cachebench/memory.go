@@ -267,9 +267,7 @@ func gcCPUPerCycle() float64 {
 // gcCompulsory returns the GC CPU seconds so far, less the idle mark
 // workers'.
 func gcCompulsory() float64 {
-	s := []metrics.Sample{{Name: gcMetric}, {Name: gcIdleMetric}}
-	metrics.Read(s)
-	return s[0].Value.Float64() - s[1].Value.Float64()
+	return readMetric(gcMetric).Float64() - readMetric(gcIdleMetric).Float64()
 }
 
 func rssBytes() int64 {
