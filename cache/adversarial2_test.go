@@ -335,7 +335,7 @@ func statsAfterMixedConcurrency(t *testing.T, shared bool) {
 		if err := c.verify(); err != nil {
 			t.Error(err)
 		}
-		if st.Entries != int(c.count.Load()) || st.BytesUsed != int(c.used+c.gone) || c.promised != 0 {
+		if st.Entries != int(atomic.LoadUint64(&c.count)) || st.BytesUsed != int(c.used+c.gone) || c.promised != 0 {
 			t.Errorf("phase %d: stats %+v, promised %d", phase, st, c.promised)
 		}
 		c.mu.Unlock()

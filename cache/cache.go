@@ -194,12 +194,12 @@ type Cache struct {
 	rec        *reclaimer   // registered with a shared pool
 	budget     int64
 	maxBudget  int64
-	poolMax    int64 // the most the pool can hold
-	used       int64 // bytes of live entries
-	gone       int64 // bytes of gone entries (deleted while pinned)
-	promised   int64 // bytes Sets have made room for and are reserving
-	reclaiming int64 // of those, bytes of Sets in a shared pool's slow path (see sharedReserve)
-	count      atomic.Int64
+	poolMax    int64  // the most the pool can hold
+	used       int64  // bytes of live entries
+	gone       int64  // bytes of gone entries (deleted while pinned)
+	promised   int64  // bytes Sets have made room for and are reserving
+	reclaiming int64  // of those, bytes of Sets in a shared pool's slow path (see sharedReserve)
+	count      uint64 // live entries: written under mu (fence.StoreRelease), read with atomic loads
 	maxEntries uint64
 	ops        counts
 	sinceCheck uint32 // mutations since the checked build last verified

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -25,7 +26,7 @@ type Stats struct {
 }
 
 // Len returns the number of entries the cache holds.
-func (c *Cache) Len() int { return int(c.count.Load()) }
+func (c *Cache) Len() int { return int(atomic.LoadUint64(&c.count)) }
 
 // Stats returns a snapshot of the cache's figures. After Close it returns
 // the counters as they were, with no entries or bytes.
@@ -42,7 +43,7 @@ func (c *Cache) Stats() Stats {
 func (c *Cache) statsLocked() Stats {
 	st := Stats{
 		Sets: c.ops.sets, Rejections: c.ops.rejections, Evictions: c.ops.evictions, Deletes: c.ops.deletes,
-		Entries:     int(c.count.Load()),
+		Entries:     int(atomic.LoadUint64(&c.count)),
 		BytesUsed:   int(c.used + c.gone),
 		Budget:      int(c.budget),
 		MaxBudget:   int(c.maxBudget),
@@ -116,7 +117,7 @@ func (c *Cache) markClosed() error {
 	c.final.Entries, c.final.BytesUsed, c.final.BytesPinned, c.final.Handles, c.final.MetaBytes = 0, 0, 0, 0, 0
 	atomic.StoreUint64(&c.moves, movesClosed)
 	c.closed = true
-	c.count.Store(0)
+	fence.StoreRelease(&c.count, 0)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/fence"
 )
 
 const (
@@ -74,7 +75,7 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 				}
 				k0 := len(dst)
 				dst = append(dst, st.view(off+kl, vl)...)
-				loadFence()
+				fence.Load()
 				if loadSeq(bk) == seq && st.idx.hdr.Load() == hdr && c.hit(st, idOf(k), h, m) {
 					return dst, true
 				}
@@ -377,10 +378,10 @@ probe:
 
 // stable reports whether what a reader read of entry e after loading its
 // word w and the moves word m is still good: same occupant, still live, and
-// not moved. The loads being validated come before it; loadFence orders
+// not moved. The loads being validated come before it; fence.Load orders
 // them where the hardware would not.
 func (c *Cache) stable(e *entry, w, m uint64) bool {
-	loadFence()
+	fence.Load()
 	return e.loadWord()&identity == w&identity && c.loadMoves() == m
 }
 

@@ -6,6 +6,8 @@ package cache
 
 import (
 	"sync/atomic"
+
+	"github.com/offheap/offheap/internal/fence"
 )
 
 // index maps key hashes to entries. It is an array of buckets, one cache
@@ -146,14 +148,17 @@ func (x *index) slots() uint64 {
 // The writer's side; callers hold the cache's lock.
 
 // write sets slot j of bucket b to key and loc, the sequence number odd
-// meanwhile. The adds are read-modify-writes, full barriers on every
-// architecture, so no store of the slot (or, after it, of a freed segment)
-// is seen before the first add, nor the second before the slot's.
+// meanwhile. Only the writer, under the cache's lock, stores to a bucket,
+// so these are release stores, not read-modify-writes: the odd number is
+// seen before the slot (fence.Store), and so before any later store to a
+// segment the slot no longer names; the slot before the even number.
 func write(b *bucket, j int, key, loc uint64) {
-	atomic.AddUint64(&b.seq, 1)
-	atomic.StoreUint64(&b.slots[j].key, key)
-	atomic.StoreUint64(&b.slots[j].loc, loc)
-	atomic.AddUint64(&b.seq, 1)
+	seq := atomic.LoadUint64(&b.seq)
+	fence.StoreRelease(&b.seq, seq+1)
+	fence.Store()
+	fence.StoreRelease(&b.slots[j].key, key)
+	fence.StoreRelease(&b.slots[j].loc, loc)
+	fence.StoreRelease(&b.seq, seq+2)
 }
 
 // slotFor returns the bucket of the table in use holding id (hash hash),

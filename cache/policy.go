@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/vmem"
 )
@@ -175,7 +176,7 @@ type policy struct {
 // pentry is one entry's metadata (32 bytes, no Go pointers).
 type pentry struct {
 	hash  uint64 // written by add, read by hits: atomic
-	state uint64 // weight<<stateBits | pass | home<<3 | list; stored atomically (parked reads it lock-free)
+	state uint64 // weight<<stateBits | pass | home<<3 | list; stored with fence.StoreRelease (parked reads it lock-free)
 	prev  uint32
 	next  uint32
 	stamp uint32 // policy clock at the entry's last use the policy knows of
@@ -413,7 +414,7 @@ func (p *policy) add(id uint32, hash uint64, weight int64) {
 	check.Invariant(listOf(e) == free, "cache policy: add of id %d, which it holds", id)
 	p.ticks++
 	now := uint32(p.clock())
-	atomic.StoreUint64(&e.hash, hash)
+	fence.StoreRelease(&e.hash, hash)
 	p.clearRef(n)
 	e.stamp = now
 	pass := false
@@ -447,7 +448,7 @@ func (p *policy) remove(id uint32) {
 	}
 	p.weight -= weightOf(e)
 	p.count--
-	atomic.StoreUint64(&e.state, 0)
+	fence.StoreRelease(&e.state, 0)
 	p.maintain()
 	p.verifySometimes()
 }
@@ -622,7 +623,7 @@ func (p *policy) secondChance(c uint32) bool {
 	if e.state&passBit == 0 || !p.chances.open() {
 		return false
 	}
-	atomic.StoreUint64(&e.state, e.state|chanceBit)
+	fence.StoreRelease(&e.state, e.state|chanceBit)
 	return true
 }
 
@@ -633,7 +634,7 @@ func (p *policy) judged(n uint32, hit bool) {
 	e := &p.ents[n]
 	chanced := e.state&chanceBit != 0
 	if chanced {
-		atomic.StoreUint64(&e.state, e.state&^chanceBit)
+		fence.StoreRelease(&e.state, e.state&^chanceBit)
 	}
 	p.chances.judged(chanced, hit)
 }
@@ -804,7 +805,7 @@ func (p *policy) tail(l uint32) (uint32, bool) {
 // setState stores an entry's state: weight, home and list, and flags (of
 // passBit, mainBit and chanceBit).
 func setState(e *pentry, weight int64, list, home uint32, flags uint64) {
-	atomic.StoreUint64(&e.state, uint64(weight)<<stateBits|uint64(home)<<3|uint64(list)|flags)
+	fence.StoreRelease(&e.state, uint64(weight)<<stateBits|uint64(home)<<3|uint64(list)|flags)
 }
 
 // flagIf returns flag if on, else 0.

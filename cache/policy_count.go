@@ -7,6 +7,7 @@ package cache
 import (
 	"sync/atomic"
 
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/vmem"
 )
 
@@ -68,17 +69,17 @@ func (c *hitCounts) note(pid int, tick, add bool) {
 	l, chunk := &c.locals[pid], c.chunk.Load()
 	if tick {
 		if n := atomic.LoadUint64(&l.ticks) + 1; n < chunk {
-			atomic.StoreUint64(&l.ticks, n)
+			fence.StoreRelease(&l.ticks, n)
 		} else {
-			atomic.StoreUint64(&l.ticks, 0)
+			fence.StoreRelease(&l.ticks, 0)
 			c.ticks.Add(n)
 		}
 	}
 	if add {
 		if n := atomic.LoadUint64(&l.adds) + 1; n < chunk {
-			atomic.StoreUint64(&l.adds, n)
+			fence.StoreRelease(&l.adds, n)
 		} else {
-			atomic.StoreUint64(&l.adds, 0)
+			fence.StoreRelease(&l.adds, 0)
 			c.adds.Add(int64(n))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
+	"github.com/offheap/offheap/internal/fence"
 )
 
 // Resize sets the budget to n bytes, at most MaxBudget. Shrinking evicts,
@@ -217,7 +218,7 @@ func (c *Cache) abandon(old, ns *store, id uint32) error {
 	for _, v := range lost {
 		e := old.entry(v)
 		c.used -= c.weight(keyLen(e.lens) + valLen(e.lens))
-		c.count.Add(-1)
+		fence.StoreRelease(&c.count, c.count-1)
 		c.ops.evictions++
 		atomic.StoreUint64(&e.word, freedWord(e.word))
 		old.releaseSegment(v)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"sync/atomic"
 
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -335,7 +336,7 @@ func (c *Cache) publish(st *store, id uint32, h uint64, ref pool.Ref, b []byte, 
 	}
 	st.pol.add(id, h, weight)
 	c.used += weight
-	c.count.Add(1)
+	fence.StoreRelease(&c.count, c.count+1)
 	return nil
 }
 
@@ -347,11 +348,11 @@ func (s *store) place(id uint32, h uint64, ref pool.Ref, b []byte, klen uint64) 
 	if end := off + uint64(len(b)); end > s.hi.Load() {
 		s.hi.Store(end) // before the entry is seen: readers bound offsets by it
 	}
-	atomic.StoreUint64(&e.hash, h)
-	atomic.StoreUint64(&e.off, off)
-	atomic.StoreUint64(&e.lens, klen|(uint64(len(b))-klen)<<32)
+	fence.StoreRelease(&e.hash, h)
+	fence.StoreRelease(&e.off, off)
+	fence.StoreRelease(&e.lens, klen|(uint64(len(b))-klen)<<32)
 	*s.refs.at(uint64(id)) = uint64(ref)
-	atomic.StoreUint64(&e.word, uint64(genOf(e.word))|liveBits)
+	fence.StoreRelease(&e.word, uint64(genOf(e.word))|liveBits)
 	return locOf(off, klen, uint64(len(b))-klen)
 }
 
@@ -412,7 +413,7 @@ func (c *Cache) detach(st *store, id uint32) {
 	st.idx.relocate(e.hash, id, 0)
 	st.pol.remove(id)
 	c.used -= weight
-	c.count.Add(-1)
+	fence.StoreRelease(&c.count, c.count-1)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -452,7 +453,7 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		}
 		st.pol.remove(id)
 		c.used -= weight
-		c.count.Add(-1)
+		fence.StoreRelease(&c.count, c.count-1)
 		c.ops.evictions++
 		st.idx.remove(e.hash, id) // before the segment is freed: see index
 		st.releaseSegment(id)

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/internal/proc"
 	"github.com/offheap/offheap/pool"
 	"github.com/offheap/offheap/vmem"
@@ -148,7 +149,7 @@ func (s *store) pushID(id uint32) {
 		s.retired++
 		return
 	}
-	atomic.StoreUint64(&e.off, uint64(s.freeID))
+	fence.StoreRelease(&e.off, uint64(s.freeID))
 	s.freeID = id
 }
 

@@ -68,8 +68,8 @@ func (c *Cache) verify() error {
 		return fmt.Errorf("live entries hold %d bytes, the policy counts %d", used, s.pol.used())
 	case c.used+c.gone+c.promised > c.budget:
 		return fmt.Errorf("%d used + %d gone + %d promised bytes exceed the budget of %d", c.used, c.gone, c.promised, c.budget)
-	case live != int(c.count.Load()) || uint64(live) != s.idx.live:
-		return fmt.Errorf("%d live entries, counted %d, index holds %d", live, c.count.Load(), s.idx.live)
+	case live != int(c.count) || uint64(live) != s.idx.live:
+		return fmt.Errorf("%d live entries, counted %d, index holds %d", live, c.count, s.idx.live)
 	}
 	return s.verifyFree(live)
 }

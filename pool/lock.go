@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/offheap/offheap/internal/fence"
 )
 
 // The seq word: bit 0 is set while a writer holds the lock, bit 63 once the
@@ -50,10 +52,10 @@ func (p *Pool) lockSlow() (uint64, bool) {
 
 // unlock releases the lock taken as h, publishing every write made under it
 // to whoever then sees the new sequence number.
-func (p *Pool) unlock(h uint64) { storeRelease(&p.seq, h+1) }
+func (p *Pool) unlock(h uint64) { fence.StoreRelease(&p.seq, h+1) }
 
 // unlockClosed releases the lock and marks the pool closed.
-func (p *Pool) unlockClosed(h uint64) { storeRelease(&p.seq, (h+1)|seqClosed) }
+func (p *Pool) unlockClosed(h uint64) { fence.StoreRelease(&p.seq, (h+1)|seqClosed) }
 
 // lockedBegin waits out a writer and returns the sequence number a
 // lock-free latcher checks after its CAS; ok is false if the pool is closed.
@@ -100,10 +102,10 @@ func (p *Pool) readBegin() (m uint64, ok bool) {
 // and the moves word m is good: the segment was neither released (its
 // generation or state would differ) nor moved (moves would differ) since.
 // Latch counts may change meanwhile; they do not affect the bytes. The
-// loads being validated must come before it: loadFence orders them where
+// loads being validated must come before it: fence.Load orders them where
 // the hardware would not.
 func (p *Pool) readValid(s *slot, w, m uint64) bool {
-	loadFence()
+	fence.Load()
 	return (s.loadWord()^w)&(genMask|stateMask) == 0 && atomic.LoadUint64(&p.moves) == m
 }
 
