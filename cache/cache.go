@@ -97,19 +97,20 @@ type Options struct {
 //
 // # Budget
 //
-// Bytes are counted as the pool counts them (rounded to its alignment):
-// used (live entries) + gone (pinned entries already deleted) + promised
-// (bytes a Set has made room for and is copying in) never exceeds the budget.
-// Set takes the key's old entry out, asks the policy to admit the new one,
+// Bytes are counted as the pool counts them (rounded to its alignment): used
+// (live entries) + gone (pinned entries already deleted) + promised (bytes a
+// Set has made room for and is copying in) never exceeds the budget. Set
+// takes the key's old entry out (unless it overwrites an unpinned value of
+// the same length in place: see Set), asks the policy to admit the new one,
 // and makes room before it reserves, by evicting the policy's victims; an
 // entry with pins is never a victim (the policy parks it until its last
 // release). If nothing unpinned is left, Set fails with ErrFull and stores
 // nothing, so the budget is never overshot; bytes promised to other Sets in
-// flight are not pinned: Set (and Resize) wait for those Sets to end, and
-// may then evict their entries. A cache with its own pool sizes
-// the pool to the budget and reserves without the pool's slow path, so the
-// pool, too, never holds more: where its free space is in pieces too small,
-// the cache evicts more rather than let the pool grow or compact.
+// flight are not pinned: Set (and Resize) wait for those Sets to end, and may
+// then evict their entries. A cache with its own pool sizes the pool to the
+// budget and reserves without the pool's slow path, so the pool, too, never
+// holds more: where its free space is in pieces too small, the cache evicts
+// more rather than let the pool grow or compact.
 //
 // # Giving memory back
 //

@@ -38,8 +38,10 @@ const (
 	stateFree   = 0 // on the free-id stack, or never used
 	stateLive   = 1 // in the index
 	stateGone   = 2 // deleted, replaced or evicted while pinned: freed at the last release
+	stateBusy   = 3 // its value is being overwritten in place (see Cache.rewrite): readers retry
 	liveBits    = stateLive << stateShift
 	goneBits    = stateGone << stateShift
+	busyBits    = stateBusy << stateShift
 	parkedBit   = 1 << 34 // the policy parked it (found pinned): unpark at the last release
 	movingBit   = 1 << 35 // a compaction unlatched it to move it (see compact)
 	ownBit      = 1 << 36 // its own handle is out

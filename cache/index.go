@@ -148,18 +148,30 @@ func (x *index) slots() uint64 {
 // The writer's side; callers hold the cache's lock.
 
 // write sets slot j of bucket b to key and loc, the sequence number odd
-// meanwhile. Only the writer, under the cache's lock, stores to a bucket,
-// so these are release stores, not read-modify-writes: the odd number is
-// seen before the slot (fence.Store), and so before any later store to a
-// segment the slot no longer names; the slot before the even number.
+// meanwhile.
 func write(b *bucket, j int, key, loc uint64) {
-	seq := atomic.LoadUint64(&b.seq)
-	fence.StoreRelease(&b.seq, seq+1)
-	fence.Store()
+	seq := beginWrite(b)
 	fence.StoreRelease(&b.slots[j].key, key)
 	fence.StoreRelease(&b.slots[j].loc, loc)
-	fence.StoreRelease(&b.seq, seq+2)
+	endWrite(b, seq)
 }
+
+// beginWrite makes bucket b's sequence number odd, before anything the
+// writer stores next: a slot, or the bytes of a segment a slot names or no
+// longer names. Only the writer, under the cache's lock, stores to a
+// bucket, so these are release stores, not read-modify-writes; fence.Store
+// keeps the odd number ahead of what follows. It returns the number for
+// endWrite.
+func beginWrite(b *bucket) (seq uint64) {
+	seq = atomic.LoadUint64(&b.seq)
+	fence.StoreRelease(&b.seq, seq+1)
+	fence.Store()
+	return seq
+}
+
+// endWrite makes bucket b's sequence number even again, after everything
+// stored since beginWrite returned seq.
+func endWrite(b *bucket, seq uint64) { fence.StoreRelease(&b.seq, seq+2) }
 
 // slotFor returns the bucket of the table in use holding id (hash hash),
 // its number and the slot's.

@@ -24,10 +24,13 @@ import (
 // Resize set while the Set waited for room is ErrTooLarge too, and then, as
 // with ErrFull, the old value is gone.)
 //
-// Set first takes the old value out (a Get racing with it may miss), makes
-// room by evicting, and copies the new value in: under the lock if key and
-// value take at most 1 KiB and the pool places them at once, else without
-// it. It allocates nothing.
+// A new value of the old one's length, for an unpinned entry of at most
+// 1 KiB, is copied over it in place: a Get racing with it sees the old
+// value or the new one, and the entry keeps its place in the eviction
+// order, as after a hit. Otherwise Set first takes the old value out (a Get
+// racing with it may miss), makes room by evicting, and copies the new
+// value in: under the lock if key and value take at most 1 KiB and the pool
+// places them at once, else without it. It allocates nothing.
 func (c *Cache) Set(key, value []byte) error {
 	if err := c.checkKey("set", key); err != nil {
 		return err
@@ -61,6 +64,43 @@ func (c *Cache) set(key, value []byte, f *flight) error {
 	}
 }
 
+// rewrite is Set's fast path for a key the cache holds, unpinned, with a
+// value of the same length: it overwrites the value in place and reports
+// whether it did. Meanwhile the key's bucket's sequence number is odd, so
+// Get's fast path, which validates by it, retries; and the entry's word
+// says busy, so every other reader, which validates by the word, retries,
+// and no pin can be taken (a pin's CAS expects the live word it read).
+// The word then comes back live with the next generation, so a reader that
+// read the old word before the overwrite and validates after it sees a
+// new occupant. Nothing moves, so the index and the pool are untouched,
+// and the entry keeps its place in the policy: the Set counts as a use.
+// A pinned entry keeps its old value for its pins (see Set), so it goes
+// the long way. Callers hold the lock.
+func (c *Cache) rewrite(key, value []byte, h uint64) bool {
+	if c.closed || c.shrinking > 0 {
+		return false
+	}
+	st := c.cur()
+	id, w, off, lens, f := st.find(h, key)
+	// A generation is never raised to the last: only freeing gives it (see pushID).
+	if f != foundYes || valLen(lens) != uint64(len(value)) || pinsOf(w) != 0 || w&(parkedBit|movingBit|ownBit) != 0 || genOf(w) >= genMask-1 {
+		return false
+	}
+	e := st.entry(id)
+	if !e.casWord(w, w&^stateMask|busyBits) {
+		return false // a pin came
+	}
+	bk, _, _ := st.idx.slotFor(h, id)
+	seq := beginWrite(bk)
+	copy(st.view(off+keyLen(lens), valLen(lens)), value)
+	endWrite(bk, seq)
+	fence.StoreRelease(&e.word, uint64(genOf(w)+1)|liveBits)
+	st.pol.hit(id, h)
+	c.ops.sets++
+	c.checkAfterMutation()
+	return true
+}
+
 // lockedCopyMax is the longest entry a Set copies under the lock: copying
 // it there costs less than taking the lock a second time.
 const lockedCopyMax = 1 << 10
@@ -73,6 +113,9 @@ const lockedCopyMax = 1 << 10
 func (c *Cache) beginSet(key, value []byte, h uint64, weight int64, f *flight, whole bool) (st *store, ab absent, err error, done bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if whole && f == nil && c.rewrite(key, value, h) {
+		return nil, absent{}, nil, true
+	}
 	if ab, err = c.makeRoom(key, h, weight, f); err != nil {
 		return nil, absent{}, err, true
 	}
