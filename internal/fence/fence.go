@@ -9,5 +9,9 @@
 // the happens-before edges), they are sync/atomic's.
 //
 // The writers that use StoreRelease hold a lock (the pool's or the cache's),
-// so no two store to one word at once; readers load with sync/atomic.
+// or own the word (a P's counters, stored only by the goroutine pinned to
+// that P), so no two store to one word at once; readers load with
+// sync/atomic. Nor does any lock-free party compare-and-swap a word while a
+// writer may StoreRelease it: the store would undo the swap (the cache
+// stores an entry's word only while it is free or busy, which no pin CASes).
 package fence
