@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offheap/offheap/internal/fence"
 	"github.com/offheap/offheap/pool"
 )
 
@@ -543,5 +544,47 @@ func TestRewriteCloseRace10(t *testing.T) {
 		if err := c.Set(key(0), value(0, 1, 100)); !errors.Is(err, ErrClosed) {
 			t.Fatalf("round %d: Set after Close: %v", round, err)
 		}
+	}
+}
+
+// TestIndexWriteSeqlock10 has one writer change a slot's key and location
+// together (location = ^key) while readers read them as Get's fast path
+// does: a reader that saw the same even sequence number before and after
+// must never see a key with another key's location. It fails if write
+// stores the slot without first making the number odd (or the compiler
+// drops that store as dead).
+func TestIndexWriteSeqlock10(t *testing.T) {
+	var b bucket
+	const writes = 300000
+	var torn, validated atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				s := loadSeq(&b)
+				k, l := loadKey(&b, 1), loadLoc(&b, 1)
+				fence.Load()
+				if s&1 == 0 && loadSeq(&b) == s && k != 0 {
+					validated.Add(1)
+					if l != ^k {
+						torn.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= writes; i++ {
+		write(&b, 1, i, ^i)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if n := torn.Load(); n != 0 {
+		t.Fatalf("%d of %d validated reads saw a key with another key's location", n, validated.Load())
+	}
+	if b.seq != 2*writes || b.slots[1].key != writes || b.slots[1].loc != ^uint64(writes) {
+		t.Fatalf("after %d writes: seq %d, slot %+v", writes, b.seq, b.slots[1])
 	}
 }
