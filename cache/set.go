@@ -25,12 +25,14 @@ import (
 // with ErrFull, the old value is gone.)
 //
 // A new value of the old one's length, for an unpinned entry of at most
-// 1 KiB, is copied over it in place: a Get racing with it sees the old
-// value or the new one, and the entry keeps its place in the eviction
-// order, as after a hit. Otherwise Set first takes the old value out (a Get
-// racing with it may miss), makes room by evicting, and copies the new
-// value in: under the lock if key and value take at most 1 KiB and the pool
-// places them at once, else without it. It allocates nothing.
+// 1 KiB, is copied over it in place (unless a Resize is shrinking the cache
+// meanwhile, or the entry's generations are all but spent): a Get racing
+// with it sees the old value or the new one, and the entry keeps its place
+// in the eviction order, as after a hit. Otherwise Set first takes the old
+// value out (a Get racing with it may miss), makes room by evicting, and
+// copies the new value in: under the lock if key and value take at most
+// 1 KiB and the pool places them at once, else without it. It allocates
+// nothing.
 func (c *Cache) Set(key, value []byte) error {
 	if err := c.checkKey("set", key); err != nil {
 		return err
