@@ -272,7 +272,7 @@ func TestRewriteBoundary10(t *testing.T) {
 	} {
 		id, w := uint32(noID), uint64(0)
 		if c.Has(k) {
-			id, w = entryOf(t, c, k)
+			id, w = entryOf7(t, c, k)
 		}
 		adds := indexAdds10(c)
 		v := bytes.Repeat([]byte{byte(sets + 1)}, tc.n)
@@ -281,7 +281,7 @@ func TestRewriteBoundary10(t *testing.T) {
 		// The long way replaces the index slot (adds counts it; its new
 		// entry may reuse the old id, at the next generation); a rewrite
 		// leaves the index alone.
-		id2, w2 := entryOf(t, c, k)
+		id2, w2 := entryOf7(t, c, k)
 		inPlace := indexAdds10(c) == adds
 		if inPlace != tc.inPlace || inPlace && (id2 != id || genOf(w2) != genOf(w)+1) {
 			t.Fatalf("set %d (value %d bytes): id %d gen %d -> id %d gen %d; in place %v, want %v",
@@ -322,7 +322,7 @@ func TestRewriteLastGenerations10(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	k := []byte("old-key")
 	setT(t, c, k, []byte("value-0"))
-	id, w := entryOf(t, c, k)
+	id, w := entryOf7(t, c, k)
 	c.mu.Lock()
 	e := c.cur().entry(id)
 	atomic.StoreUint64(&e.word, w&^genMask|(genMask-2))
@@ -335,7 +335,7 @@ func TestRewriteLastGenerations10(t *testing.T) {
 		t.Fatal(err)
 	}
 	setT(t, c, k, []byte("value-1"))
-	id1, w1 := entryOf(t, c, k)
+	id1, w1 := entryOf7(t, c, k)
 	if id1 != id || genOf(w1) != genMask-1 {
 		t.Fatalf("rewrite from generation genMask-2: id %d -> %d, generation %#x", id, id1, genOf(w1))
 	}
@@ -344,7 +344,7 @@ func TestRewriteLastGenerations10(t *testing.T) {
 	}
 	retired := c.cur().retired
 	setT(t, c, k, []byte("value-2"))
-	id2, w2 := entryOf(t, c, k)
+	id2, w2 := entryOf7(t, c, k)
 	if id2 == id || genOf(w2) == genMask || genOf(w2) == 0 && id2 == id {
 		t.Fatalf("rewrite from generation genMask-1: id %d -> %d, generation %#x", id, id2, genOf(w2))
 	}

@@ -25,6 +25,10 @@ type Stats struct {
 	Name                                 string
 }
 
+// addCount adds d to the count of live entries, which Len reads without
+// the lock. Callers hold the lock.
+func (c *Cache) addCount(d int) { fence.StoreRelease(&c.count, c.count+uint64(d)) }
+
 // Len returns the number of entries the cache holds.
 func (c *Cache) Len() int { return int(atomic.LoadUint64(&c.count)) }
 

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/offheap/offheap/internal/check"
-	"github.com/offheap/offheap/internal/fence"
 )
 
 // Resize sets the budget to n bytes, at most MaxBudget. Shrinking evicts,
@@ -218,7 +217,7 @@ func (c *Cache) abandon(old, ns *store, id uint32) error {
 	for _, v := range lost {
 		e := old.entry(v)
 		c.used -= c.weight(keyLen(e.lens) + valLen(e.lens))
-		fence.StoreRelease(&c.count, c.count-1)
+		c.addCount(-1)
 		c.ops.evictions++
 		atomic.StoreUint64(&e.word, freedWord(e.word))
 		old.releaseSegment(v)

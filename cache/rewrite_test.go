@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-// idOf returns key's entry id and word, under the lock.
-func entryOf(t *testing.T, c *Cache, k []byte) (uint32, uint64) {
-	t.Helper()
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	id, w, _, _, f := c.cur().find(c.hash(k), k)
-	if f != foundYes {
-		t.Fatalf("key %q not found", k)
-	}
-	return id, w
-}
-
 // TestRewriteInPlace checks that a same-length Set keeps the entry (its id,
 // the next generation, its place in the policy), counts as a Set and evicts
 // nothing; that a Set of another length takes the long way; and that Get
@@ -31,12 +19,12 @@ func TestRewriteInPlace(t *testing.T) {
 	c := newT(t, 1<<20, nil)
 	k := []byte("k")
 	setT(t, c, k, []byte("value-1"))
-	id, w := entryOf(t, c, k)
+	id, w := entryOf7(t, c, k)
 	c.mu.Lock()
 	c.cur().pol.move(protected, id+numLists) // as if it had earned its place
 	c.mu.Unlock()
 	setT(t, c, k, []byte("value-2"))
-	id2, w2 := entryOf(t, c, k)
+	id2, w2 := entryOf7(t, c, k)
 	if id2 != id || genOf(w2) != genOf(w)+1 || stateOf(w2) != stateLive || pinsOf(w2) != 0 {
 		t.Fatalf("same length: id %d word %#x -> id %d word %#x, want the same id, next generation, live", id, w, id2, w2)
 	}

@@ -84,8 +84,7 @@ func (c *Cache) rewrite(key, value []byte, h uint64) bool {
 	}
 	st := c.cur()
 	id, w, off, lens, f := st.find(h, key)
-	// A generation is never raised to the last: only freeing gives it (see pushID).
-	if f != foundYes || valLen(lens) != uint64(len(value)) || pinsOf(w) != 0 || w&(parkedBit|movingBit|ownBit) != 0 || genOf(w) >= genMask-1 {
+	if f != foundYes || valLen(lens) != uint64(len(value)) || !rewritable(w) {
 		return false
 	}
 	e := st.entry(id)
@@ -101,6 +100,14 @@ func (c *Cache) rewrite(key, value []byte, h uint64) bool {
 	c.ops.sets++
 	c.checkAfterMutation()
 	return true
+}
+
+// rewritable reports whether an entry with word w may be rewritten in
+// place: no pins (so no own handle), not parked or moving, and a generation
+// that may still be raised (never to the last: only freeing gives it, see
+// pushID).
+func rewritable(w uint64) bool {
+	return pinsOf(w) == 0 && w&(parkedBit|movingBit|ownBit) == 0 && genOf(w) < genMask-1
 }
 
 // lockedCopyMax is the longest entry a Set copies under the lock: copying
@@ -381,7 +388,7 @@ func (c *Cache) publish(st *store, id uint32, h uint64, ref pool.Ref, b []byte, 
 	}
 	st.pol.add(id, h, weight)
 	c.used += weight
-	fence.StoreRelease(&c.count, c.count+1)
+	c.addCount(1)
 	return nil
 }
 
@@ -458,7 +465,7 @@ func (c *Cache) detach(st *store, id uint32) {
 	st.idx.relocate(e.hash, id, 0)
 	st.pol.remove(id)
 	c.used -= weight
-	fence.StoreRelease(&c.count, c.count-1)
+	c.addCount(-1)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -498,7 +505,7 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		}
 		st.pol.remove(id)
 		c.used -= weight
-		fence.StoreRelease(&c.count, c.count-1)
+		c.addCount(-1)
 		c.ops.evictions++
 		st.idx.remove(e.hash, id) // before the segment is freed: see index
 		st.releaseSegment(id)
