@@ -29,16 +29,16 @@ func TestPinLimitLeavesFlagsAlone(t *testing.T) {
 	}
 	for _, flags := range []uint64{0, parkedBit, movingBit, parkedBit | movingBit} {
 		base := uint64(12345) | liveBits | flags
-		e := &entry{word: base | (maxPins-1)<<pinShift}
+		e := &entry{word: base | (maxWordPins-1)<<pinShift}
 		old, err := e.pin(e.loadWord(), true)
 		if err != nil {
 			t.Fatalf("flags %#x: pin below the limit: %v", flags, err)
 		}
-		if old != base|(maxPins-1)<<pinShift {
+		if old != base|(maxWordPins-1)<<pinShift {
 			t.Fatalf("pin returned old word %#x", old)
 		}
 		w := e.loadWord()
-		if pinsOf(w) != maxPins || w&^(maxPins<<pinShift) != base|ownBit { // the crafted word had the own handle in
+		if pinsOf(w) != maxWordPins || w&^(maxWordPins<<pinShift) != base|ownBit { // the crafted word had the own handle in
 			t.Fatalf("flags %#x: after the last pin: word %#x, pins %d", flags, w, pinsOf(w))
 		}
 		if _, err := e.pin(w, true); !errors.Is(err, ErrBusy) {
@@ -55,6 +55,7 @@ func TestPinLimitLeavesFlagsAlone(t *testing.T) {
 // ErrBusy, Gets raise the counter to its maximum and stop there, and the
 // Release leaves the counter and the pins right.
 func TestPinLimitInCache(t *testing.T) {
+	withoutHazards(t)
 	c := newT(t, 1<<20, nil)
 	k := []byte("k")
 	if err := c.Set(k, []byte("value")); err != nil {
@@ -69,7 +70,7 @@ func TestPinLimitInCache(t *testing.T) {
 	}
 	e := st.entry(id)
 	orig := e.loadWord()
-	atomic.StoreUint64(&e.word, orig|(maxPins-1)<<pinShift)
+	atomic.StoreUint64(&e.word, orig|(maxWordPins-1)<<pinShift)
 	st.pol.clearRef(id + numLists)
 	refOf := func(uint64) uint64 { return st.pol.refOf(id + numLists) }
 	c.mu.Unlock()
@@ -84,7 +85,7 @@ func TestPinLimitInCache(t *testing.T) {
 		t.Fatalf("pin below the limit: %q, %v", v, err)
 	}
 	w := e.loadWord()
-	if pinsOf(w) != maxPins || refOf(w) != 1 || w&identity != orig&identity {
+	if pinsOf(w) != maxWordPins || refOf(w) != 1 || w&identity != orig&identity {
 		t.Fatalf("after the last pin: pins %d, counter %d, identity %#x (was %#x)", pinsOf(w), refOf(w), w&identity, orig&identity)
 	}
 	if _, _, err := c.Pin(k); !errors.Is(err, ErrBusy) {
@@ -96,14 +97,14 @@ func TestPinLimitInCache(t *testing.T) {
 		}
 	}
 	w = e.loadWord()
-	if pinsOf(w) != maxPins || refOf(w) != maxRef || w&identity != orig&identity {
+	if pinsOf(w) != maxWordPins || refOf(w) != maxRef || w&identity != orig&identity {
 		t.Fatalf("after gets at the limit: pins %d, counter %d", pinsOf(w), refOf(w))
 	}
 	if err := h.Release(); err != nil {
 		t.Fatal(err)
 	}
 	w = e.loadWord()
-	if pinsOf(w) != maxPins-1 || refOf(w) != maxRef || w&identity != orig&identity {
+	if pinsOf(w) != maxWordPins-1 || refOf(w) != maxRef || w&identity != orig&identity {
 		t.Fatalf("after release: pins %d, counter %d", pinsOf(w), refOf(w))
 	}
 }

@@ -60,6 +60,7 @@ func park7(c *Cache) bool {
 // release frees a gone entry and unparks a parked one. Slots are reused,
 // not leaked.
 func TestOwnAndSlotReleaseOrders7(t *testing.T) {
+	withoutHazards(t)
 	r := rand.New(rand.NewPCG(7, 1))
 	for _, mode := range []string{"live", "deleted", "parked"} {
 		c := newT(t, 1<<20, nil)
@@ -184,6 +185,7 @@ func TestOwnAndSlotReleaseOrders7(t *testing.T) {
 // takes it again; Close is busy while any pin is out and succeeds once all
 // are released; Stats count every pin.
 func TestPinLimitReal7(t *testing.T) {
+	withoutHazards(t) // the word's limit; TestHazardPinLimit has both
 	if testing.Short() && slow {
 		t.Skip("65535 pins")
 	}
@@ -191,8 +193,8 @@ func TestPinLimitReal7(t *testing.T) {
 	k, v := []byte("k"), value(3, 0, 64)
 	setT(t, c, k, v)
 	id, _ := entryOf7(t, c, k)
-	hs := make([]Handle, 0, maxPins)
-	for range maxPins {
+	hs := make([]Handle, 0, maxWordPins)
+	for range maxWordPins {
 		_, h, err := c.Pin(k)
 		if err != nil {
 			t.Fatalf("pin %d: %v", len(hs), err)
@@ -203,11 +205,11 @@ func TestPinLimitReal7(t *testing.T) {
 	if _, _, err := c.Pin(k); !errors.Is(err, ErrBusy) {
 		t.Fatalf("pin past the limit: %v", err)
 	}
-	if wordAt7(c, id) != w || pinsOf(w) != maxPins || w&ownBit == 0 {
+	if wordAt7(c, id) != w || pinsOf(w) != maxWordPins || w&ownBit == 0 {
 		t.Fatalf("at the limit: word %#x -> %#x", w, wordAt7(c, id))
 	}
-	if st := c.Stats(); st.Handles != maxPins {
-		t.Fatalf("%d handles counted, %d out", st.Handles, maxPins)
+	if st := c.Stats(); st.Handles != maxWordPins {
+		t.Fatalf("%d handles counted, %d out", st.Handles, maxWordPins)
 	}
 	if !hs[0].own() {
 		t.Fatal("the first pin took a slot")
@@ -224,7 +226,7 @@ func TestPinLimitReal7(t *testing.T) {
 		t.Fatalf("pin past the limit again: %v", err)
 	}
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
-		t.Fatalf("close with %d pins out: %v", maxPins, err)
+		t.Fatalf("close with %d pins out: %v", maxWordPins, err)
 	}
 	r := rand.New(rand.NewPCG(7, 2))
 	r.Shuffle(len(hs), func(i, j int) { hs[i], hs[j] = hs[j], hs[i] })
@@ -252,6 +254,7 @@ func TestPinLimitReal7(t *testing.T) {
 // checked build unmaps at once): nothing faults, a stale one is refused,
 // and Close is busy exactly while an own handle is out.
 func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
+	withoutHazards(t)
 	c := newT(t, 1<<20, nil)
 	k, v := []byte("k"), value(4, 0, 100)
 	setT(t, c, k, v)
@@ -311,6 +314,7 @@ func TestOwnHandleAcrossCloseAndRebuild7(t *testing.T) {
 // first release gave back): one release succeeds, the other is refused, and
 // the new pin is never dropped by the refused one.
 func TestOwnDoubleReleaseRacingRepin7(t *testing.T) {
+	withoutHazards(t)
 	c := newT(t, 1<<20, nil)
 	k, v := []byte("k"), value(5, 0, 100)
 	setT(t, c, k, v)
@@ -600,6 +604,7 @@ func TestPinsRacingWritersShared7(t *testing.T) { pinsRacingWriters7(t, true) }
 // own handle's Release came in between, that drop was the parked entry's
 // last pin, which takes the write lock: under the read lock, a deadlock.
 func TestPinUnderReadLockNeverTakesWriteLock7(t *testing.T) {
+	withoutHazards(t)
 	if !perP {
 		t.Skip("pin's fast path with per-P slots is the normal build's")
 	}
@@ -808,6 +813,7 @@ func TestCloseRacingOwnPins7(t *testing.T) {
 // own Handle that pointed at its store kept each retired store, a dozen
 // mappings, alive as long as the program kept the Handle.
 func TestReleasedOwnHandleKeepsNoStore7(t *testing.T) {
+	withoutHazards(t)
 	var freed atomic.Int32
 	c := newT(t, 64<<10, &Options{MaxBudget: 128 << 10})
 	k := []byte("k")

@@ -184,6 +184,7 @@ type Cache struct {
 	hseed     [2]uint64             // for shorter ones: one per operand of mix
 	pcs       offTable[pstate]
 	hslots    offTable[hslot]
+	haz       *hazards             // Pin's hazard pins; see hazLine
 	isPinned  func(id uint32) bool // c.pinnedForPolicy, made once
 	alignMask uint64
 	label     string // for errors: `cache "name"` or `cache`
@@ -313,6 +314,7 @@ func (c *Cache) open(o Options) (err error) {
 	c.st.Store(s)
 	c.settled.L = &c.mu
 	c.handles.init()
+	c.haz = new(hazards)
 	c.isPinned = c.pinnedForPolicy
 	if !c.owned {
 		c.rec = &reclaimer{c}

@@ -40,6 +40,7 @@ func (c *Cache) Stats() Stats {
 	if c.closed {
 		return c.final
 	}
+	c.promoteAll() // so the pinned bytes count each entry once
 	return c.statsLocked()
 }
 
@@ -63,7 +64,7 @@ func (c *Cache) statsLocked() Stats {
 		st.Handles += int(atomic.LoadInt64(&ps.out))
 	}
 	st.BytesPinned += int(c.handles.pinned.Load())
-	st.Handles += int(c.handles.out.Load())
+	st.Handles += int(c.handles.out.Load()) + c.hazardsOut()
 	s := c.cur()
 	st.MetaBytes = c.pcs.r.Len() + c.hslots.r.Len() + s.metaBytes()
 	if c.owned {
@@ -113,6 +114,7 @@ func (c *Cache) markClosed() error {
 		return fmt.Errorf("%s: close: %w", c.label, ErrClosed)
 	}
 	atomic.AddUint64(&c.moves, 1) // odd: a pin taken from now on is undone
+	c.promoteAll()
 	if n := c.pinnedEntries(); n > 0 {
 		atomic.AddUint64(&c.moves, 1)
 		return fmt.Errorf("%s: close: %d entries pinned: %w", c.label, n, ErrBusy)

@@ -87,48 +87,48 @@ func (c *Cache) Get(dst, key []byte) ([]byte, bool) {
 	return c.getSlow(dst, key, h)
 }
 
-// quickFind is find for Pin's fast path: it returns foundRetry at the
-// first sign of anything but a plain hit or miss (a value longer than
-// copyCheckMax, a slot without a location, a writer at work, a tag shared
-// by two keys), and leaves those to find.
-func (s *store) quickFind(h uint64, key []byte) (id uint32, w, off, lens uint64, f found) {
-	hdr := s.idx.hdr.Load()
-	t, n := s.idx.table(hdr)
+// peek is find for Pin's fast path: it goes from the slot to the key, as
+// Get does, without the entry, and returns the bucket, its sequence number
+// and the index header, which validate what it read (see pinHazard). It
+// returns foundRetry at the first sign of anything but a plain hit or miss
+// (a slot without a location, a writer at work, a tag shared by two keys),
+// and leaves those to find.
+func (s *store) peek(h uint64, key []byte) (p peeked, f found) {
+	p.hdr = s.idx.hdr.Load()
+	t, n := s.idx.table(p.hdr)
 	for b, left := home(h, n), n; left > 0; b, left = next(b, n), left-1 {
-		bk := t.at(b)
+		p.bk = t.at(b)
+		p.seq = loadSeq(p.bk)
 		for j := range bucketSlots {
-			k := loadKey(bk, j)
+			k := loadKey(p.bk, j)
 			if k == 0 {
-				if s.idx.hdr.Load() != hdr {
-					return 0, 0, 0, 0, foundRetry
+				if s.idx.hdr.Load() != p.hdr {
+					return p, foundRetry
 				}
-				return 0, 0, 0, 0, foundNo
+				return p, foundNo
 			}
 			if k>>32 != tagOf(h) || uint32(k) == 0 {
 				continue
 			}
-			if id = idOf(k); uint64(id) >= s.ents.ready.Load() {
-				return 0, 0, 0, 0, foundRetry
-			}
-			// The entry's word first, which validates what follows (see
-			// pin); then the key, where the slot says it is, so the two
-			// loads (whose addresses both come from the slot) overlap; the
-			// entry must agree with the slot.
-			e := s.entry(id)
-			w = e.loadWord()
-			loc := loadLoc(bk, j)
+			loc := loadLoc(p.bk, j)
 			off, kl, vl := unloc(loc)
-			if loc == 0 || kl != uint64(len(key)) || vl > copyCheckMax || off+kl+vl > s.hi.Load() ||
-				!equal(key, s.view(off, kl)) {
-				return 0, 0, 0, 0, foundRetry
+			if loc == 0 || p.seq&1 != 0 || kl != uint64(len(key)) || off+kl+vl > s.hi.Load() || !equal(key, s.view(off, kl)) {
+				return p, foundRetry
 			}
-			if lens = e.loadLens(); w&stateMask != liveBits || e.loadOff() != off || lens != kl|vl<<32 || e.loadHash() != h {
-				return 0, 0, 0, 0, foundRetry
-			}
-			return id, w, off, lens, foundYes
+			p.id, p.off, p.lens = idOf(k), off, kl|vl<<32
+			return p, foundYes
 		}
 	}
-	return 0, 0, 0, 0, foundRetry
+	return p, foundRetry
+}
+
+// peeked is what peek found: the entry, where its key and value are, and
+// what validates them.
+type peeked struct {
+	bk        *bucket
+	seq, hdr  uint64
+	id        uint32
+	off, lens uint64
 }
 
 // getSlow is Get after interference, for a long value, and in the checked
@@ -249,20 +249,17 @@ func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
 		return nil, Handle{}, err
 	}
 	h := c.hash(key)
-	if m := c.loadMoves(); !check.On && m&(movesActive|movesClosed) == 0 {
+	if m := c.loadMoves(); !check.On && !hazardsOff && m&(movesActive|movesClosed) == 0 {
 		st := c.cur()
-		id, w, off, lens, f := st.quickFind(h, key)
+		p, f := st.peek(h, key)
 		switch f {
 		case foundNo:
 			if c.miss(st, h, m) {
 				return nil, Handle{}, ErrNotFound
 			}
 		case foundYes:
-			if hd, ok := c.pinOwn(st, id, w, h, lens, m); ok {
-				return st.view(off+keyLen(lens), valLen(lens)), hd, nil
-			}
-			if hd, err := c.pin(st, id, w, h, lens, m); err == nil {
-				return st.view(off+keyLen(lens), valLen(lens)), hd, nil
+			if hd, ok := c.pinHazard(st, &p, h, m); ok {
+				return st.view(p.off+keyLen(p.lens), valLen(p.lens)), hd, nil
 			}
 		}
 	}

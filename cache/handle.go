@@ -21,7 +21,10 @@ import (
 // Handle keeps a pinned entry: its view stays valid, unchanged, until
 // Release. The zero Handle is never valid.
 //
-// A Handle is an entry's own (epoch is set) or a slot's. An own Handle
+// A Handle is a hazard pin's (epoch has hazardKind; see hazLine), an
+// entry's own (epoch is set) or a slot's. A hazard Handle names its hazard
+// slot (id) and the value it put there (h), whose ticket tells it from
+// later pins in the same slot. An own Handle
 // names the store (by its epoch, not a pointer: a released Handle a program
 // keeps must not keep a retired store's memory), the entry and the word's
 // generation and ticket: its Release succeeds only while the word still
@@ -38,7 +41,10 @@ type Handle struct {
 }
 
 // own reports whether hd is an entry's own handle, not a slot's.
-func (hd Handle) own() bool { return hd.epoch != 0 }
+func (hd Handle) own() bool { return hd.epoch != 0 && hd.epoch&hazardKind == 0 }
+
+// hazard reports whether hd is a hazard pin's (see hazLine).
+func (hd Handle) hazard() bool { return hd.epoch&hazardKind != 0 }
 
 // hslot is one handle: free, or out for an entry.
 type hslot struct {
@@ -162,31 +168,6 @@ func (c *Cache) pinFast(st *store, id uint32, w, h, m uint64, weight int64) (hd 
 	return c.handleFor(slot, id), true, nil
 }
 
-// pinOwn is pin's fast path: it takes entry id's own handle, in one CAS
-// from word w, if w shows it free, and reports whether it did. It does
-// nothing if the CAS fails, and undoes the pin if the moves word is no
-// longer m; the caller then goes the long way.
-func (c *Cache) pinOwn(st *store, id uint32, w, h, lens, m uint64) (Handle, bool) {
-	if !perP || w&ownBit != 0 || pinsOf(w) == maxPins {
-		return Handle{}, false
-	}
-	pid := proc.Pin()
-	ps := c.pstate(pid)
-	if ps == nil || !st.entry(id).casWord(w, (w+pinOne)|ownBit) {
-		proc.Unpin()
-		return Handle{}, false
-	}
-	weight := c.weight(keyLen(lens) + valLen(lens))
-	if c.loadMoves() != m {
-		proc.Unpin()
-		c.dropPin(st, id, w, weight)
-		return Handle{}, false
-	}
-	ps.tookPin(st, id, h, w, weight)
-	proc.Unpin()
-	return c.ownHandle(st, id, w), true
-}
-
 // tookPin tells st's policy of the hit on entry id and counts, in this P's
 // state, a pin that replaced word old. Callers are pinned to ps's P.
 func (ps *pstate) tookPin(st *store, id uint32, h, old uint64, weight int64) {
@@ -211,8 +192,8 @@ func (c *Cache) ownHandle(st *store, id uint32, old uint64) Handle {
 func (e *entry) pin(w uint64, slot bool) (uint64, error) {
 	for {
 		switch {
-		case pinsOf(w) == maxPins:
-			return 0, fmt.Errorf("%d pins on one entry: %w", maxPins, ErrBusy)
+		case pinsOf(w) >= maxWordPins:
+			return 0, fmt.Errorf("%d pins on one entry: %w", pinsOf(w), ErrBusy)
 		case w&ownBit != 0 && !slot:
 			return w, errNoSlot
 		}
@@ -279,6 +260,9 @@ func (hd Handle) Release() error {
 		if c.closed {
 			return c.handleError(hd, ErrClosed)
 		}
+	}
+	if hd.hazard() {
+		return c.releaseHazard(hd)
 	}
 	if hd.own() {
 		if c.releaseOwnFast(hd) {
@@ -392,6 +376,9 @@ func (c *Cache) dropPin(st *store, id uint32, old uint64, weight int64) {
 }
 
 func (c *Cache) handleError(hd Handle, err error) error {
+	if hd.hazard() {
+		return fmt.Errorf("%s: release hazard handle %d.%d: %w", c.label, hd.id, hd.h>>hazTicketShift, err)
+	}
 	if hd.own() {
 		return fmt.Errorf("%s: release handle of entry %d.%d.%d: %w", c.label, hd.id, genOf(hd.h), hd.h&ticketMask>>ticketShift, err)
 	}
@@ -446,6 +433,11 @@ func (c *Cache) unpinLocked(st *store, id uint32, own bool, tag uint64) (last bo
 		c.mu.Lock()
 		defer func() { c.mu.Unlock(); c.mu.RLock() }()
 	}
+	return c.unpinHeld(st, id, own, tag)
+}
+
+// unpinHeld is unpinLocked's work, for callers that hold the lock.
+func (c *Cache) unpinHeld(st *store, id uint32, own bool, tag uint64) (last bool, weight int64, ok bool) {
 	e := st.entry(id)
 	for {
 		w := e.loadWord()
@@ -479,7 +471,9 @@ func (c *Cache) unpinLocked(st *store, id uint32, own bool, tag uint64) (last bo
 // on the word, so a Release racing with it either sees it or leaves pins
 // for the policy to see. Callers hold the lock.
 func (c *Cache) pinnedForPolicy(id uint32) bool {
-	e := c.cur().entry(id)
+	st := c.cur()
+	e := st.entry(id)
+	c.promote(st, id, true)
 	for {
 		w := e.loadWord()
 		if pinsOf(w) == 0 {
@@ -677,13 +671,18 @@ func (c *Cache) hit(st *store, id uint32, h, m uint64) bool {
 		return false
 	}
 	st.pol.hit(id, h)
+	c.countHit(pid)
+	proc.Unpin()
+	return true
+}
+
+// countHit counts a hit on P pid, to which the caller is pinned.
+func (c *Cache) countHit(pid int) {
 	if perP && pid < maxPs {
 		c.pcs.at(uint64(pid)).hits++
 	} else {
 		atomic.AddUint64(&c.pcs.at(maxPs).hits, 1)
 	}
-	proc.Unpin()
-	return true
 }
 
 // miss counts a miss of a key whose hash is h and tells st's policy, as

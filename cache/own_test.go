@@ -20,6 +20,7 @@ func slotsUsed(c *Cache) uint32 {
 // and a second concurrent pin on the entry does; that either may be released
 // first; and that Stats counts both.
 func TestLonePinTakesTheOwnHandle(t *testing.T) {
+	withoutHazards(t)
 	c := newT(t, 1<<20, nil)
 	k := []byte("k")
 	if err := c.Set(k, []byte("value")); err != nil {
@@ -73,6 +74,7 @@ func TestLonePinTakesTheOwnHandle(t *testing.T) {
 // another entry under the same id and generation, and after the entry was
 // freed: each is ErrReleased and leaves the pin that is out alone.
 func TestStaleOwnHandleIsRefused(t *testing.T) {
+	withoutHazards(t)
 	c := newT(t, 1<<20, nil)
 	k := []byte("k")
 	if err := c.Set(k, []byte("value")); err != nil {

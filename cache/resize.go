@@ -97,6 +97,7 @@ func (c *Cache) evictTo(b int64) error {
 func (c *Cache) shrink(b int64) {
 	atomic.AddUint64(&c.moves, 1)
 	defer atomic.AddUint64(&c.moves, 1)
+	c.promoteAll() // hazard pins taken before the moves word changed
 	if c.gone == 0 && c.pinnedEntries() == 0 && c.rebuild(b) == nil {
 		c.ops.rebuilds++
 		return

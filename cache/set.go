@@ -88,8 +88,10 @@ func (c *Cache) rewrite(key, value []byte, h uint64) bool {
 		return false
 	}
 	e := st.entry(id)
+	c.guard(st, id, h)
+	defer c.unguard(h)
 	if !e.casWord(w, w&^stateMask|busyBits) {
-		return false // a pin came
+		return false // a pin came, or guard promoted a hazard pin
 	}
 	bk, _, _ := st.idx.slotFor(h, id)
 	seq := beginWrite(bk)
@@ -462,6 +464,8 @@ func (s *store) finishDetach(id uint32) {
 func (c *Cache) detach(st *store, id uint32) {
 	e := st.entry(id)
 	weight := c.weight(keyLen(e.lens) + valLen(e.lens))
+	c.guard(st, id, e.hash)
+	defer c.unguard(e.hash)
 	st.idx.relocate(e.hash, id, 0)
 	st.pol.remove(id)
 	c.used -= weight
@@ -493,12 +497,14 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		}
 		e := st.entry(id)
 		weight = c.weight(keyLen(e.lens) + valLen(e.lens))
+		c.guard(st, id, e.hash)
 		w := e.loadWord()
 		for pinsOf(w) == 0 && !e.casWord(w, freedWord(w)) {
 			w = e.loadWord() // a pin came and went: still the victim
 		}
 		if pinsOf(w) > 0 {
 			// Pinned after the policy asked: back in line, as if new.
+			c.unguard(e.hash)
 			st.pol.remove(id)
 			st.pol.add(id, e.hash, weight)
 			continue
@@ -508,6 +514,7 @@ func (c *Cache) evictOne() (weight int64, ok bool) {
 		c.addCount(-1)
 		c.ops.evictions++
 		st.idx.remove(e.hash, id) // before the segment is freed: see index
+		c.unguard(e.hash)
 		st.releaseSegment(id)
 		st.pushID(id)
 		return weight, true
