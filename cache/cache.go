@@ -135,7 +135,11 @@ type Options struct {
 // and Get for what the slot does not locate, go by the entry's word, whose
 // generation and state change when the entry does. Readers write no
 // shared memory but per-P counters (and what the policy's hit records), so
-// hits scale with cores. Pin adds a pin to the entry's word with a CAS,
+// hits scale with cores. Pin's fast path goes by the bucket, as Get does,
+// and takes a hazard pin: a slot in its P's line of a small table naming
+// the entry, which every writer about to act on the entry promotes to a pin
+// in the entry's word (see hazLine), so it reads no more memory than Get.
+// Otherwise Pin adds a pin to the entry's word with a CAS,
 // which fails if the occupant changed; a writer frees an entry only by
 // CASing its word from no pins, so a pin and a free never both succeed.
 // The first of an entry's concurrent pins takes the entry's own handle, a

@@ -242,8 +242,9 @@ func (c *Cache) hasLocked(key []byte, h uint64) bool {
 // nor moved, and if it is deleted or replaced meanwhile the view still
 // shows the old value, whose bytes are freed (and counted in the budget)
 // until the last Handle on it is released. The view must not be written to.
-// A miss returns ErrNotFound itself, unwrapped. An entry holds at most
-// 65535 pins at once; one more is ErrBusy. Pin takes no lock.
+// A miss returns ErrNotFound itself, unwrapped. An entry holds at least
+// 61423 pins at once, and at most 65535; past that, Pin is ErrBusy. Pin
+// takes no lock.
 func (c *Cache) Pin(key []byte) ([]byte, Handle, error) {
 	if err := c.checkKey("pin", key); err != nil {
 		return nil, Handle{}, err

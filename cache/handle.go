@@ -1,4 +1,5 @@
-// Pins and handles: an entry's pin count lives in its word. The first of
+// Pins and handles: an entry's pin count lives in its word (hazard pins,
+// Pin's fast path, are in hazard.go until a writer promotes them). The first of
 // an entry's concurrent pins takes the entry's own handle, a bit of the same
 // word, so a lone pin costs one CAS to take and one to release; each further
 // pin takes a handle slot, so a Handle released twice is caught even while
