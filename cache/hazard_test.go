@@ -36,6 +36,31 @@ func hazardSlots(c *Cache) (n, promoted int) {
 	return n, promoted
 }
 
+// releaseTwiceT releases h, which must succeed, and again, which must be
+// ErrReleased.
+func releaseTwiceT(t *testing.T, h Handle) {
+	t.Helper()
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(); !errors.Is(err, ErrReleased) {
+		t.Fatalf("second release: %v", err)
+	}
+}
+
+// quietT checks that no pin is left: no hazard slot in use, no handle or
+// pinned byte counted, and the checked invariants.
+func quietT(t *testing.T, c *Cache) {
+	t.Helper()
+	if n, _ := hazardSlots(c); n != 0 {
+		t.Errorf("%d hazards out", n)
+	}
+	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 {
+		t.Errorf("no pins out, yet %+v", st)
+	}
+	verifyT(t, c)
+}
+
 // pinHazardT pins key, which must take a hazard pin.
 func pinHazardT(t *testing.T, c *Cache, key []byte) ([]byte, Handle) {
 	t.Helper()
@@ -76,21 +101,12 @@ func TestHazardPinTouchesNoWord(t *testing.T) {
 	if err := c.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("close with pins out: %v", err)
 	}
-	for _, h := range []Handle{h1, h2} {
-		if err := h.Release(); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Release(); !errors.Is(err, ErrReleased) {
-			t.Fatalf("second release: %v", err)
-		}
+	releaseTwiceT(t, h1)
+	releaseTwiceT(t, h2)
+	if pinsOf(wordAt7(c, id)) != 0 {
+		t.Fatalf("after the releases: word %#x", wordAt7(c, id))
 	}
-	if n, _ := hazardSlots(c); n != 0 {
-		t.Fatalf("%d hazards out after the releases", n)
-	}
-	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 || pinsOf(wordAt7(c, id)) != 0 {
-		t.Fatalf("after the releases: stats %+v, word %#x", st, wordAt7(c, id))
-	}
-	verifyT(t, c)
+	quietT(t, c)
 }
 
 // TestHazardPromotedByWriters: each writer that needs an entry's pins
@@ -137,19 +153,8 @@ func TestHazardPromotedByWriters(t *testing.T) {
 				t.Fatalf("stats %+v", st)
 			}
 			verifyT(t, c)
-			if err := h.Release(); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Release(); !errors.Is(err, ErrReleased) {
-				t.Fatalf("second release: %v", err)
-			}
-			if n, _ := hazardSlots(c); n != 0 {
-				t.Fatalf("%d hazards out after the release", n)
-			}
-			if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 {
-				t.Fatalf("after the release: %+v", st)
-			}
-			verifyT(t, c)
+			releaseTwiceT(t, h)
+			quietT(t, c)
 		})
 	}
 }
@@ -200,10 +205,10 @@ func TestHazardPinLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 || pinsOf(wordAt7(c, id)) != 0 {
-		t.Fatalf("after the releases: %+v", st)
+	if pinsOf(wordAt7(c, id)) != 0 {
+		t.Fatalf("after the releases: word %#x", wordAt7(c, id))
 	}
-	verifyT(t, c)
+	quietT(t, c)
 }
 
 // TestHazardPinsRacingWriters: pinners on a few keys race a writer that
@@ -280,13 +285,7 @@ func TestHazardPinsRacingWriters(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n, _ := hazardSlots(c); n != 0 {
-		t.Errorf("%d hazards out at the end", n)
-	}
-	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 {
-		t.Errorf("at the end: %+v", st)
-	}
-	verifyT(t, c)
+	quietT(t, c)
 }
 
 // TestHazardPinsStopEviction: with every entry pinned, a P's line of them
@@ -342,8 +341,5 @@ func TestHazardPinsStopEviction(t *testing.T) {
 	if err := c.Set([]byte("new"), value(0, 2, 100)); err != nil {
 		t.Fatalf("set after the releases: %v", err)
 	}
-	if st := c.Stats(); st.Handles != 0 || st.BytesPinned != 0 {
-		t.Fatalf("after the releases: %+v", st)
-	}
-	verifyT(t, c)
+	quietT(t, c)
 }
