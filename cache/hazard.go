@@ -44,9 +44,11 @@ import (
 // names a live or gone entry that no writer frees or changes; hazards are
 // not in the per-P handle counts (Stats counts the slots in use); lines at or
 // past used (but the shared one) have never held a hazard. An entry has at
-// most one hazard per slot, and at most as many more whose releases are
-// between clearing the slot and dropping the promoted pin, which is why Pin
-// leaves 2*hazAll of the word's pin count for promotions (maxWordPins).
+// most one hazard per slot, plus the promoted pins of Releases between
+// clearing their slot and dropping that pin (a handful: one per goroutine
+// paused between two instructions), which is why Pin leaves 2*hazAll of the
+// word's pin count for promotions (maxWordPins); 61423 word pins and over
+// four thousand such goroutines at once would overflow it.
 type hazLine struct {
 	slots [hazSlots]uint64
 }
