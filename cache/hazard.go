@@ -155,42 +155,36 @@ func (l *hazLine) free() (int, uint64) {
 func freed(v uint64) uint64 { return v >> hazTicketShift << hazTicketShift }
 
 // withdraw frees hazard slot pos, which held v for a pin Pin will not hand
-// out; if a writer promoted it meanwhile, it drops the pin that added, from
-// the current store: the one the promotion found, as no rebuild runs while
-// the pin is out.
-func (c *Cache) withdraw(pos uint32, v uint64) {
-	s := c.haz.slot(pos)
-	if atomic.CompareAndSwapUint64(s, v, freed(v)) || !atomic.CompareAndSwapUint64(s, v|hazPromoted, freed(v)) {
-		return
-	}
-	if last, weight, ok := c.unpin(c.cur(), uint32(v), false, 0); ok && last {
-		c.addPinned(-weight)
-	}
-}
+// out.
+func (c *Cache) withdraw(pos uint32, v uint64) { c.dropHazard(c.haz.slot(pos), v) }
 
 // releaseHazard is Release of a hazard Handle: one CAS, unless a writer
-// promoted the hazard, whose pin is then dropped from the entry's word.
+// promoted the hazard (see dropHazard).
 func (c *Cache) releaseHazard(hd Handle) error {
 	s := c.haz.slot(hd.id)
 	if s == nil {
 		return c.handleError(hd, ErrReleased)
 	}
-	if atomic.CompareAndSwapUint64(s, hd.h, freed(hd.h)) {
-		return nil
-	}
-	if !atomic.CompareAndSwapUint64(s, hd.h|hazPromoted, freed(hd.h)) {
+	if !c.dropHazard(s, hd.h) {
 		return c.handleError(hd, c.releasedOrClosed())
 	}
-	// A promoted pin is in the word, so no rebuild ran (see rebuild): the
-	// entry is in the current store.
-	last, weight, ok := c.unpin(c.cur(), uint32(hd.h), false, 0)
-	if !ok {
-		return nil // the cache closed and its memory went
+	return nil
+}
+
+// dropHazard frees slot s of hazard v and reports whether s held it. If a
+// writer promoted it, it drops the pin that added from the current store:
+// the one the promotion found, as no rebuild runs while the pin is out.
+func (c *Cache) dropHazard(s *uint64, v uint64) bool {
+	if atomic.CompareAndSwapUint64(s, v, freed(v)) {
+		return true
 	}
-	if last {
+	if !atomic.CompareAndSwapUint64(s, v|hazPromoted, freed(v)) {
+		return false
+	}
+	if last, weight, ok := c.unpin(c.cur(), uint32(v), false, 0); ok && last {
 		c.addPinned(-weight)
 	}
-	return nil
+	return true
 }
 
 // guard states the writer's intent to act on live entry id of st, whose
