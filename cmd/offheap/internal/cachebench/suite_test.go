@@ -72,7 +72,10 @@ func TestSuiteQuick(t *testing.T) {
 	if err != nil || r.GCCPUMsPerCycle <= 0 {
 		t.Fatalf("memory of an empty process: %+v %v", r, err)
 	}
-	if r, err := memoryHere("offheap", 20000); err != nil || r.RSSOverBudget <= 0 || r.RSSAfterShrinkPct <= 0 || r.HeapBytesPerEntry > 16 {
+	// In this process other memory comes and goes, so RSS after the shrink
+	// may end below where it started (a negative share, seen in CI): the
+	// check is that the shrink gave back part of the peak.
+	if r, err := memoryHere("offheap", 20000); err != nil || r.RSSOverBudget <= 0 || r.RSSAfterShrinkPct >= 100 || r.HeapBytesPerEntry > 16 {
 		t.Fatalf("memory of offheap: %+v %v", r, err)
 	}
 	bad := &settings{entries: 1, memoryEntries: memoryEntries}
